@@ -1,0 +1,56 @@
+# Helpers shared by every module.
+
+set(GANTRY_WARNINGS -Wall -Wextra -Wno-unused-parameter)
+
+# gantry_library(NAME SOURCES ... DEPS ...): one static library per module, includes rooted at the
+# repository (`#include "common/base/status.h"`).
+function(gantry_library name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})
+  add_library(${name} STATIC ${ARG_SOURCES})
+  target_include_directories(${name} PUBLIC ${PROJECT_SOURCE_DIR} ${PROJECT_BINARY_DIR})
+  target_compile_options(${name} PRIVATE ${GANTRY_WARNINGS})
+  target_link_libraries(${name} PUBLIC ${ARG_DEPS})
+endfunction()
+
+# gantry_binary(NAME SOURCES ... DEPS ...)
+function(gantry_binary name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})
+  add_executable(${name} ${ARG_SOURCES})
+  target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR} ${PROJECT_BINARY_DIR})
+  target_compile_options(${name} PRIVATE ${GANTRY_WARNINGS})
+  target_link_libraries(${name} PRIVATE ${ARG_DEPS})
+endfunction()
+
+# gantry_test(NAME SOURCES ... DEPS ... [LABELS ...]): a Catch2 binary whose test cases are each
+# registered with ctest. The Catch2 main is compiled once (gantry_catch_main).
+function(gantry_test name)
+  cmake_parse_arguments(ARG "" "TIMEOUT" "SOURCES;DEPS;LABELS" ${ARGN})
+  if(NOT ARG_TIMEOUT)
+    set(ARG_TIMEOUT 300)
+  endif()
+  add_executable(${name} ${ARG_SOURCES})
+  target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR} ${PROJECT_BINARY_DIR})
+  target_compile_options(${name} PRIVATE ${GANTRY_WARNINGS})
+  target_link_libraries(${name} PRIVATE gantry_catch_main ${ARG_DEPS})
+  catch_discover_tests(${name}
+    TEST_PREFIX "${name}: "
+    PROPERTIES TIMEOUT ${ARG_TIMEOUT} LABELS "${ARG_LABELS}"
+    ENVIRONMENT "GANTRY_BUILD_DIR=${PROJECT_BINARY_DIR};GANTRY_SOURCE_DIR=${PROJECT_SOURCE_DIR}")
+endfunction()
+
+# Boost.Asio/Beast are the slowest headers we have: precompile them for the targets that use them.
+function(gantry_precompile_asio target)
+  target_precompile_headers(${target} PRIVATE
+    <boost/asio.hpp> <boost/asio/ssl.hpp> <boost/beast/core.hpp> <boost/beast/http.hpp>
+    <boost/beast/ssl.hpp> <boost/beast/websocket.hpp> <boost/beast/websocket/ssl.hpp>)
+endfunction()
+
+# Adds each listed subdirectory of the current one that has a CMakeLists.txt (modules arrive one
+# issue at a time).
+function(gantry_add_present_subdirectories)
+  foreach(dir ${ARGN})
+    if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/${dir}/CMakeLists.txt)
+      add_subdirectory(${dir})
+    endif()
+  endforeach()
+endfunction()

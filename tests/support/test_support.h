@@ -1,0 +1,40 @@
+// Helpers every test may use: temp dirs that clean up, polling with a deadline, free ports.
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <string>
+
+namespace gantry::test {
+
+// A fresh directory under $TMPDIR, removed with everything in it when the object dies.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  const std::filesystem::path& path() const { return path_; }
+  std::string str() const { return path_.string(); }
+  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// Polls `condition` until it holds or `timeout` passes; returns whether it held. Use instead of
+// sleeping: tests run on a loaded 2-core machine.
+bool eventually(const std::function<bool()>& condition,
+                std::chrono::milliseconds timeout = std::chrono::seconds(20),
+                std::chrono::milliseconds interval = std::chrono::milliseconds(10));
+
+// A TCP port on 127.0.0.1 that was free a moment ago (for binaries that need a port number in
+// their config; in-process servers bind port 0 instead).
+unsigned short free_port();
+
+// Where the build tree is (binaries live there), from the environment ctest sets.
+std::filesystem::path build_dir();
+
+}  // namespace gantry::test

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs every Debian package that the build, the tests and the quickstart need.
+# Idempotent and quick when everything is present: apt is only called for what is missing.
+set -euo pipefail
+
+packages=(
+  # build
+  build-essential cmake ninja-build ccache pkg-config git
+  # libraries
+  libboost-dev libboost-system-dev libprotobuf-dev protobuf-compiler
+  libgrpc++-dev protobuf-compiler-grpc librocksdb-dev libssl-dev libyaml-cpp-dev
+  libfmt-dev libspdlog-dev libcli11-dev nlohmann-json3-dev catch2
+  # tests
+  prometheus openssl curl procps iproute2 python3
+  # edge runtime (tests and quickstart)
+  containerd runc containernetworking-plugins busybox-static
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+
+# kubectl: use the one on the machine; Debian's kubernetes-client (1.20) only when none is present
+# (the two packages both own /usr/bin/kubectl).
+if ! command -v kubectl >/dev/null 2>&1; then
+  missing+=(kubernetes-client)
+fi
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+echo "deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+sudo_cmd=()
+[ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+"${sudo_cmd[@]}" apt-get update -qq
+"${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "deps: done"
