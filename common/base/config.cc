@@ -419,6 +419,28 @@ ConfigNode& ConfigNode::section(std::string_view key,
   return *this;
 }
 
+ConfigNode& ConfigNode::list(std::string_view key,
+                             const std::function<void(ConfigNode&, size_t)>& bind) {
+  if (!take(key, false)) return *this;
+  const YAML::Node node = impl_->current;
+  if (node.IsNull()) return *this;
+  if (!node.IsSequence()) {
+    impl_->error(key, fmt::format("expected a list of mappings, got {}", kind_of(node)));
+    return *this;
+  }
+  for (size_t i = 0; i < node.size(); ++i) {
+    const std::string item_path = fmt::format("{}[{}]", impl_->path_of(key), i);
+    auto impl = std::make_unique<Impl>();
+    impl->context = impl_->context;
+    impl->prefix = item_path + ".";
+    if (!load_entries(*impl, node[i], item_path)) continue;
+    ConfigNode child(std::move(impl));
+    bind(child, i);
+    child.finish();
+  }
+  return *this;
+}
+
 bool ConfigNode::has(std::string_view key) const { return impl_->find(key) != nullptr; }
 
 ConfigNode& ConfigNode::fail(std::string_view key, std::string_view reason) {

@@ -113,6 +113,10 @@ class ConfigNode {
     return section(key, [cfg](ConfigNode& n) { bind_config(n, *cfg); });
   }
 
+  // A list of mappings, e.g. `tokens: [{name: a, role: admin}]`: `bind` runs once per item with
+  // its index, and errors name the item (`tokens[1].role`). An absent key binds nothing.
+  ConfigNode& list(std::string_view key, const std::function<void(ConfigNode&, size_t)>& bind);
+
   // Whether `key` is present in this mapping (for rules between keys).
   bool has(std::string_view key) const;
   // Reports a rule the values break, e.g. fail("idle_timeout", "must be longer than heartbeat").

@@ -212,6 +212,40 @@ TEST_CASE("an empty file is an empty mapping") {
   CHECK(value == "default");
 }
 
+struct Token {
+  std::string name;
+  std::string role = "viewer";
+};
+
+Status load_tokens(std::string_view yaml, std::vector<Token>* tokens) {
+  return load_config_string(yaml, "tokens.yaml", [tokens](ConfigNode& n) {
+    n.list("tokens", [tokens](ConfigNode& item, size_t) {
+      Token& t = tokens->emplace_back();
+      item.required("name", &t.name).one_of("role", &t.role, {"admin", "operator", "viewer"});
+    });
+  });
+}
+
+TEST_CASE("a list of mappings binds each item and names the item in errors") {
+  std::vector<Token> tokens;
+  REQUIRE(load_tokens("tokens:\n- {name: a, role: admin}\n- name: b\n", &tokens).ok());
+  REQUIRE(tokens.size() == 2);
+  CHECK(tokens[0].role == "admin");
+  CHECK(tokens[1].name == "b");
+  CHECK(tokens[1].role == "viewer");
+
+  tokens.clear();
+  Status s = load_tokens("tokens:\n- {name: a}\n- {role: root}\n- 5\n", &tokens);
+  CHECK(s.message() ==
+        "tokens.yaml: tokens[1].name: required key is missing\n"
+        "tokens.yaml: tokens[1].role: 'root' is not one of: admin, operator, viewer\n"
+        "tokens.yaml: tokens[2]: expected a mapping, got a single value");
+
+  tokens.clear();
+  s = load_tokens("tokens: {name: a}\n", &tokens);
+  CHECK(s.message() == "tokens.yaml: tokens: expected a list of mappings, got a mapping");
+}
+
 TEST_CASE("rules between keys are reported with fail()") {
   std::chrono::milliseconds heartbeat = 15s, idle = 40s;
   Status s = load_config_string("heartbeat: 1m\n", "cloudcore.yaml", [&](ConfigNode& n) {
