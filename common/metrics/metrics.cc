@@ -1,12 +1,12 @@
 #include "common/metrics/metrics.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <set>
-
-#include <fmt/format.h>
 
 namespace gantry::common {
 
@@ -23,9 +23,12 @@ namespace {
 
 std::string_view type_name(Type type) {
   switch (type) {
-    case Type::kCounter: return "counter";
-    case Type::kGauge: return "gauge";
-    case Type::kHistogram: return "histogram";
+    case Type::kCounter:
+      return "counter";
+    case Type::kGauge:
+      return "gauge";
+    case Type::kHistogram:
+      return "histogram";
   }
   return "untyped";
 }
@@ -108,7 +111,7 @@ void append_sample(std::string& out, const Family& f, std::string_view suffix,
 
 void render_family(std::string& out, const Family& f) {
   std::lock_guard lock(f.mu);
-  bool empty = f.type == Type::kCounter  ? f.counters.empty()
+  bool empty = f.type == Type::kCounter ? f.counters.empty()
                : f.type == Type::kGauge ? f.gauges.empty()
                                         : f.histograms.empty();
   if (empty) return;
@@ -194,10 +197,10 @@ HistogramCell::HistogramCell(size_t buckets)
 void Histogram::observe(double v) const {
   if (cell_ == nullptr) return;
   const std::vector<double>& bounds = family_->bounds;
-  size_t bucket = std::isnan(v) ? bounds.size()
-                                : static_cast<size_t>(std::lower_bound(bounds.begin(),
-                                                                       bounds.end(), v) -
-                                                      bounds.begin());
+  size_t bucket =
+      std::isnan(v)
+          ? bounds.size()
+          : static_cast<size_t>(std::lower_bound(bounds.begin(), bounds.end(), v) - bounds.begin());
   cell_->counts[bucket].fetch_add(1, std::memory_order_relaxed);
   cell_->sum.fetch_add(v, std::memory_order_relaxed);
 }
@@ -237,8 +240,7 @@ Gauge GaugeFamily::with(std::initializer_list<std::string_view> label_values) co
   return value_or_abort(try_with({label_values.begin(), label_values.size()}));
 }
 
-Result<Histogram> HistogramFamily::try_with(
-    std::span<const std::string_view> label_values) const {
+Result<Histogram> HistogramFamily::try_with(std::span<const std::string_view> label_values) const {
   if (family_ == nullptr) return Histogram();
   GANTRY_RETURN_IF_ERROR(check_label_values(*family_, label_values.size()));
   size_t buckets = family_->bounds.size() + 1;
@@ -271,11 +273,11 @@ MetricsRegistry::MetricsRegistry() = default;
 MetricsRegistry::~MetricsRegistry() = default;
 
 Result<metrics_internal::Family*> MetricsRegistry::register_family(
-    std::string_view name, std::string_view help, Type type,
-    std::vector<std::string> label_names, std::vector<double> bounds) {
+    std::string_view name, std::string_view help, Type type, std::vector<std::string> label_names,
+    std::vector<double> bounds) {
   if (!valid_identifier(name)) {
-    return make_error(Code::kInvalidArgument,
-                      "metric name '{}' must match [a-zA-Z_][a-zA-Z0-9_]*", name);
+    return make_error(Code::kInvalidArgument, "metric name '{}' must match [a-zA-Z_][a-zA-Z0-9_]*",
+                      name);
   }
   if (type == Type::kCounter && !name.ends_with("_total")) {
     return make_error(Code::kInvalidArgument, "counter name '{}' must end in _total", name);
@@ -309,8 +311,7 @@ Result<metrics_internal::Family*> MetricsRegistry::register_family(
   std::lock_guard lock(mu_);
   if (auto it = families_.find(name); it != families_.end()) {
     Family& existing = *it->second;
-    if (existing.type != type || existing.label_names != label_names ||
-        existing.bounds != bounds) {
+    if (existing.type != type || existing.label_names != label_names || existing.bounds != bounds) {
       return make_error(Code::kAlreadyExists,
                         "metric {} is already registered as a {} with labels ({})", name,
                         type_name(existing.type), fmt::join(existing.label_names, ", "));
@@ -330,8 +331,8 @@ Result<metrics_internal::Family*> MetricsRegistry::register_family(
 
 Result<CounterFamily> MetricsRegistry::counter(std::string_view name, std::string_view help,
                                                std::vector<std::string> label_names) {
-  GANTRY_ASSIGN_OR_RETURN(Family * f, register_family(name, help, Type::kCounter,
-                                                      std::move(label_names), {}));
+  GANTRY_ASSIGN_OR_RETURN(Family * f,
+                          register_family(name, help, Type::kCounter, std::move(label_names), {}));
   CounterFamily family(f);
   if (f->label_names.empty()) family.with();
   return family;
@@ -339,8 +340,8 @@ Result<CounterFamily> MetricsRegistry::counter(std::string_view name, std::strin
 
 Result<GaugeFamily> MetricsRegistry::gauge(std::string_view name, std::string_view help,
                                            std::vector<std::string> label_names) {
-  GANTRY_ASSIGN_OR_RETURN(Family * f, register_family(name, help, Type::kGauge,
-                                                      std::move(label_names), {}));
+  GANTRY_ASSIGN_OR_RETURN(Family * f,
+                          register_family(name, help, Type::kGauge, std::move(label_names), {}));
   GaugeFamily family(f);
   if (f->label_names.empty()) family.with();
   return family;
@@ -350,8 +351,7 @@ Result<HistogramFamily> MetricsRegistry::histogram(std::string_view name, std::s
                                                    std::vector<double> buckets,
                                                    std::vector<std::string> label_names) {
   GANTRY_ASSIGN_OR_RETURN(Family * f, register_family(name, help, Type::kHistogram,
-                                                      std::move(label_names),
-                                                      std::move(buckets)));
+                                                      std::move(label_names), std::move(buckets)));
   HistogramFamily family(f);
   if (f->label_names.empty()) family.with();
   return family;

@@ -35,8 +35,8 @@ struct GaugeCell {
 
 struct HistogramCell {
   explicit HistogramCell(size_t buckets);
-  const size_t bucket_count;                          // finite bounds + the +Inf bucket
-  std::unique_ptr<std::atomic<uint64_t>[]> counts;    // per bucket, not cumulative
+  const size_t bucket_count;                        // finite bounds + the +Inf bucket
+  std::unique_ptr<std::atomic<uint64_t>[]> counts;  // per bucket, not cumulative
   std::atomic<double> sum{0};
 };
 
@@ -192,6 +192,7 @@ class MetricsRegistry {
 };
 
 // The Content-Type to serve render_prometheus() with.
-inline constexpr std::string_view kPrometheusContentType = "text/plain; version=0.0.4; charset=utf-8";
+inline constexpr std::string_view kPrometheusContentType =
+    "text/plain; version=0.0.4; charset=utf-8";
 
 }  // namespace gantry::common

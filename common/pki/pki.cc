@@ -1,7 +1,6 @@
 #include "common/pki/pki.h"
 
 #include <arpa/inet.h>
-
 #include <openssl/asn1.h>
 #include <openssl/bio.h>
 #include <openssl/bn.h>
@@ -14,10 +13,11 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
-
 #include <nlohmann/json.hpp>
 
 namespace gantry::common {
@@ -73,7 +73,9 @@ std::string bio_contents(BIO* bio) {
 }
 
 // Never prompt on a terminal for a passphrase: encrypted keys are simply rejected.
-int no_passphrase(char*, int, int, void*) { return 0; }
+int no_passphrase(char*, int, int, void*) {
+  return 0;
+}
 
 std::string to_hex(const unsigned char* data, size_t len) {
   static constexpr char kDigits[] = "0123456789abcdef";
@@ -159,8 +161,8 @@ Status set_validity(X509* x509, Clock::time_point now, std::chrono::seconds back
 Status add_ext(X509* x509, X509V3_CTX* ctx, int nid, const char* value) {
   X509ExtPtr ext(X509V3_EXT_conf_nid(nullptr, ctx, nid, value));
   if (!ext || X509_add_ext(x509, ext.get(), -1) != 1) {
-    return openssl_error(Code::kInternal, fmt::format("adding extension {}={}", OBJ_nid2sn(nid),
-                                                      value));
+    return openssl_error(Code::kInternal,
+                         fmt::format("adding extension {}={}", OBJ_nid2sn(nid), value));
   }
   return ok_status();
 }
@@ -185,7 +187,8 @@ Status add_subject_alt_names(X509* x509, const CertificateSpec& spec) {
     }
     GeneralNamePtr gn(GENERAL_NAME_new());
     ASN1_IA5STRING* ia5 = ASN1_IA5STRING_new();
-    if (!gn || ia5 == nullptr || ASN1_STRING_set(ia5, dns.data(), static_cast<int>(dns.size())) != 1) {
+    if (!gn || ia5 == nullptr ||
+        ASN1_STRING_set(ia5, dns.data(), static_cast<int>(dns.size())) != 1) {
       ASN1_IA5STRING_free(ia5);
       return openssl_error(Code::kInternal, "encoding a DNS name");
     }
@@ -193,7 +196,7 @@ Status add_subject_alt_names(X509* x509, const CertificateSpec& spec) {
     if (sk_GENERAL_NAME_push(names.get(), gn.get()) == 0) {
       return openssl_error(Code::kInternal, "adding a DNS name");
     }
-    gn.release();  // owned by `names` now
+    (void)gn.release();  // owned by `names` now
   }
   for (const std::string& ip : spec.ip_addresses) {
     Asn1OctetStringPtr octets(a2i_IPADDRESS(ip.c_str()));
@@ -207,7 +210,7 @@ Status add_subject_alt_names(X509* x509, const CertificateSpec& spec) {
     if (sk_GENERAL_NAME_push(names.get(), gn.get()) == 0) {
       return openssl_error(Code::kInternal, "adding an IP address");
     }
-    gn.release();
+    (void)gn.release();
   }
   if (X509_add1_ext_i2d(x509, NID_subject_alt_name, names.get(), 0, X509V3_ADD_DEFAULT) != 1) {
     return openssl_error(Code::kInternal, "adding subjectAltName");
@@ -248,10 +251,10 @@ Result<Certificate> build_certificate(const EVP_PKEY* subject_key, std::string_v
   X509V3_CTX ctx;
   X509V3_set_ctx(&ctx, ca != nullptr ? ca->get() : x509.get(), x509.get(), nullptr, nullptr, 0);
   if (leaf_spec == nullptr) {
-    GANTRY_RETURN_IF_ERROR(add_ext(x509.get(), &ctx, NID_basic_constraints,
-                                   "critical,CA:TRUE,pathlen:0"));
-    GANTRY_RETURN_IF_ERROR(add_ext(x509.get(), &ctx, NID_key_usage,
-                                   "critical,keyCertSign,cRLSign,digitalSignature"));
+    GANTRY_RETURN_IF_ERROR(
+        add_ext(x509.get(), &ctx, NID_basic_constraints, "critical,CA:TRUE,pathlen:0"));
+    GANTRY_RETURN_IF_ERROR(
+        add_ext(x509.get(), &ctx, NID_key_usage, "critical,keyCertSign,cRLSign,digitalSignature"));
   } else {
     GANTRY_RETURN_IF_ERROR(add_ext(x509.get(), &ctx, NID_basic_constraints, "critical,CA:FALSE"));
     GANTRY_RETURN_IF_ERROR(add_ext(x509.get(), &ctx, NID_key_usage, "critical,digitalSignature"));
@@ -313,7 +316,9 @@ bool is_lower_hex(std::string_view s) {
 
 }  // namespace
 
-void EvpPkeyFree::operator()(EVP_PKEY* key) const { EVP_PKEY_free(key); }
+void EvpPkeyFree::operator()(EVP_PKEY* key) const {
+  EVP_PKEY_free(key);
+}
 
 // ---- PrivateKey ----
 
@@ -367,8 +372,8 @@ Result<std::vector<Certificate>> Certificate::bundle_from_pem(std::string_view p
   }
   // Running out of PEM blocks ends the loop with "no start line"; anything else is a bad block.
   unsigned long err = ERR_peek_last_error();
-  bool clean_end = err == 0 || (ERR_GET_LIB(err) == ERR_LIB_PEM &&
-                                ERR_GET_REASON(err) == PEM_R_NO_START_LINE);
+  bool clean_end =
+      err == 0 || (ERR_GET_LIB(err) == ERR_LIB_PEM && ERR_GET_REASON(err) == PEM_R_NO_START_LINE);
   if (!clean_end) {
     return openssl_error(Code::kInvalidArgument,
                          fmt::format("reading certificate #{} of a PEM bundle", certs.size() + 1));
@@ -401,7 +406,9 @@ Certificate& Certificate::operator=(Certificate&& other) noexcept {
   return *this;
 }
 
-Certificate::~Certificate() { X509_free(x509_); }
+Certificate::~Certificate() {
+  X509_free(x509_);
+}
 
 std::string Certificate::to_pem() const {
   BioPtr bio(BIO_new(BIO_s_mem()));
@@ -432,8 +439,8 @@ std::string Certificate::common_name() const {
 std::vector<std::string> Certificate::dns_names() const {
   std::vector<std::string> out;
   if (x509_ == nullptr) return out;
-  GeneralNamesPtr names(static_cast<GENERAL_NAMES*>(
-      X509_get_ext_d2i(x509_, NID_subject_alt_name, nullptr, nullptr)));
+  GeneralNamesPtr names(
+      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(x509_, NID_subject_alt_name, nullptr, nullptr)));
   if (!names) return out;
   for (int i = 0; i < sk_GENERAL_NAME_num(names.get()); ++i) {
     const GENERAL_NAME* gn = sk_GENERAL_NAME_value(names.get(), i);
@@ -445,8 +452,8 @@ std::vector<std::string> Certificate::dns_names() const {
 std::vector<std::string> Certificate::ip_addresses() const {
   std::vector<std::string> out;
   if (x509_ == nullptr) return out;
-  GeneralNamesPtr names(static_cast<GENERAL_NAMES*>(
-      X509_get_ext_d2i(x509_, NID_subject_alt_name, nullptr, nullptr)));
+  GeneralNamesPtr names(
+      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(x509_, NID_subject_alt_name, nullptr, nullptr)));
   if (!names) return out;
   for (int i = 0; i < sk_GENERAL_NAME_num(names.get()); ++i) {
     const GENERAL_NAME* gn = sk_GENERAL_NAME_value(names.get(), i);
@@ -613,9 +620,13 @@ std::string make_join_token(std::string_view ca_hash_hex, const JoinTokenClaims&
       {"id", claims.id.empty() ? random_hex(8) : claims.id},
   };
   if (!claims.province.empty()) payload["province"] = claims.province;
-  std::string encoded = base64url_encode(
-      payload.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
-  std::string signed_part = fmt::format("{}.{}", ca_hash_hex, encoded);
+  std::string encoded =
+      base64url_encode(payload.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  // Hex is case-insensitive to people but not to the MAC: always sign the canonical lowercase.
+  std::string hash(ca_hash_hex);
+  std::transform(hash.begin(), hash.end(), hash.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  std::string signed_part = fmt::format("{}.{}", hash, encoded);
   return fmt::format("{}.{}", signed_part, base64url_encode(token_mac(signed_part, signing_key)));
 }
 
@@ -667,18 +678,20 @@ Result<std::pair<std::string, JoinTokenClaims>> parse_join_token(std::string_vie
   return std::make_pair(std::string(hash), std::move(claims));
 }
 
-Result<JoinTokenClaims> verify_join_token(std::string_view token,
-                                          std::string_view expected_ca_hash,
+Result<JoinTokenClaims> verify_join_token(std::string_view token, std::string_view expected_ca_hash,
                                           std::string_view signing_key,
                                           std::chrono::system_clock::time_point now) {
   GANTRY_ASSIGN_OR_RETURN(auto parsed, parse_join_token(token));
   auto& [hash, claims] = parsed;
-  if (hash.size() != expected_ca_hash.size() ||
-      CRYPTO_memcmp(hash.data(), expected_ca_hash.data(), hash.size()) != 0) {
+  std::string expected(expected_ca_hash);
+  std::transform(expected.begin(), expected.end(), expected.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (hash.size() != expected.size() ||
+      CRYPTO_memcmp(hash.data(), expected.data(), hash.size()) != 0) {
     return make_error(Code::kPermissionDenied,
                       "token was issued for another cluster CA (token CA hash {}, this cluster's "
                       "{}); get a token from this cluster with gantryadm gettoken",
-                      hash, expected_ca_hash);
+                      hash, expected);
   }
   if (signing_key.empty()) {
     return make_error(Code::kFailedPrecondition, "no token signing key is configured");

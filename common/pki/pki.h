@@ -2,6 +2,8 @@
 // owned by an RAII wrapper; failures come back as Status with OpenSSL's own error text.
 #pragma once
 
+#include <openssl/types.h>
+
 #include <chrono>
 #include <cstddef>
 #include <memory>
@@ -10,8 +12,6 @@
 #include <string_view>
 #include <utility>
 #include <vector>
-
-#include <openssl/types.h>
 
 #include "common/base/status.h"
 
@@ -128,8 +128,7 @@ Result<std::pair<std::string, JoinTokenClaims>> parse_join_token(std::string_vie
 
 // Full check on the cloud: malformed -> kInvalidArgument; another CA -> kPermissionDenied;
 // bad MAC -> kUnauthenticated; expired -> kDeadlineExceeded (the message names the expiry time).
-Result<JoinTokenClaims> verify_join_token(std::string_view token,
-                                          std::string_view expected_ca_hash,
+Result<JoinTokenClaims> verify_join_token(std::string_view token, std::string_view expected_ca_hash,
                                           std::string_view signing_key,
                                           std::chrono::system_clock::time_point now);
 

@@ -2,9 +2,8 @@
 
 #include <sys/wait.h>
 
-#include <catch2/catch.hpp>
-
 #include <array>
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -32,11 +31,11 @@ void fill_sample_registry(MetricsRegistry& registry) {
       .value()
       .with({"cpu"})
       .set(-1.5);
-  auto latency = registry
-                     .histogram("gantry_request_duration_seconds", "Time to answer.",
-                                {0.25, 1, 10}, {"path"})
-                     .value()
-                     .with({"/a"});
+  auto latency =
+      registry
+          .histogram("gantry_request_duration_seconds", "Time to answer.", {0.25, 1, 10}, {"path"})
+          .value()
+          .with({"/a"});
   for (double v : {0.125, 0.25, 0.5, 20.0}) latency.observe(v);
 }
 
@@ -89,8 +88,7 @@ TEST_CASE("promtool accepts the rendering without problems") {
 
   MetricsRegistry registry;
   fill_sample_registry(registry);
-  registry.histogram("gantry_sync_batch_bytes", "Bytes per batch.",
-                     exponential_buckets(64, 4, 6))
+  registry.histogram("gantry_sync_batch_bytes", "Bytes per batch.", exponential_buckets(64, 4, 6))
       .value()
       .with()
       .observe(1000);
@@ -118,12 +116,12 @@ TEST_CASE("increments from several threads are all counted") {
   auto counter = registry.counter("hits_total", "Hits.", {"worker"}).value();
   auto shared = counter.with({"shared"});
   auto gauge = registry.gauge("in_flight", "In flight.").value().with();
-  auto histogram =
-      registry.histogram("latency_seconds", "Latency.", {1, 2}).value().with();
+  auto histogram = registry.histogram("latency_seconds", "Latency.", {1, 2}).value().with();
   constexpr int kThreads = 4;
   constexpr int kPerThread = 50'000;
 
   std::vector<std::thread> threads;
+  threads.reserve(kThreads);
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
       auto own = counter.with({std::to_string(t)});
@@ -160,14 +158,13 @@ TEST_CASE("bad names, labels, help and buckets are refused at registration") {
     std::vector<std::string> labels;
   };
   MetricsRegistry registry;
-  Bad bad = GENERATE(Bad{"", "h", {}}, Bad{"1st_total", "h", {}}, Bad{"a-b_total", "h", {}},
-                     Bad{"rule:rate_total", "h", {}}, Bad{"requests", "h", {}},
-                     Bad{"ok_total", "", {}}, Bad{"ok_total", "h", {"__name"}},
-                     Bad{"ok_total", "h", {"a-b"}}, Bad{"ok_total", "h", {"2x"}},
-                     Bad{"ok_total", "h", {"a", "a"}});
+  Bad bad =
+      GENERATE(Bad{"", "h", {}}, Bad{"1st_total", "h", {}}, Bad{"a-b_total", "h", {}},
+               Bad{"rule:rate_total", "h", {}}, Bad{"requests", "h", {}}, Bad{"ok_total", "", {}},
+               Bad{"ok_total", "h", {"__name"}}, Bad{"ok_total", "h", {"a-b"}},
+               Bad{"ok_total", "h", {"2x"}}, Bad{"ok_total", "h", {"a", "a"}});
   INFO(bad.name << " / '" << bad.help << "'");
-  CHECK(registry.counter(bad.name, bad.help, bad.labels).status().code() ==
-        Code::kInvalidArgument);
+  CHECK(registry.counter(bad.name, bad.help, bad.labels).status().code() == Code::kInvalidArgument);
 
   CHECK(registry.histogram("h_seconds", "h", {1, 2}, {"le"}).status().code() ==
         Code::kInvalidArgument);

@@ -1,8 +1,9 @@
 #include "common/pki/pki.h"
 
-#include <catch2/catch.hpp>
-
 #include <openssl/evp.h>
+#include <openssl/x509v3.h>
+
+#include <catch2/catch.hpp>
 
 namespace gantry::common {
 namespace {
@@ -158,8 +159,7 @@ TEST_CASE("a certificate from another CA does not verify") {
   TestCa ours;
   TestCa theirs;
   auto key = PrivateKey::generate().value();
-  auto cert = issue_certificate(key.get(), leaf_spec("intruder"), theirs.cert, theirs.key)
-                  .value();
+  auto cert = issue_certificate(key.get(), leaf_spec("intruder"), theirs.cert, theirs.key).value();
   Status s = verify_certificate(cert, {ours.cert}, Clock::now());
   CHECK(s.code() == Code::kUnauthenticated);
   CHECK(s.message().find("intruder") != std::string::npos);
@@ -206,6 +206,29 @@ TEST_CASE("issuing refuses bad subjects and a key that is not the CA's") {
   auto leaf = issue_certificate(key.get(), leaf_spec("leaf"), ca.cert, ca.key).value();
   CHECK(issue_certificate(key.get(), leaf_spec("x"), leaf, key).status().code() ==
         Code::kInvalidArgument);
+}
+
+TEST_CASE("issued certificates pass OpenSSL's TLS purpose, host and IP checks") {
+  TestCa ca;
+  auto key = PrivateKey::generate().value();
+  auto spec = leaf_spec("cloudcore");
+  spec.dns_names = {"cloud.example"};
+  spec.ip_addresses = {"127.0.0.1", "::1"};
+  spec.client_auth = false;
+  auto server = issue_certificate(key.get(), spec, ca.cert, ca.key).value();
+  CHECK(X509_check_purpose(server.get(), X509_PURPOSE_SSL_SERVER, 0) == 1);
+  CHECK(X509_check_purpose(server.get(), X509_PURPOSE_SSL_CLIENT, 0) != 1);
+  CHECK(X509_check_host(server.get(), "cloud.example", 0, 0, nullptr) == 1);
+  CHECK(X509_check_host(server.get(), "other.example", 0, 0, nullptr) != 1);
+  CHECK(X509_check_ip_asc(server.get(), "::1", 0) == 1);
+  CHECK(X509_check_ip_asc(server.get(), "127.0.0.2", 0) != 1);
+  CHECK(X509_check_purpose(ca.cert.get(), X509_PURPOSE_ANY, 1) == 1);  // usable as a CA
+
+  auto client_spec = leaf_spec("system:node:edge-1");
+  client_spec.server_auth = false;
+  auto client = issue_certificate(key.get(), client_spec, ca.cert, ca.key).value();
+  CHECK(X509_check_purpose(client.get(), X509_PURPOSE_SSL_CLIENT, 0) == 1);
+  CHECK(X509_check_purpose(client.get(), X509_PURPOSE_SSL_SERVER, 0) != 1);
 }
 
 TEST_CASE("ca_hash is the lowercase hex sha256 of the DER") {
