@@ -263,6 +263,7 @@ class RocksStoreImpl final : public RocksStore {
   std::atomic<Revision> current_rev_{0};    // written under watchers_mu_ (see watch())
   std::atomic<Revision> compacted_rev_{0};
   Revision committed_rev_ = 0;  // writer thread only
+  size_t last_batch_txns_ = 0;   // writer thread only
 
   std::mutex queue_mu_;
   std::condition_variable queue_cv_;
@@ -435,8 +436,9 @@ void RocksStoreImpl::writer_loop() {
       std::unique_lock lock(queue_mu_);
       queue_cv_.wait(lock, [&] { return closing_ || !queue_.empty(); });
       if (queue_.empty()) return;  // closing and drained
-      if (options_.group_commit_window.count() > 0 && !closing_) {
-        // Let concurrent writers join this batch: one fsync for all of them.
+      if (options_.group_commit_window.count() > 0 && !closing_ && last_batch_txns_ > 1) {
+        // Writers are concurrent: let more of them join this batch, one fsync for all. A lone
+        // sequential writer does not pay the window (its txns queue up during fsync anyway).
         queue_cv_.wait_for(lock, options_.group_commit_window,
                            [&] { return closing_ || queued_ops_ >= options_.max_batch_ops; });
       }
@@ -449,6 +451,7 @@ void RocksStoreImpl::writer_loop() {
       }
       queued_ops_ -= ops;
     }
+    last_batch_txns_ = batch.size();
     commit_batch(batch);
   }
 }
@@ -728,16 +731,19 @@ Result<std::unique_ptr<WatchHandle>> RocksStoreImpl::watch(std::string prefix, R
 void RocksStoreImpl::watcher_loop(const std::shared_ptr<Watcher>& w) {
   if (w->from < w->live_start) {
     Status s = replay(*w);
-    if (!s.ok()) {
-      std::unique_lock lock(w->mu);
-      if (!w->stopped && !w->error) w->error = s;
+    std::lock_guard lock(w->mu);
+    if (!s.ok() && !w->error) w->error = s;
+    if (w->error) {
+      // The replay may have stopped early: live events after it would leave a gap.
+      w->queue.clear();
+      w->queued_events = 0;
     }
   }
   while (true) {
     std::unique_lock lock(w->mu);
     w->cv.wait(lock, [&] { return w->stopped || w->error || !w->queue.empty(); });
     if (w->stopped) return;
-    if (w->error) {
+    if (w->queue.empty()) {  // so an error: committed events queued before it still go out
       Status error = *w->error;
       w->stopped = true;
       lock.unlock();

@@ -11,10 +11,13 @@
 // - "history": fixed64be(rev) fixed32be(op index) -> key: which keys each revision touched, in op
 //   order. Watch replays this, reading values (and the previous value) from "versions".
 //
-// Group commit: txn() hands its ops to one writer thread, which takes every txn queued (waiting
-// up to group_commit_window for more while under max_batch_ops), checks preconditions against
-// the state including earlier txns of the same batch, writes them all in ONE WriteBatch with
-// sync=true, and only then answers the callers and queues watch events.
+// Group commit: txn() hands its ops to one writer thread, which takes every txn queued (txns
+// arriving during an fsync queue up for the next batch; when the previous batch held more than
+// one txn it also waits up to group_commit_window for more, while under max_batch_ops), checks
+// preconditions against the state including earlier txns of the same batch, writes them all in
+// ONE WriteBatch with sync=true, and only then answers the callers and queues watch events.
+// Measured (Catch2 "[.bench]", this 2-core VM, ~5 ms fsync): 16 concurrent writers -> ~16
+// txns per fsync; a lone sequential writer -> one fsync per txn, no added latency.
 //
 // Compaction: compact(r) first persists compacted=r (readers check it inside their RocksDB
 // snapshot, so they never see a half-compacted state), then for each history entry <= r deletes

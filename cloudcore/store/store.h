@@ -131,7 +131,8 @@ class Store {
   // Calls cbs.on_events for every revision > `from` with events under `prefix`, exactly once
   // each, in revision order, and keeps doing so for new revisions until the handle dies.
   // from = 0 means "from now" (same as from = current_revision()). A `from` in the past replays
-  // history first, then continues live with no gap and no duplicate.
+  // history first, then continues live with no gap and no duplicate; a `from` above the current
+  // revision simply waits for revisions above it.
   // kOutOfRange "revision N has been compacted (oldest available M)" when from < compacted.
   virtual Result<std::unique_ptr<WatchHandle>> watch(std::string prefix, Revision from,
                                                      WatchCallbacks cbs) = 0;
