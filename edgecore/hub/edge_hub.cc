@@ -1,0 +1,256 @@
+#include "edgecore/hub/edge_hub.h"
+
+#include <spdlog/spdlog.h>
+
+#include <mutex>
+
+#include "common/net/websocket.h"
+
+namespace gantry::edge {
+
+using namespace std::chrono_literals;
+
+struct EdgeHub::Core : std::enable_shared_from_this<Core> {
+  Core(common::EventLoop& loop, std::shared_ptr<common::TlsContext> tls, MetaStore& meta,
+       StatusTracker& tracker, EdgeHubOptions options, const common::Clock& clock,
+       common::Random& random)
+      : loop(loop),
+        tls(std::move(tls)),
+        tracker(tracker),
+        options(std::move(options)),
+        clock(clock),
+        sync(meta, tracker, this->options.sync),
+        backoff(this->options.backoff, clock, random) {}
+
+  common::EventLoop& loop;
+  std::shared_ptr<common::TlsContext> tls;
+  StatusTracker& tracker;
+  const EdgeHubOptions options;
+  const common::Clock& clock;
+
+  // Everything below is guarded by `mu`: callbacks arrive from the connection's strand, from
+  // timers and from the tracker's reporters.
+  mutable std::mutex mu;
+  bool stopped = false;
+  uint64_t connection_id = 0;  // bumped per attempt: callbacks of an older one are ignored
+  std::shared_ptr<common::WsConnection> connection;
+  std::chrono::steady_clock::time_point connected_at;
+  EdgeSync sync;
+  common::Backoff backoff;
+  common::TimerHandle reconnect_timer;
+  common::TimerHandle batch_timer;
+  bool batch_timer_armed = false;
+  std::chrono::steady_clock::time_point last_batch_at;
+  EdgeHubStats stats;
+
+  void connect();
+  void on_connect_result(uint64_t id, const common::ConnectResult& result);
+  void on_open(uint64_t id, std::shared_ptr<common::WsConnection> conn);
+  void on_message(uint64_t id, std::string_view data);
+  void on_close(uint64_t id, std::string_view reason);
+  void schedule_reconnect_locked();
+  void send_locked(const v1::Frame& frame);
+  // Sends status batches now or arms the batch timer so that rounds are batch_interval apart.
+  void flush_status_locked();
+  void send_status_batches_locked();
+};
+
+namespace {
+
+class Handler final : public common::WsHandler {
+ public:
+  Handler(std::weak_ptr<EdgeHub::Core> core, uint64_t id) : core_(std::move(core)), id_(id) {}
+  void on_open(std::shared_ptr<common::WsConnection> connection) override {
+    if (auto core = core_.lock()) core->on_open(id_, std::move(connection));
+  }
+  void on_message(std::string_view data) override {
+    if (auto core = core_.lock()) core->on_message(id_, data);
+  }
+  void on_close(std::string_view reason) override {
+    if (auto core = core_.lock()) core->on_close(id_, reason);
+  }
+
+ private:
+  std::weak_ptr<EdgeHub::Core> core_;
+  uint64_t id_;
+};
+
+}  // namespace
+
+void EdgeHub::Core::connect() {
+  uint64_t id;
+  {
+    std::lock_guard lock(mu);
+    if (stopped) return;
+    id = ++connection_id;
+    ++stats.connect_attempts;
+  }
+  common::WsClientOptions ws;
+  ws.host = options.host;
+  ws.port = options.port;
+  ws.path = options.path;
+  ws.max_message_bytes = options.max_message_bytes;
+  ws.handshake_timeout = options.handshake_timeout;
+  ws.ping_interval = options.ping_interval;
+  ws.idle_timeout = options.idle_timeout;
+  std::weak_ptr<Core> weak = weak_from_this();
+  common::ws_connect(loop, tls, std::move(ws), std::make_unique<Handler>(weak, id),
+                     [weak, id](common::ConnectResult result) {
+                       if (auto core = weak.lock()) core->on_connect_result(id, result);
+                     });
+}
+
+void EdgeHub::Core::on_connect_result(uint64_t id, const common::ConnectResult& result) {
+  std::lock_guard lock(mu);
+  if (stopped || id != connection_id || result.ok()) return;
+  ++stats.connect_failures;
+  const common::ConnectError& error = *result.error;
+  if (error.kind == common::ConnectError::Kind::kHttpRefused && error.http_status == 503) {
+    ++stats.refused_503;
+    if (error.retry_after_seconds > 0) {
+      backoff.honour_retry_after(std::chrono::seconds(error.retry_after_seconds));
+    }
+  }
+  spdlog::warn("tunnel: connecting to {}:{} failed ({}): {}", options.host, options.port,
+               common::connect_error_kind_name(error.kind), error.message);
+  schedule_reconnect_locked();
+}
+
+void EdgeHub::Core::on_open(uint64_t id, std::shared_ptr<common::WsConnection> conn) {
+  std::lock_guard lock(mu);
+  if (stopped || id != connection_id) {
+    conn->close("edgecore stopping");
+    return;
+  }
+  connection = std::move(conn);
+  connected_at = clock.steady_now();
+  backoff.on_connected();
+  ++stats.connects;
+  spdlog::info("tunnel: connected to {}:{}{} (TLS session {})", options.host, options.port,
+               options.path, connection->peer().tls_resumed ? "resumed" : "new");
+  send_locked(sync.hello());
+}
+
+void EdgeHub::Core::on_message(uint64_t id, std::string_view data) {
+  std::lock_guard lock(mu);
+  if (stopped || id != connection_id || !connection) return;
+  stats.bytes_received += data.size();
+  bool was_welcomed = sync.welcomed();
+  auto out = sync.on_message(data);
+  if (!out.ok()) {
+    ++stats.protocol_errors;
+    spdlog::warn("tunnel: closing the connection: {}", out.status().to_string());
+    connection->close(out.status().message());
+    return;
+  }
+  for (const auto& frame : *out) send_locked(frame);
+  if (!was_welcomed && sync.welcomed()) {
+    const auto& welcome = sync.welcome();
+    stats.connected = true;
+    if (welcome.resume() == v1::RESUME_MODE_SNAPSHOT) ++stats.resumes_snapshot;
+    if (welcome.resume() == v1::RESUME_MODE_INCREMENTAL) ++stats.resumes_incremental;
+    spdlog::info("tunnel: welcomed (resume {}, cloud acked sequence {}, resend status {})",
+                 v1::ResumeMode_Name(welcome.resume()), welcome.acked_sequence(),
+                 welcome.resend_status());
+  }
+  stats.objects_applied = sync.counters().objects_applied;
+  // A Welcome or an ack may have opened room for status batches.
+  if (sync.welcomed() && tracker.has_pending()) flush_status_locked();
+}
+
+void EdgeHub::Core::on_close(uint64_t id, std::string_view reason) {
+  std::lock_guard lock(mu);
+  if (id != connection_id) return;
+  if (connection) {
+    auto up = std::chrono::duration_cast<std::chrono::seconds>(clock.steady_now() - connected_at);
+    spdlog::warn("tunnel: disconnected from {}:{} after {}s: {}", options.host, options.port,
+                 up.count(), reason.empty() ? "no reason given" : reason);
+    ++stats.disconnects;
+    backoff.on_disconnected();
+  }
+  connection.reset();
+  stats.connected = false;
+  sync.on_disconnect();
+  batch_timer.cancel();
+  batch_timer_armed = false;
+  if (!stopped) schedule_reconnect_locked();
+}
+
+void EdgeHub::Core::schedule_reconnect_locked() {
+  auto delay = backoff.next_delay();
+  spdlog::info("tunnel: reconnecting in {} ms", delay.count());
+  std::weak_ptr<Core> weak = weak_from_this();
+  reconnect_timer = loop.schedule(delay, [weak] {
+    if (auto core = weak.lock()) core->connect();
+  });
+}
+
+void EdgeHub::Core::send_locked(const v1::Frame& frame) {
+  std::string bytes = frame.SerializeAsString();
+  stats.bytes_sent += bytes.size();
+  connection->send(std::move(bytes));
+}
+
+void EdgeHub::Core::flush_status_locked() {
+  if (batch_timer_armed) return;
+  auto now = clock.steady_now();
+  auto due = last_batch_at + options.batch_interval;
+  if (now >= due) {
+    send_status_batches_locked();
+    return;
+  }
+  batch_timer_armed = true;
+  std::weak_ptr<Core> weak = weak_from_this();
+  batch_timer = loop.schedule(due - now, [weak] {
+    auto core = weak.lock();
+    if (!core) return;
+    std::lock_guard lock(core->mu);
+    core->batch_timer_armed = false;
+    if (!core->stopped) core->send_status_batches_locked();
+  });
+}
+
+void EdgeHub::Core::send_status_batches_locked() {
+  if (!connection || !sync.welcomed()) return;
+  last_batch_at = clock.steady_now();
+  while (auto batch = sync.next_status_batch()) {
+    send_locked(*batch);
+    ++stats.status_batches_sent;
+  }
+}
+
+EdgeHub::EdgeHub(common::EventLoop& loop, std::shared_ptr<common::TlsContext> tls,
+                 MetaStore& meta, StatusTracker& tracker, EdgeHubOptions options,
+                 const common::Clock& clock, common::Random& random)
+    : core_(std::make_shared<Core>(loop, std::move(tls), meta, tracker, std::move(options), clock,
+                                   random)) {}
+
+EdgeHub::~EdgeHub() { stop(); }
+
+void EdgeHub::start() {
+  std::weak_ptr<Core> weak = core_;
+  core_->tracker.set_on_pending([weak] {
+    auto core = weak.lock();
+    if (!core) return;
+    std::lock_guard lock(core->mu);
+    if (!core->stopped && core->connection && core->sync.welcomed()) core->flush_status_locked();
+  });
+  core_->connect();
+}
+
+void EdgeHub::stop() {
+  core_->tracker.set_on_pending(nullptr);
+  std::lock_guard lock(core_->mu);
+  if (core_->stopped) return;
+  core_->stopped = true;
+  core_->reconnect_timer.cancel();
+  core_->batch_timer.cancel();
+  if (core_->connection) core_->connection->close("edgecore stopping");
+}
+
+EdgeHubStats EdgeHub::stats() const {
+  std::lock_guard lock(core_->mu);
+  return core_->stats;
+}
+
+}  // namespace gantry::edge

@@ -1,0 +1,79 @@
+// The edge's tunnel client: keeps one WebSocket connection to cloudcore up (jittered back-off,
+// Retry-After honoured), feeds the cloud's frames to EdgeSync and sends what it returns, and sends
+// status batches when the outbox has work (at most one round per batch_interval, to batch).
+// All protocol decisions are EdgeSync's; this class only moves bytes and keeps time.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+// common/net/tls.h names SSL_SESSION without declaring it.
+#include <openssl/ssl.h>
+
+#include "common/base/backoff.h"
+#include "common/base/clock.h"
+#include "common/net/event_loop.h"
+#include "common/net/tls.h"
+#include "edgecore/hub/edge_sync.h"
+
+namespace gantry::edge {
+
+struct EdgeHubOptions {
+  std::string host;
+  uint16_t port = 10000;
+  std::string path = "/v1/tunnel";
+  std::chrono::milliseconds ping_interval{std::chrono::seconds(15)};
+  std::chrono::milliseconds idle_timeout{std::chrono::seconds(40)};
+  std::chrono::milliseconds handshake_timeout{std::chrono::seconds(10)};
+  size_t max_message_bytes = 1 << 20;
+  common::BackoffOptions backoff;
+  // Status changes within this window go out in one batch.
+  std::chrono::milliseconds batch_interval{std::chrono::seconds(1)};
+  EdgeSyncOptions sync;
+};
+
+struct EdgeHubStats {
+  uint64_t connect_attempts = 0;
+  uint64_t connects = 0;            // sessions established
+  uint64_t connect_failures = 0;
+  uint64_t refused_503 = 0;
+  uint64_t disconnects = 0;
+  uint64_t protocol_errors = 0;     // we closed the connection over a bad frame or a write error
+  uint64_t resumes_incremental = 0;
+  uint64_t resumes_snapshot = 0;
+  uint64_t objects_applied = 0;
+  uint64_t status_batches_sent = 0;
+  uint64_t bytes_sent = 0;          // WebSocket payload bytes
+  uint64_t bytes_received = 0;
+  bool connected = false;           // a Welcome arrived on the current connection
+};
+
+class EdgeHub {
+ public:
+  // `meta`, `tracker`, `clock` and `random` must outlive the hub.
+  EdgeHub(common::EventLoop& loop, std::shared_ptr<common::TlsContext> tls, MetaStore& meta,
+          StatusTracker& tracker, EdgeHubOptions options, const common::Clock& clock,
+          common::Random& random);
+  // Stops (see stop()).
+  ~EdgeHub();
+  EdgeHub(const EdgeHub&) = delete;
+  EdgeHub& operator=(const EdgeHub&) = delete;
+
+  // Starts connecting; returns immediately.
+  void start();
+  // Closes the connection and stops reconnecting. After it returns no callback touches the
+  // MetaStore or the tracker. Idempotent.
+  void stop();
+
+  EdgeHubStats stats() const;
+
+  struct Core;
+
+ private:
+  std::shared_ptr<Core> core_;
+};
+
+}  // namespace gantry::edge
