@@ -36,10 +36,12 @@ constexpr size_t kVersionSuffixBytes = 1 + kRevisionBytes;  // '\0' + fixed64be(
 // ---- encoding -------------------------------------------------------------------------------
 
 void append_be64(std::string* out, uint64_t v) {
-  for (int shift = 56; shift >= 0; shift -= 8) out->push_back(static_cast<char>((v >> shift) & 0xff));
+  for (int shift = 56; shift >= 0; shift -= 8)
+    out->push_back(static_cast<char>((v >> shift) & 0xff));
 }
 void append_be32(std::string* out, uint32_t v) {
-  for (int shift = 24; shift >= 0; shift -= 8) out->push_back(static_cast<char>((v >> shift) & 0xff));
+  for (int shift = 24; shift >= 0; shift -= 8)
+    out->push_back(static_cast<char>((v >> shift) & 0xff));
 }
 uint64_t read_be64(const char* p) {
   uint64_t v = 0;
@@ -167,8 +169,8 @@ struct Watcher {
   std::condition_variable cv;
   std::deque<EventBatch> queue;
   size_t queued_events = 0;
-  bool stopped = false;          // the handle died: exit without a word
-  std::optional<Status> error;   // deliver on_error, then exit
+  bool stopped = false;         // the handle died: exit without a word
+  std::optional<Status> error;  // deliver on_error, then exit
 
   std::mutex join_mu;
   std::thread thread;
@@ -244,7 +246,7 @@ class RocksStoreImpl final : public RocksStore {
 
   void writer_loop();
   void commit_batch(std::vector<std::unique_ptr<PendingTxn>>& batch);
-  void publish(Revision revision, std::vector<EventBatch> events);
+  void publish(Revision revision, const std::vector<EventBatch>& events);
 
   void watcher_loop(const std::shared_ptr<Watcher>& w);
   Status replay(Watcher& w);
@@ -260,10 +262,10 @@ class RocksStoreImpl final : public RocksStore {
   rocksdb::ColumnFamilyHandle* history_cf_ = nullptr;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
 
-  std::atomic<Revision> current_rev_{0};    // written under watchers_mu_ (see watch())
+  std::atomic<Revision> current_rev_{0};  // written under watchers_mu_ (see watch())
   std::atomic<Revision> compacted_rev_{0};
   Revision committed_rev_ = 0;  // writer thread only
-  size_t last_batch_txns_ = 0;   // writer thread only
+  size_t last_batch_txns_ = 0;  // writer thread only
 
   std::mutex queue_mu_;
   std::condition_variable queue_cv_;
@@ -384,8 +386,8 @@ RocksStoreImpl::~RocksStoreImpl() {
 Result<RocksStoreImpl::SnapshotMeta> RocksStoreImpl::read_meta(
     const rocksdb::ReadOptions& ro) const {
   SnapshotMeta meta;
-  for (auto [name, field] : {std::pair{kMetaRevision, &meta.revision},
-                             std::pair{kMetaCompacted, &meta.compacted}}) {
+  for (auto [name, field] :
+       {std::pair{kMetaRevision, &meta.revision}, std::pair{kMetaCompacted, &meta.compacted}}) {
     std::string value;
     rocksdb::Status s = db_->Get(ro, meta_cf_, name, &value);
     if (s.IsNotFound()) continue;
@@ -541,7 +543,7 @@ void RocksStoreImpl::commit_batch(std::vector<std::unique_ptr<PendingTxn>>& batc
       batches_written_.fetch_add(1);
       txns_committed_.fetch_add(events.size());
       committed_rev_ = rev;
-      publish(rev, std::move(events));
+      publish(rev, events);
     } else {
       spdlog::error("store: {}", write_status.to_string());
     }
@@ -556,7 +558,7 @@ void RocksStoreImpl::commit_batch(std::vector<std::unique_ptr<PendingTxn>>& batc
   }
 }
 
-void RocksStoreImpl::publish(Revision revision, std::vector<EventBatch> events) {
+void RocksStoreImpl::publish(Revision revision, const std::vector<EventBatch>& events) {
   std::lock_guard lock(watchers_mu_);
   current_rev_ = revision;
   for (auto it = watchers_.begin(); it != watchers_.end();) {
@@ -583,8 +585,7 @@ void RocksStoreImpl::publish(Revision revision, std::vector<EventBatch> events) 
           if (filtered->empty()) continue;
           if (filtered->size() != txn_events->size()) matching = std::move(filtered);
         }
-        if (w->queued_events + matching->size() > options_.watch_queue_limit &&
-            !w->queue.empty()) {
+        if (w->queued_events + matching->size() > options_.watch_queue_limit && !w->queue.empty()) {
           w->queue.clear();
           w->queued_events = 0;
           w->error = make_error(Code::kResourceExhausted,
@@ -643,8 +644,8 @@ Result<ListResult> RocksStoreImpl::list(const ListOptions& options) const {
   ListResult out;
   out.revision = options.at == 0 ? meta.revision : options.at;
   if (out.revision > meta.revision) {
-    return make_error(Code::kOutOfRange, "revision {} is in the future (current {})",
-                      out.revision, meta.revision);
+    return make_error(Code::kOutOfRange, "revision {} is in the future (current {})", out.revision,
+                      meta.revision);
   }
   if (options.at != 0 && options.at < meta.compacted) {
     return compacted_error(options.at, meta.compacted);
@@ -707,7 +708,8 @@ Result<ListResult> RocksStoreImpl::list(const ListOptions& options) const {
 
 Result<std::unique_ptr<WatchHandle>> RocksStoreImpl::watch(std::string prefix, Revision from,
                                                            WatchCallbacks cbs) {
-  if (!cbs.on_events) return make_error(Code::kInvalidArgument, "watch needs an on_events callback");
+  if (!cbs.on_events)
+    return make_error(Code::kInvalidArgument, "watch needs an on_events callback");
   auto w = std::make_shared<Watcher>();
   w->prefix = std::move(prefix);
   w->cbs = std::move(cbs);
@@ -838,8 +840,7 @@ Status RocksStoreImpl::compact(Revision up_to) {
 Status RocksStoreImpl::compact_locked(Revision up_to) {
   // Writes only ever add revisions above up_to, so this iteration is stable without a snapshot.
   std::unique_ptr<rocksdb::Iterator> hist(db_->NewIterator(rocksdb::ReadOptions(), history_cf_));
-  std::unique_ptr<rocksdb::Iterator> vit(
-      db_->NewIterator(rocksdb::ReadOptions(), versions_cf_));
+  std::unique_ptr<rocksdb::Iterator> vit(db_->NewIterator(rocksdb::ReadOptions(), versions_cf_));
   rocksdb::WriteBatch wb;
   rocksdb::WriteOptions wo;  // not synced: a crash midway is finished at the next open
   size_t pending = 0;
@@ -851,12 +852,13 @@ Status RocksStoreImpl::compact_locked(Revision up_to) {
     // Keep this version only if it is a put and the newest version of its key <= up_to.
     vit->Seek(version_key(key, rev + 1));
     VersionKey vk;
-    bool superseded = vit->Valid() && parse_version_key(vit->key(), &vk) && vk.key == key &&
-                      vk.rev <= up_to;
+    bool superseded =
+        vit->Valid() && parse_version_key(vit->key(), &vk) && vk.key == key && vk.rev <= up_to;
     bool drop = superseded;
     if (!superseded) {
       std::string raw;
-      rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), versions_cf_, version_key(key, rev), &raw);
+      rocksdb::Status s =
+          db_->Get(rocksdb::ReadOptions(), versions_cf_, version_key(key, rev), &raw);
       Version version;
       if (s.ok() && parse_version(raw, &version)) drop = version.type == kVersionDelete;
     }

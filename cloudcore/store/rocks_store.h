@@ -59,7 +59,7 @@ struct RocksStoreOptions {
 };
 
 struct RocksStoreStats {
-  uint64_t txns_committed = 0;  // successful txns
+  uint64_t txns_committed = 0;   // successful txns
   uint64_t batches_written = 0;  // WriteBatches written with sync=true (one fsync each)
   uint64_t watchers_overflowed = 0;
 };

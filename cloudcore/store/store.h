@@ -117,7 +117,8 @@ class Store {
 
   // Helpers over txn(): the revision written.
   Result<Revision> put(std::string key, std::string value, std::optional<Revision> expect = {});
-  Result<Revision> remove(std::string key, std::optional<Revision> expect = {});  // NotFound if absent
+  Result<Revision> remove(std::string key,
+                          std::optional<Revision> expect = {});  // NotFound if absent
 
   // The key at revision `at` (0 = current); nullopt when it did not exist then.
   // kOutOfRange when `at` < compacted_revision() or `at` > current_revision().

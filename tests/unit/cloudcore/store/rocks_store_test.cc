@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -15,8 +16,6 @@
 #include <mutex>
 #include <set>
 #include <thread>
-
-#include <catch2/catch.hpp>
 
 #include "tests/support/test_support.h"
 
@@ -67,15 +66,14 @@ std::vector<std::string> keys_of(const ListResult& list) {
 class Collector {
  public:
   WatchCallbacks callbacks() {
-    return WatchCallbacks{
-        [this](const std::vector<Event>& events) {
-          std::lock_guard lock(mu_);
-          batches_.push_back(events);
-        },
-        [this](const Status& status) {
-          std::lock_guard lock(mu_);
-          error_ = status;
-        }};
+    return WatchCallbacks{[this](const std::vector<Event>& events) {
+                            std::lock_guard lock(mu_);
+                            batches_.push_back(events);
+                          },
+                          [this](const Status& status) {
+                            std::lock_guard lock(mu_);
+                            error_ = status;
+                          }};
   }
   std::vector<std::vector<Event>> batches() {
     std::lock_guard lock(mu_);
@@ -166,12 +164,12 @@ TEST_CASE("a failed precondition fails the whole txn, names key and revisions, w
 TEST_CASE("get and list at a past revision return the state as of that revision") {
   TempDir dir;
   auto store = open_store(options_in(dir));
-  must_put(*store, "/k/a", "a1");  // 1
-  must_put(*store, "/k/b", "b1");  // 2
-  must_put(*store, "/k/a", "a2");  // 3
+  must_put(*store, "/k/a", "a1");       // 1
+  must_put(*store, "/k/b", "b1");       // 2
+  must_put(*store, "/k/a", "a2");       // 3
   REQUIRE(store->remove("/k/b").ok());  // 4
-  must_put(*store, "/k/c", "c1");  // 5
-  must_put(*store, "/other", "o");  // 6
+  must_put(*store, "/k/c", "c1");       // 5
+  must_put(*store, "/other", "o");      // 6
 
   CHECK(store->get("/k/a", 1).value() == KeyValue{"/k/a", "a1", 1, 1});
   CHECK(store->get("/k/a", 2).value() == KeyValue{"/k/a", "a1", 1, 1});
@@ -238,7 +236,9 @@ TEST_CASE("paging with start_after and limit returns every key exactly once at o
     return seen;
   };
 
-  SECTION("at the current revision") { CHECK(page_all(0) == expected); }
+  SECTION("at the current revision") {
+    CHECK(page_all(0) == expected);
+  }
   SECTION("at a past revision, with writes in between") {
     must_put(*store, "/p/00a", "later");
     REQUIRE(store->remove("/p/03").ok());
@@ -372,9 +372,9 @@ TEST_CASE("compaction drops history and reads or watches below it fail with OutO
     auto store = open_store(options);
     must_put(*store, "/c/stable", "s");  // 1: only version, must survive compaction
     for (int i = 0; i < 10; ++i) must_put(*store, "/c/hot", std::to_string(i));  // 2..11
-    must_put(*store, "/c/gone", "g");  // 12
-    REQUIRE(store->remove("/c/gone").ok());  // 13
-    must_put(*store, "/c/hot", "late");  // 14
+    must_put(*store, "/c/gone", "g");                                            // 12
+    REQUIRE(store->remove("/c/gone").ok());                                      // 13
+    must_put(*store, "/c/hot", "late");                                          // 14
 
     REQUIRE(store->compact(13).ok());
     compacted_at = 13;
@@ -666,15 +666,16 @@ TEST_CASE("group commit: many concurrent small writes cost few fsyncs", "[.bench
     });
   }
   for (auto& t : threads) t.join();
-  double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   auto stats = store->stats();
-  std::printf("group commit (window %d ms): %d writers x %d puts of 200 B: %llu txns in %llu "
-              "fsynced batches (%.1f txns/fsync), %.0f writes/s\n",
-              static_cast<int>(window.count()), kThreads, kWrites, static_cast<unsigned long long>(stats.txns_committed),
-              static_cast<unsigned long long>(stats.batches_written),
-              double(stats.txns_committed) / double(stats.batches_written),
-              double(stats.txns_committed) / seconds);
+  std::printf(
+      "group commit (window %d ms): %d writers x %d puts of 200 B: %llu txns in %llu "
+      "fsynced batches (%.1f txns/fsync), %.0f writes/s\n",
+      static_cast<int>(window.count()), kThreads, kWrites,
+      static_cast<unsigned long long>(stats.txns_committed),
+      static_cast<unsigned long long>(stats.batches_written),
+      double(stats.txns_committed) / double(stats.batches_written),
+      double(stats.txns_committed) / seconds);
   CHECK(stats.txns_committed == uint64_t(kThreads * kWrites));
   if (kThreads > 1) CHECK(stats.batches_written < stats.txns_committed);
 }
