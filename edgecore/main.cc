@@ -1,0 +1,226 @@
+// edgecore: flags, config, wiring. Everything else lives in the edgecore_* libraries.
+#include <openssl/ssl.h>
+#include <signal.h>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "common/base/clock.h"
+#include "common/base/config.h"
+#include "common/base/logging.h"
+#include "common/base/version.h"
+#include "common/net/event_loop.h"
+#include "common/net/tls.h"
+#include "edgecore/hub/edge_hub.h"
+#include "edgecore/meta/meta_store.h"
+#include "edgecore/status/node_probe.h"
+#include "edgecore/status/status_tracker.h"
+
+namespace gantry::edge {
+namespace {
+
+using namespace std::chrono_literals;
+using common::Code;
+using common::make_error;
+
+struct EdgecoreConfig {
+  std::string node_name;
+  std::string data_dir = "/var/lib/gantry/edgecore";
+  std::string cloudcore;  // host:port of the tunnel (port defaults to 10000)
+  std::string tls_cert, tls_key, tls_ca;
+  std::chrono::milliseconds heartbeat{15s};
+  std::chrono::milliseconds backoff_base{1s};
+  std::chrono::milliseconds backoff_cap{60s};
+  common::LogConfig log;
+};
+
+common::Status load_config(const std::string& path, EdgecoreConfig& c) {
+  return common::load_config_file(path, [&](common::ConfigNode& root) {
+    root.required("node_name", &c.node_name)
+        .field("data_dir", &c.data_dir)
+        .required("cloudcore", &c.cloudcore)
+        .section("tls",
+                 [&](common::ConfigNode& n) {
+                   n.required("cert", &c.tls_cert).required("key", &c.tls_key).required("ca",
+                                                                                          &c.tls_ca);
+                 })
+        .field("heartbeat", &c.heartbeat, std::chrono::milliseconds(1s),
+               std::chrono::milliseconds(10min))
+        .section("backoff",
+                 [&](common::ConfigNode& n) {
+                   n.field("base", &c.backoff_base, std::chrono::milliseconds(100ms),
+                           std::chrono::milliseconds(10min))
+                       .field("cap", &c.backoff_cap, std::chrono::milliseconds(1s),
+                              std::chrono::milliseconds(1h));
+                   if (c.backoff_cap < c.backoff_base) n.fail("cap", "must not be below base");
+                 })
+        .section("log", &c.log);
+  });
+}
+
+// "host:port", "host" (port 10000), "[::1]:10000".
+common::Result<std::pair<std::string, uint16_t>> parse_address(const std::string& address) {
+  std::string host = address;
+  std::string port = "10000";
+  if (!address.empty() && address.front() == '[') {
+    auto close = address.find(']');
+    if (close == std::string::npos) return make_error(Code::kInvalidArgument, "bad address");
+    host = address.substr(1, close - 1);
+    if (close + 1 < address.size()) {
+      if (address[close + 1] != ':') return make_error(Code::kInvalidArgument, "bad address");
+      port = address.substr(close + 2);
+    }
+  } else if (auto colon = address.rfind(':'); colon != std::string::npos) {
+    host = address.substr(0, colon);
+    port = address.substr(colon + 1);
+  }
+  int value = 0;
+  try {
+    value = std::stoi(port);
+  } catch (...) {
+    value = 0;
+  }
+  if (host.empty() || value <= 0 || value > 65535) {
+    return make_error(Code::kInvalidArgument, "cloudcore: '{}' is not host:port", address);
+  }
+  return std::pair{host, static_cast<uint16_t>(value)};
+}
+
+common::Result<std::string> read_file(const std::string& path, std::string_view what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return make_error(Code::kNotFound, "{}: cannot read {}", what, path);
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+// Re-probes the node now and then; the tracker sends only what changed.
+class NodeReporter {
+ public:
+  NodeReporter(common::EventLoop& loop, StatusTracker& tracker, NodeProbeOptions options)
+      : loop_(loop), tracker_(tracker), options_(std::move(options)) {}
+  void tick() {
+    common::Status s = tracker_.report_node(probe_node(options_));
+    if (!s.ok()) spdlog::warn("node status: {}", s.to_string());
+    timer_ = loop_.schedule(60s, [this] { tick(); });
+  }
+  void stop() { timer_.cancel(); }
+
+ private:
+  common::EventLoop& loop_;
+  StatusTracker& tracker_;
+  NodeProbeOptions options_;
+  common::TimerHandle timer_;
+};
+
+int run(const EdgecoreConfig& config) {
+  auto address = parse_address(config.cloudcore);
+  if (!address.ok()) {
+    spdlog::critical("{}", address.status().message());
+    return 2;
+  }
+  common::TlsOptions tls_options;
+  for (auto [path, out, what] : {std::tuple{&config.tls_cert, &tls_options.cert_pem, "tls.cert"},
+                                 std::tuple{&config.tls_key, &tls_options.key_pem, "tls.key"},
+                                 std::tuple{&config.tls_ca, &tls_options.ca_pem, "tls.ca"}}) {
+    auto pem = read_file(*path, what);
+    if (!pem.ok()) {
+      spdlog::critical("{}", pem.status().message());
+      return 2;
+    }
+    *out = std::move(pem).value();
+  }
+  tls_options.verify_peer = true;
+  auto tls = common::TlsContext::create(common::TlsRole::kClient, tls_options);
+  if (!tls.ok()) {
+    spdlog::critical("TLS: {}", tls.status().to_string());
+    return 2;
+  }
+
+  auto meta = MetaStore::open(std::filesystem::path(config.data_dir) / "meta");
+  if (!meta.ok()) {
+    spdlog::critical("{}", meta.status().to_string());
+    return 1;
+  }
+  auto tracker = StatusTracker::load(**meta, {.node_name = config.node_name});
+  if (!tracker.ok()) {
+    spdlog::critical("{}", tracker.status().to_string());
+    return 1;
+  }
+
+  // SIGTERM/SIGINT are taken with sigwait below; block them before any thread starts.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  common::EventLoop loop(1);
+  common::SystemRandom random;
+  EdgeHubOptions hub_options;
+  hub_options.host = address->first;
+  hub_options.port = address->second;
+  hub_options.ping_interval = config.heartbeat;
+  hub_options.backoff = {config.backoff_base, config.backoff_cap};
+  EdgeHub hub(loop, *tls, **meta, **tracker, hub_options, common::system_clock(), random);
+
+  auto started = std::chrono::duration_cast<std::chrono::seconds>(
+      common::system_clock().system_now().time_since_epoch());
+  NodeReporter reporter(loop, **tracker,
+                        {.edgecore_version = common::kVersion, .started_at = started.count()});
+  spdlog::info("edgecore {} starting: node {}, cloudcore {}:{}, data in {}", common::kVersion,
+               config.node_name, address->first, address->second, config.data_dir);
+  spdlog::info("this edgecore build runs no containers yet: it syncs desired objects into its "
+               "cache and reports node status only");
+  loop.run();
+  loop.post([&] { reporter.tick(); });
+  hub.start();
+
+  int signal = 0;
+  sigwait(&signals, &signal);
+  spdlog::info("edgecore: {} received, stopping", signal == SIGTERM ? "SIGTERM" : "SIGINT");
+  hub.stop();
+  loop.post([&] { reporter.stop(); });
+  loop.stop();
+  reporter.stop();
+  spdlog::info("edgecore stopped");
+  return 0;
+}
+
+}  // namespace
+}  // namespace gantry::edge
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "edgecore: the Gantry edge agent. Keeps a TLS WebSocket tunnel to cloudcore, caches the "
+      "node's desired objects in RocksDB and reports node status.\nThis build runs no "
+      "containers yet (the container runtime integration is not part of it)."};
+  std::string config_path;
+  app.add_option("--config", config_path, "edgecore.yaml")->check(CLI::ExistingFile);
+  app.set_version_flag("--version", std::string("edgecore ") + gantry::common::kVersion +
+                                        " (tunnel protocol " +
+                                        std::to_string(gantry::common::kProtocolVersion) + ")");
+  CLI11_PARSE(app, argc, argv);
+  if (config_path.empty()) {
+    std::fprintf(stderr, "edgecore: --config is required (see --help)\n");
+    return 2;
+  }
+  gantry::edge::EdgecoreConfig config;
+  if (auto s = gantry::edge::load_config(config_path, config); !s.ok()) {
+    std::fprintf(stderr, "edgecore: %s\n", s.message().c_str());
+    return 2;
+  }
+  if (auto s = gantry::common::setup_logging(config.log, "edgecore"); !s.ok()) {
+    std::fprintf(stderr, "edgecore: %s\n", s.message().c_str());
+    return 2;
+  }
+  return gantry::edge::run(config);
+}
