@@ -1,0 +1,411 @@
+#include "cloudcore/hub/hub.h"
+
+#include <mutex>
+#include <unordered_map>
+
+#include <spdlog/spdlog.h>
+
+#include "cloudcore/hub/dispatch.h"
+#include "cloudcore/hub/status_writer.h"
+#include "cloudcore/registry/keys.h"
+#include "common/base/version.h"
+#include "common/net/websocket.h"
+
+namespace gantry::cloud {
+namespace {
+
+using common::make_error;
+
+bool valid_node_name(std::string_view name) {
+  if (name.empty() || name.size() > 253) return false;
+  for (char c : name)
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.')) return false;
+  return name.front() != '-' && name.back() != '-' && name.front() != '.' && name.back() != '.';
+}
+
+std::string frame_bytes(const v1::Frame& frame) { return frame.SerializeAsString(); }
+
+v1::StoredObject new_node_object(const std::string& name) {
+  v1::StoredObject stored;
+  stored.set_json(fmt::format(R"({{"apiVersion":"v1","kind":"Node","metadata":{{"name":"{}"}}}})", name));
+  stored.mutable_edge()->set_kind(v1::OBJECT_KIND_NODE);
+  stored.mutable_edge()->set_name(name);
+  return stored;
+}
+
+class SessionCore;
+
+}  // namespace
+
+struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
+  common::EventLoop& loop;
+  Store& store;
+  Registry& registry;
+  common::Clock& clock;
+  HubOptions options;
+  HubStats stats;
+  std::unique_ptr<StatusWriter> writer;
+  std::unique_ptr<common::WsServer> server;
+  common::TimerHandle sweep_timer;
+  std::atomic<bool> stopped{false};
+
+  struct NodeState {
+    std::weak_ptr<SessionCore> session;
+    bool connected = false;
+    bool marked_unknown = false;
+    std::chrono::steady_clock::time_point last_seen;
+  };
+  mutable std::mutex mu;
+  std::unordered_map<std::string, NodeState> nodes;
+
+  Impl(common::EventLoop& l, Store& s, Registry& r, common::Clock& c, HubOptions o)
+      : loop(l), store(s), registry(r), clock(c), options(std::move(o)) {}
+
+  common::Admission admit(const common::PeerInfo& peer);
+  // A session finished its Hello: it is now the node's session (an older one is closed).
+  std::shared_ptr<SessionCore> attach(const std::string& node, const std::shared_ptr<SessionCore>& session,
+                                      bool* was_marked);
+  void detach(const std::string& node, const SessionCore* session, std::chrono::steady_clock::time_point last_seen);
+  void sweep();
+  void schedule_sweep();
+};
+
+namespace {
+
+// One node's session. Lives as long as its connection (and any work posted for it); every
+// method below runs on the connection's strand except on_node_changes.
+class SessionCore : public NodeListener, public std::enable_shared_from_this<SessionCore> {
+ public:
+  SessionCore(std::shared_ptr<Hub::Impl> hub, std::string node)
+      : hub_(std::move(hub)), node_(std::move(node)), dispatch_(hub_->options.max_frame_bytes) {}
+
+  const std::string& node() const { return node_; }
+
+  void on_open(std::shared_ptr<common::WsConnection> conn) {
+    conn_ = std::move(conn);
+    last_seen_ = hub_->clock.steady_now();
+    ++hub_->stats.sessions_opened;
+    ++hub_->stats.sessions_open;
+    ++hub_->stats.resyncs_in_progress;
+    holds_resync_slot_ = true;
+    spdlog::debug("hub: node {} connected from {}", node_, conn_->peer().remote_address);
+  }
+
+  void on_message(std::string_view data) {
+    if (closed_) return;
+    if (hub_->stopped) {
+      closed_ = true;
+      return conn_->close("cloudcore is shutting down");
+    }
+    last_seen_ = hub_->clock.steady_now();
+    v1::Frame frame;
+    if (!frame.ParseFromArray(data.data(), static_cast<int>(data.size()))) {
+      return violation("a frame that is not a valid gantry.v1.Frame");
+    }
+    if (!hello_seen_ && frame.msg_case() != v1::Frame::kHello) {
+      return violation("the first frame must be Hello");
+    }
+    switch (frame.msg_case()) {
+      case v1::Frame::kHello:
+        if (hello_seen_) return violation("a second Hello on one connection");
+        return on_hello(frame.hello());
+      case v1::Frame::kObjectAck:
+        dispatch_.on_ack(frame.object_ack().revision());
+        maybe_release_resync_slot();
+        return;
+      case v1::Frame::kStatusDelta:
+        return on_status_delta(std::move(*frame.mutable_status_delta()));
+      default:
+        return violation(fmt::format("frame type {} is not one an edge may send", static_cast<int>(frame.msg_case())));
+    }
+  }
+
+  void on_close(std::string_view reason) {
+    closed_ = true;
+    subscription_.reset();  // no more registry callbacks after this
+    release_resync_slot();
+    --hub_->stats.sessions_open;
+    hub_->detach(node_, this, last_seen_);
+    spdlog::info("hub: node {} disconnected: {}", node_, reason.empty() ? "closed" : std::string(reason));
+  }
+
+  // Registry thread, registry locked: only hand the change over.
+  void on_node_changes(const NodeChanges& changes) override {
+    auto self = weak_from_this();
+    conn_->post([self, changes] {
+      if (auto s = self.lock()) s->send_changes(changes);
+    });
+  }
+
+  void close(std::string reason) {
+    if (conn_) conn_->close(std::move(reason));
+  }
+
+ private:
+  void violation(std::string what) {
+    ++hub_->stats.protocol_violations;
+    spdlog::warn("hub: closing node {} ({}): {}", node_, conn_->peer().remote_address, what);
+    closed_ = true;
+    subscription_.reset();
+    conn_->close("protocol violation: " + what);
+  }
+
+  void send(const v1::Frame& frame) { conn_->send(frame_bytes(frame)); }
+
+  void count_sent(const std::vector<v1::Frame>& frames) {
+    for (const auto& f : frames) {
+      hub_->stats.objects_sent += f.object_delta().upserts_size();
+      hub_->stats.deletes_sent += f.object_delta().deletes_size();
+      send(f);
+    }
+  }
+
+  void on_hello(const v1::Hello& hello) {
+    hello_seen_ = true;
+    if (hello.protocol_version() != common::kProtocolVersion) {
+      return violation(fmt::format("protocol version {} is not supported (this cloudcore speaks {})",
+                                   hello.protocol_version(), common::kProtocolVersion));
+    }
+    bool was_marked = false;
+    if (auto older = hub_->attach(node_, shared_from_this(), &was_marked))
+      older->close("replaced by a newer connection of the same node");
+    if (was_marked) hub_->writer->set_unreachable(node_, false);
+
+    if (!hub_->registry.node(node_)) {
+      auto created = hub_->store.put(keys::object_key(v1::OBJECT_KIND_NODE, "", node_),
+                                     new_node_object(node_).SerializeAsString(), Revision{0});
+      if (!created.ok() && created.status().code() != Code::kFailedPrecondition)
+        spdlog::error("hub: creating node object {}: {}", node_, created.status().to_string());
+    }
+    bool have_status = false;
+    if (auto kv = hub_->store.get(keys::status_key(v1::OBJECT_KIND_NODE, "", node_)); kv.ok() && kv->has_value()) {
+      v1::StoredStatus stored;
+      have_status = stored.ParseFromString((*kv)->value) && stored.has_node();
+    }
+
+    auto [resume, subscription] = hub_->registry.subscribe(node_, hello.applied_revision(), this);
+    subscription_ = std::move(subscription);
+    (resume.mode == v1::RESUME_MODE_SNAPSHOT ? hub_->stats.resumes_snapshot : hub_->stats.resumes_incremental)++;
+
+    v1::Frame welcome;
+    auto* w = welcome.mutable_welcome();
+    w->set_heartbeat_interval_seconds(static_cast<uint32_t>(hub_->options.heartbeat_interval.count()));
+    w->set_resume(resume.mode);
+    w->set_acked_sequence(hub_->writer->stored_sequence(node_));
+    w->set_resend_status(!have_status);
+    w->set_idle_timeout_seconds(static_cast<uint32_t>(
+        std::chrono::duration_cast<std::chrono::seconds>(hub_->options.node_timeout).count()));
+    send(welcome);
+    count_sent(dispatch_.resume(resume));
+    spdlog::debug("hub: node {} resumed ({}) from revision {} to {}", node_,
+                  resume.mode == v1::RESUME_MODE_SNAPSHOT ? "snapshot" : "incremental",
+                  hello.applied_revision(), resume.changes.revision);
+    maybe_release_resync_slot();
+  }
+
+  void send_changes(const NodeChanges& changes) {
+    if (closed_ || !hello_seen_) return;
+    count_sent(dispatch_.live(changes));
+  }
+
+  void on_status_delta(v1::StatusDelta delta) {
+    ++hub_->stats.status_batches;
+    auto self = weak_from_this();
+    auto conn = conn_;
+    hub_->writer->submit(node_, std::move(delta), [self, conn](const UpstreamPlan& plan, const Status& error) {
+      conn->post([self, plan, error] {
+        auto s = self.lock();
+        if (!s || s->closed_) return;
+        if (!plan.violation.ok()) return s->violation(plan.violation.message());
+        if (!error.ok()) {
+          s->closed_ = true;
+          s->conn_->close("cloudcore could not store the status batch; send it again");
+          return;
+        }
+        s->hub_->stats.status_resyncs += plan.ack.resync_size();
+        v1::Frame ack;
+        *ack.mutable_status_ack() = plan.ack;
+        s->send(ack);
+      });
+    });
+  }
+
+  void maybe_release_resync_slot() {
+    if (holds_resync_slot_ && dispatch_.caught_up()) release_resync_slot();
+  }
+
+  void release_resync_slot() {
+    if (!holds_resync_slot_) return;
+    holds_resync_slot_ = false;
+    --hub_->stats.resyncs_in_progress;
+  }
+
+  std::shared_ptr<Hub::Impl> hub_;
+  std::string node_;
+  std::shared_ptr<common::WsConnection> conn_;
+  NodeDispatch dispatch_;
+  std::unique_ptr<Registry::Subscription> subscription_;
+  bool hello_seen_ = false;
+  bool closed_ = false;
+  bool holds_resync_slot_ = false;
+  std::chrono::steady_clock::time_point last_seen_;
+};
+
+class SessionHandler : public common::WsHandler {
+ public:
+  explicit SessionHandler(std::shared_ptr<SessionCore> core) : core_(std::move(core)) {}
+  void on_open(std::shared_ptr<common::WsConnection> c) override { core_->on_open(std::move(c)); }
+  void on_message(std::string_view data) override { core_->on_message(data); }
+  void on_close(std::string_view reason) override { core_->on_close(reason); }
+
+ private:
+  std::shared_ptr<SessionCore> core_;
+};
+
+}  // namespace
+
+common::Admission Hub::Impl::admit(const common::PeerInfo& peer) {
+  auto name = common::node_name_from_common_name(peer.common_name);
+  if (!name || !valid_node_name(*name)) {
+    ++stats.refused_identity;
+    return {403, 0,
+            fmt::format("the client certificate's CN '{}' is not system:node:NAME with a valid node name; "
+                        "join the node with gantryadm join", peer.common_name)};
+  }
+  if (stopped) return {503, options.retry_after_seconds, "cloudcore is shutting down"};
+  if (stats.resyncs_in_progress.load() >= options.max_concurrent_resyncs) {
+    ++stats.refused_busy;
+    return {503, options.retry_after_seconds,
+            fmt::format("cloudcore is resyncing {} nodes; retry later", stats.resyncs_in_progress.load())};
+  }
+  return {};
+}
+
+std::shared_ptr<SessionCore> Hub::Impl::attach(const std::string& node, const std::shared_ptr<SessionCore>& session,
+                                               bool* was_marked) {
+  std::lock_guard lock(mu);
+  auto& state = nodes[node];
+  auto older = state.session.lock();
+  state.session = session;
+  state.connected = true;
+  *was_marked = state.marked_unknown;
+  state.marked_unknown = false;
+  return older != session ? older : nullptr;
+}
+
+void Hub::Impl::detach(const std::string& node, const SessionCore* session,
+                       std::chrono::steady_clock::time_point last_seen) {
+  std::lock_guard lock(mu);
+  auto it = nodes.find(node);
+  if (it == nodes.end()) return;
+  auto current = it->second.session.lock();
+  if (current && current.get() != session) return;  // a newer session owns the node
+  it->second.connected = false;
+  it->second.session.reset();
+  it->second.last_seen = last_seen;
+}
+
+void Hub::Impl::sweep() {
+  auto now = clock.steady_now();
+  std::vector<std::string> to_mark;
+  {
+    std::lock_guard lock(mu);
+    for (auto& [node, state] : nodes) {
+      if (state.connected || state.marked_unknown) continue;
+      if (now - state.last_seen >= options.node_timeout) {
+        state.marked_unknown = true;
+        to_mark.push_back(node);
+      }
+    }
+  }
+  for (auto& node : to_mark) {
+    spdlog::info("hub: node {} silent for more than {} ms: Ready=Unknown (its pods stay)", node,
+                 options.node_timeout.count());
+    ++stats.nodes_marked_unknown;
+    writer->set_unreachable(node, true);
+  }
+}
+
+void Hub::Impl::schedule_sweep() {
+  if (stopped) return;
+  std::weak_ptr<Impl> weak = weak_from_this();
+  sweep_timer = loop.schedule(options.liveness_sweep, [weak] {
+    if (auto self = weak.lock()) {
+      self->sweep();
+      self->schedule_sweep();
+    }
+  });
+}
+
+common::Result<std::unique_ptr<Hub>> Hub::start(common::EventLoop& loop, std::shared_ptr<common::TlsContext> tls,
+                                                Store& store, Registry& registry, common::Clock& clock,
+                                                HubOptions options) {
+  auto impl = std::make_shared<Impl>(loop, store, registry, clock, std::move(options));
+  impl->writer = std::make_unique<StatusWriter>(store, registry, clock);
+  // Nodes the store knows start as "not connected, last seen now": those that do not come back
+  // within the timeout are marked Unknown.
+  auto now = clock.steady_now();
+  for (const auto& name : registry.node_names()) impl->nodes[name].last_seen = now;
+
+  common::WsServerOptions ws;
+  ws.address = impl->options.address;
+  ws.port = impl->options.port;
+  ws.path = "/v1/tunnel";
+  ws.max_message_bytes = impl->options.max_frame_bytes;
+  ws.max_queued_bytes = impl->options.max_queued_bytes;
+  ws.handshake_timeout = impl->options.handshake_timeout;
+  ws.idle_timeout = impl->options.node_timeout;
+  ws.max_concurrent_handshakes = impl->options.max_concurrent_handshakes;
+  std::weak_ptr<Impl> weak = impl;
+  ws.admit = [weak](const common::PeerInfo& peer) {
+    auto self = weak.lock();
+    return self ? self->admit(peer) : common::Admission{503, 5, "cloudcore is shutting down"};
+  };
+  ws.handler_factory = [weak](const common::PeerInfo& peer) -> std::unique_ptr<common::WsHandler> {
+    auto self = weak.lock();
+    auto name = common::node_name_from_common_name(peer.common_name);
+    if (!self || !name) return nullptr;
+    return std::make_unique<SessionHandler>(std::make_shared<SessionCore>(self, *name));
+  };
+  auto server = common::WsServer::start(loop, std::move(tls), std::move(ws));
+  if (!server.ok()) return server.status().with_context("starting the tunnel server");
+  impl->server = std::move(server).value();
+  impl->schedule_sweep();
+  spdlog::info("hub: tunnel listening on {}:{}", impl->options.address, impl->server->port());
+  return std::unique_ptr<Hub>(new Hub(std::move(impl)));
+}
+
+Hub::Hub(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Hub::~Hub() { stop(); }
+
+uint16_t Hub::port() const { return impl_->server ? impl_->server->port() : 0; }
+
+const HubStats& Hub::stats() const { return impl_->stats; }
+
+bool Hub::connected(const std::string& node) const {
+  std::lock_guard lock(impl_->mu);
+  auto it = impl_->nodes.find(node);
+  return it != impl_->nodes.end() && it->second.connected;
+}
+
+size_t Hub::connected_count() const {
+  std::lock_guard lock(impl_->mu);
+  size_t n = 0;
+  for (const auto& [name, state] : impl_->nodes) n += state.connected ? 1 : 0;
+  return n;
+}
+
+void Hub::stop() {
+  if (impl_->stopped.exchange(true)) return;
+  impl_->sweep_timer.cancel();
+  if (impl_->server) impl_->server->stop();
+  // Sessions end on the loop; wait (bounded) so none outlives the store and registry.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (impl_->stats.sessions_open.load() > 0 && std::chrono::steady_clock::now() < deadline &&
+         !impl_->loop.in_loop_thread())
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  impl_->writer.reset();  // finishes queued status writes
+}
+
+}  // namespace gantry::cloud

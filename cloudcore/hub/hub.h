@@ -1,0 +1,74 @@
+// The tunnel server: one WebSocket session per edge node. It takes the node's identity from its
+// client certificate, resumes the node's downstream cursor, streams the node's object changes,
+// applies its status deltas through the StatusWriter, tracks liveness in memory, and bounds how
+// many nodes resync at once (503 + Retry-After past the bound).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "cloudcore/registry/registry.h"
+#include "cloudcore/store/store.h"
+#include "common/base/clock.h"
+#include "common/net/event_loop.h"
+#include "common/net/tls.h"
+
+namespace gantry::cloud {
+
+struct HubOptions {
+  std::string address = "0.0.0.0";
+  uint16_t port = 10000;
+  std::chrono::seconds heartbeat_interval{15};  // told to the edge in Welcome
+  std::chrono::milliseconds node_timeout{40'000};  // no frame this long: Ready=Unknown
+  int max_concurrent_resyncs = 1000;   // nodes between Hello and the ack of their resume
+  int max_concurrent_handshakes = 256;
+  int retry_after_seconds = 5;         // the base; the edge adds its own jitter
+  size_t max_frame_bytes = 1 << 20;
+  size_t max_queued_bytes = 4 << 20;   // per node, downstream
+  std::chrono::milliseconds handshake_timeout{10'000};
+  std::chrono::milliseconds liveness_sweep{1'000};
+};
+
+struct HubStats {
+  std::atomic<uint64_t> sessions_opened{0};
+  std::atomic<uint64_t> sessions_open{0};
+  std::atomic<uint64_t> resumes_incremental{0};
+  std::atomic<uint64_t> resumes_snapshot{0};
+  std::atomic<uint64_t> objects_sent{0};
+  std::atomic<uint64_t> deletes_sent{0};
+  std::atomic<uint64_t> status_batches{0};
+  std::atomic<uint64_t> status_resyncs{0};
+  std::atomic<uint64_t> protocol_violations{0};  // frames refused, connection closed
+  std::atomic<uint64_t> refused_busy{0};         // 503 at the upgrade
+  std::atomic<uint64_t> refused_identity{0};     // 403: no node certificate
+  std::atomic<uint64_t> nodes_marked_unknown{0};
+  std::atomic<int64_t> resyncs_in_progress{0};
+};
+
+class Hub {
+ public:
+  static common::Result<std::unique_ptr<Hub>> start(common::EventLoop& loop,
+                                                    std::shared_ptr<common::TlsContext> tls,
+                                                    Store& store, Registry& registry,
+                                                    common::Clock& clock, HubOptions options);
+  ~Hub();
+  Hub(const Hub&) = delete;
+  Hub& operator=(const Hub&) = delete;
+
+  uint16_t port() const;
+  const HubStats& stats() const;
+  bool connected(const std::string& node) const;
+  size_t connected_count() const;
+  // Stops accepting, closes every session, finishes pending status writes.
+  void stop();
+
+  struct Impl;
+
+ private:
+  explicit Hub(std::shared_ptr<Impl> impl);
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace gantry::cloud
