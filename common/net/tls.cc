@@ -1,0 +1,188 @@
+#include "common/net/tls.h"
+
+#include <mutex>
+
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+namespace gantry::common {
+namespace {
+
+namespace ssl = boost::asio::ssl;
+
+constexpr char kTls12Ciphers[] =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+constexpr char kTls13Suites[] =
+    "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
+constexpr unsigned char kSessionIdContext[] = "gantry";
+
+int context_ex_index() {
+  static const int index = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return index;
+}
+
+bool is_ip_literal(std::string_view host) {
+  boost::system::error_code ec;
+  boost::asio::ip::make_address(std::string(host), ec);
+  return !ec;
+}
+
+}  // namespace
+
+struct TlsContext::Impl {
+  ssl::context context{ssl::context::tls};
+  mutable std::mutex mu;
+  SSL_SESSION* session = nullptr;  // client: the last session the server issued
+};
+
+TlsContext::TlsContext(TlsRole role, TlsOptions options)
+    : impl_(std::make_unique<Impl>()), role_(role), options_(std::move(options)) {}
+
+TlsContext::~TlsContext() {
+  if (impl_->session != nullptr) SSL_SESSION_free(impl_->session);
+}
+
+Result<std::shared_ptr<TlsContext>> TlsContext::create(TlsRole role, const TlsOptions& options) {
+  std::shared_ptr<TlsContext> tls(new TlsContext(role, options));
+  ssl::context& ctx = tls->impl_->context;
+  SSL_CTX* native = ctx.native_handle();
+  boost::system::error_code ec;
+
+  ctx.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                  ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 |
+                  ssl::context::no_compression);
+  SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
+  SSL_CTX_set_options(native, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION);
+  if (SSL_CTX_set_cipher_list(native, kTls12Ciphers) != 1 ||
+      SSL_CTX_set_ciphersuites(native, kTls13Suites) != 1) {
+    return make_error(Code::kInternal, "TLS: OpenSSL rejected the cipher configuration");
+  }
+
+  if (!options.cert_pem.empty() || !options.key_pem.empty()) {
+    ctx.use_certificate_chain(boost::asio::buffer(options.cert_pem), ec);
+    if (ec) return make_error(Code::kInvalidArgument, "TLS certificate: {}", ec.message());
+    ctx.use_private_key(boost::asio::buffer(options.key_pem), ssl::context::pem, ec);
+    if (ec) return make_error(Code::kInvalidArgument, "TLS private key: {}", ec.message());
+    if (SSL_CTX_check_private_key(native) != 1) {
+      return make_error(Code::kInvalidArgument, "TLS private key does not match the certificate");
+    }
+  } else if (role == TlsRole::kServer) {
+    return make_error(Code::kInvalidArgument, "a TLS server needs a certificate and a key");
+  }
+
+  const bool verify = options.verify_peer || (role == TlsRole::kServer &&
+                                              options.request_client_cert);
+  if (verify) {
+    if (options.ca_pem.empty()) {
+      return make_error(Code::kInvalidArgument, "TLS peer verification needs a CA bundle");
+    }
+    ctx.add_certificate_authority(boost::asio::buffer(options.ca_pem), ec);
+    if (ec) return make_error(Code::kInvalidArgument, "TLS CA bundle: {}", ec.message());
+  }
+
+  if (role == TlsRole::kServer) {
+    int mode = ssl::verify_none;
+    if (options.verify_peer) {
+      mode = ssl::verify_peer | ssl::verify_fail_if_no_peer_cert;
+    } else if (options.request_client_cert) {
+      mode = ssl::verify_peer;
+    }
+    ctx.set_verify_mode(mode);
+    // Resumption: a session cache for TLS 1.2 session ids, tickets (OpenSSL's default) for both.
+    // The id context is what lets sessions with verified client certificates resume at all.
+    SSL_CTX_set_session_cache_mode(native, SSL_SESS_CACHE_SERVER);
+    SSL_CTX_sess_set_cache_size(native, 200000);
+    SSL_CTX_set_session_id_context(native, kSessionIdContext, sizeof(kSessionIdContext) - 1);
+  } else {
+    ctx.set_verify_mode(options.verify_peer ? ssl::verify_peer : ssl::verify_none);
+    // Sessions (TLS 1.3 tickets arrive after the handshake) are caught by the callback; OpenSSL
+    // keeps none itself.
+    SSL_CTX_set_session_cache_mode(native,
+                                   SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    SSL_CTX_set_ex_data(native, context_ex_index(), tls.get());
+    SSL_CTX_sess_set_new_cb(native, &TlsContext::on_new_session);
+  }
+  return tls;
+}
+
+int TlsContext::on_new_session(SSL* ssl, SSL_SESSION* session) {
+  auto* self =
+      static_cast<TlsContext*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), context_ex_index()));
+  if (self == nullptr) return 0;
+  std::lock_guard lock(self->impl_->mu);
+  if (self->impl_->session != nullptr) SSL_SESSION_free(self->impl_->session);
+  self->impl_->session = session;
+  return 1;  // we keep the reference OpenSSL handed us
+}
+
+ssl::context& TlsContext::native() { return impl_->context; }
+
+Status TlsContext::prepare_client(SSL* ssl, std::string_view host) {
+  const std::string name = options_.server_name.empty() ? std::string(host) : options_.server_name;
+  if (options_.verify_peer) {
+    if (is_ip_literal(name)) {
+      if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name.c_str()) != 1) {
+        return make_error(Code::kInvalidArgument, "TLS: cannot verify IP address {}", name);
+      }
+    } else if (SSL_set1_host(ssl, name.c_str()) != 1) {
+      return make_error(Code::kInvalidArgument, "TLS: cannot verify host name {}", name);
+    }
+  }
+  if (!is_ip_literal(name) && !name.empty()) SSL_set_tlsext_host_name(ssl, name.c_str());
+  std::lock_guard lock(impl_->mu);
+  if (impl_->session != nullptr) SSL_set_session(ssl, impl_->session);
+  return ok_status();
+}
+
+void TlsContext::forget_session() {
+  std::lock_guard lock(impl_->mu);
+  if (impl_->session != nullptr) SSL_SESSION_free(impl_->session);
+  impl_->session = nullptr;
+}
+
+bool TlsContext::has_session() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->session != nullptr;
+}
+
+std::string peer_common_name(const SSL* ssl) {
+  X509* cert = SSL_get0_peer_certificate(ssl);
+  if (cert == nullptr) return "";
+  X509_NAME* subject = X509_get_subject_name(cert);
+  int index = X509_NAME_get_index_by_NID(subject, NID_commonName, -1);
+  if (index < 0) return "";
+  ASN1_STRING* data = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, index));
+  unsigned char* utf8 = nullptr;
+  int length = ASN1_STRING_to_UTF8(&utf8, data);
+  if (length < 0) return "";
+  std::string cn(reinterpret_cast<char*>(utf8), static_cast<size_t>(length));
+  OPENSSL_free(utf8);
+  return cn;
+}
+
+bool tls_session_resumed(const SSL* ssl) { return SSL_session_reused(ssl) == 1; }
+
+std::optional<std::string> node_name_from_common_name(std::string_view common_name) {
+  constexpr std::string_view kPrefix = "system:node:";
+  if (common_name.size() <= kPrefix.size() || common_name.substr(0, kPrefix.size()) != kPrefix) {
+    return std::nullopt;
+  }
+  return std::string(common_name.substr(kPrefix.size()));
+}
+
+std::string describe_tls_failure(const SSL* ssl, std::string_view fallback) {
+  if (ssl != nullptr) {
+    long result = SSL_get_verify_result(ssl);
+    if (result != X509_V_OK) {
+      return fmt::format("certificate verification failed: {}",
+                         X509_verify_cert_error_string(result));
+    }
+  }
+  return std::string(fallback);
+}
+
+}  // namespace gantry::common

@@ -1,0 +1,80 @@
+// TLS contexts for every Gantry listener and dialer: TLS 1.2+, ECDHE with AEAD ciphers only,
+// optional mutual TLS, session resumption (server cache + tickets; the client offers its last
+// session on reconnect).
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <openssl/types.h>
+
+#include "common/base/status.h"
+
+namespace boost::asio::ssl {
+class context;
+}  // namespace boost::asio::ssl
+
+namespace gantry::common {
+
+struct TlsOptions {
+  // Our own certificate (chain allowed) and key, PEM. Required for servers; optional for clients.
+  std::string cert_pem;
+  std::string key_pem;
+  // CA bundle (PEM) used to verify the peer. Required when verify_peer is set.
+  std::string ca_pem;
+  // Server: require a client certificate signed by ca_pem (mutual TLS).
+  // Client: verify the server's certificate chain against ca_pem (and its name, see below).
+  bool verify_peer = true;
+  // Server only: ask for a client certificate and verify it when sent, but do not require one.
+  bool request_client_cert = false;
+  // Client only: the name (DNS name or IP literal) the server certificate must carry; empty
+  // means the host passed to connect. Also sent as SNI when it is a DNS name.
+  std::string server_name;
+};
+
+enum class TlsRole { kServer, kClient };
+
+// An ssl::context plus, for clients, the last session the server gave us (offered again on the
+// next connection so that reconnects skip the full handshake). Thread-safe; shared by many
+// connections.
+class TlsContext {
+ public:
+  static Result<std::shared_ptr<TlsContext>> create(TlsRole role, const TlsOptions& options);
+  ~TlsContext();
+  TlsContext(const TlsContext&) = delete;
+  TlsContext& operator=(const TlsContext&) = delete;
+
+  TlsRole role() const { return role_; }
+  const TlsOptions& options() const { return options_; }
+  boost::asio::ssl::context& native();
+
+  // Client: prepares `ssl` before the handshake (SNI, name verification, cached session).
+  Status prepare_client(SSL* ssl, std::string_view host);
+  // Client: drops the cached session (e.g. after the server refused it).
+  void forget_session();
+  bool has_session() const;
+
+ private:
+  TlsContext(TlsRole role, TlsOptions options);
+  static int on_new_session(SSL* ssl, struct ssl_session_st* session);
+
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  TlsRole role_;
+  TlsOptions options_;
+};
+
+// The peer certificate's subject CN, "" when there is no peer certificate or no CN.
+std::string peer_common_name(const SSL* ssl);
+// Whether the handshake on `ssl` resumed a previous session.
+bool tls_session_resumed(const SSL* ssl);
+// "system:node:edge-01" -> "edge-01"; nullopt for any other CN.
+std::optional<std::string> node_name_from_common_name(std::string_view common_name);
+
+// A description of the last TLS failure on `ssl` a person can act on: the certificate
+// verification result when verification failed, otherwise `fallback` (OpenSSL's reason).
+std::string describe_tls_failure(const SSL* ssl, std::string_view fallback);
+
+}  // namespace gantry::common
