@@ -1,0 +1,187 @@
+// cloudcore: flags, config, wiring. Everything else lives in the cloudcore_* libraries.
+#include <csignal>
+#include <filesystem>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include "cloudcore/hub/hub.h"
+#include "cloudcore/registry/registry.h"
+#include "cloudcore/store/rocks_store.h"
+#include "common/base/address.h"
+#include "common/base/atomic_file.h"
+#include "common/base/clock.h"
+#include "common/base/config.h"
+#include "common/base/logging.h"
+#include "common/base/version.h"
+#include "common/net/event_loop.h"
+#include "common/net/tls.h"
+
+namespace gantry::cloud {
+namespace {
+
+using namespace std::chrono_literals;
+
+struct CloudcoreConfig {
+  std::string data_dir = "/var/lib/gantry/cloudcore";
+  struct Tunnel {
+    std::string listen = "0.0.0.0:10000";
+    std::chrono::milliseconds heartbeat{15s};
+    std::chrono::milliseconds node_timeout{40s};
+    int max_concurrent_resyncs = 1000;
+    int max_concurrent_handshakes = 256;
+    std::chrono::milliseconds retry_after{5s};
+    common::ByteSize max_frame = common::ByteSize::mib(1);
+    common::ByteSize max_queued = common::ByteSize::mib(4);
+  } tunnel;
+  struct Tls {
+    std::string cert, key, ca;
+  } tls;
+  struct Store {
+    uint64_t keep_revisions = 100000;
+    std::chrono::milliseconds keep_duration{1h};
+    common::ByteSize block_cache = common::ByteSize::mib(64);
+  } store;
+  int threads = 2;
+  common::LogConfig log;
+};
+
+common::Status load_config(const std::string& path, CloudcoreConfig& c) {
+  using ms = std::chrono::milliseconds;
+  return common::load_config_file(path, [&](common::ConfigNode& root) {
+    root.field("data_dir", &c.data_dir)
+        .field("threads", &c.threads, 1, 64)
+        .section("tunnel",
+                 [&](common::ConfigNode& n) {
+                   n.field("listen", &c.tunnel.listen)
+                       .field("heartbeat", &c.tunnel.heartbeat, ms(1s), ms(10min))
+                       .field("node_timeout", &c.tunnel.node_timeout, ms(2s), ms(1h))
+                       .field("max_concurrent_resyncs", &c.tunnel.max_concurrent_resyncs, 1, 1000000)
+                       .field("max_concurrent_handshakes", &c.tunnel.max_concurrent_handshakes, 1, 100000)
+                       .field("retry_after", &c.tunnel.retry_after, ms(1s), ms(10min))
+                       .field("max_frame", &c.tunnel.max_frame, common::ByteSize::kib(64), common::ByteSize::mib(64))
+                       .field("max_queued", &c.tunnel.max_queued, common::ByteSize::kib(64), common::ByteSize::gib(1));
+                   if (c.tunnel.node_timeout <= c.tunnel.heartbeat)
+                     n.fail("node_timeout", "must be longer than the heartbeat");
+                 })
+        .section("tls",
+                 [&](common::ConfigNode& n) {
+                   n.required("cert", &c.tls.cert).required("key", &c.tls.key).required("ca", &c.tls.ca);
+                 })
+        .section("store",
+                 [&](common::ConfigNode& n) {
+                   n.field("keep_revisions", &c.store.keep_revisions, uint64_t{1000}, uint64_t{100000000})
+                       .field("keep_duration", &c.store.keep_duration, ms(1min), ms(24h * 30))
+                       .field("block_cache", &c.store.block_cache, common::ByteSize::mib(8), common::ByteSize::gib(64));
+                 })
+        .section("log", &c.log);
+  });
+}
+
+common::Result<std::shared_ptr<common::TlsContext>> server_tls(const CloudcoreConfig::Tls& files) {
+  common::TlsOptions options;
+  for (auto [path, out, key] : {std::tuple{&files.cert, &options.cert_pem, "tls.cert"},
+                                std::tuple{&files.key, &options.key_pem, "tls.key"},
+                                std::tuple{&files.ca, &options.ca_pem, "tls.ca"}}) {
+    auto pem = common::read_file(*path);
+    if (!pem.ok()) return pem.status().with_context(key);
+    *out = std::move(pem).value();
+  }
+  options.verify_peer = true;  // mutual TLS: every node presents its certificate
+  return common::TlsContext::create(common::TlsRole::kServer, options);
+}
+
+int run(const CloudcoreConfig& config) {
+  // Signals are taken by sigwait below, not by handlers: block them before any thread starts.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  auto listen = common::parse_host_port(config.tunnel.listen, 10000);
+  if (!listen.ok()) {
+    spdlog::critical("tunnel.listen: {}", listen.status().message());
+    return 2;
+  }
+  auto tls = server_tls(config.tls);
+  if (!tls.ok()) {
+    spdlog::critical("TLS: {}", tls.status().to_string());
+    return 2;
+  }
+  RocksStoreOptions store_options;
+  store_options.path = (std::filesystem::path(config.data_dir) / "store").string();
+  store_options.keep_revisions = config.store.keep_revisions;
+  store_options.keep_duration = std::chrono::duration_cast<std::chrono::seconds>(config.store.keep_duration);
+  store_options.block_cache_bytes = config.store.block_cache.bytes;
+  std::error_code ec;
+  std::filesystem::create_directories(config.data_dir, ec);
+  auto store = open_rocks_store(store_options);
+  if (!store.ok()) {
+    spdlog::critical("store at {}: {}", store_options.path, store.status().to_string());
+    return 1;
+  }
+  auto registry = Registry::start(**store);
+  if (!registry.ok()) {
+    spdlog::critical("{}", registry.status().to_string());
+    return 1;
+  }
+  spdlog::info("store at revision {}: {} nodes, {} pods", (*store)->current_revision(),
+               (*registry)->node_count(), (*registry)->pod_count());
+
+  common::EventLoop loop(config.threads);
+  common::SystemClock clock;
+  HubOptions hub_options;
+  hub_options.address = listen->host;
+  hub_options.port = listen->port;
+  hub_options.heartbeat_interval = std::chrono::duration_cast<std::chrono::seconds>(config.tunnel.heartbeat);
+  hub_options.node_timeout = config.tunnel.node_timeout;
+  hub_options.max_concurrent_resyncs = config.tunnel.max_concurrent_resyncs;
+  hub_options.max_concurrent_handshakes = config.tunnel.max_concurrent_handshakes;
+  hub_options.retry_after_seconds = static_cast<int>(
+      std::chrono::duration_cast<std::chrono::seconds>(config.tunnel.retry_after).count());
+  hub_options.max_frame_bytes = config.tunnel.max_frame.bytes;
+  hub_options.max_queued_bytes = config.tunnel.max_queued.bytes;
+  auto hub = Hub::start(loop, *tls, **store, **registry, clock, hub_options);
+  if (!hub.ok()) {
+    spdlog::critical("{}", hub.status().to_string());
+    return 1;
+  }
+  loop.run();
+  spdlog::info("cloudcore {} ready: tunnel on {}:{}", common::kVersion, listen->host, (*hub)->port());
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  spdlog::info("cloudcore: {} received, stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  (*hub)->stop();
+  hub->reset();
+  loop.stop();
+  return 0;
+}
+
+}  // namespace
+}  // namespace gantry::cloud
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "cloudcore: the cloud half of Gantry. Keeps the desired and observed state of the edge fleet\n"
+      "in its embedded store and serves the edge nodes' tunnels (wss://HOST:10000/v1/tunnel).\n"
+      "This build serves the tunnel only: the Kubernetes-compatible REST API (:10443) and the join\n"
+      "endpoint (:10002) are not part of it yet.",
+      "cloudcore"};
+  std::string config_path;
+  app.add_option("--config", config_path, "cloudcore.yaml (see deploy/cloudcore.yaml)")->required();
+  app.set_version_flag("--version", std::string("cloudcore ") + gantry::common::kVersion);
+  CLI11_PARSE(app, argc, argv);
+
+  gantry::cloud::CloudcoreConfig config;
+  if (auto s = gantry::cloud::load_config(config_path, config); !s.ok()) {
+    fmt::print(stderr, "cloudcore: {}\n", s.message());
+    return 2;
+  }
+  if (auto s = gantry::common::setup_logging(config.log, "cloudcore"); !s.ok()) {
+    fmt::print(stderr, "cloudcore: {}\n", s.message());
+    return 2;
+  }
+  return gantry::cloud::run(config);
+}
