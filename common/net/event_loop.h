@@ -15,6 +15,7 @@ class io_context;
 namespace gantry::common {
 
 // A cancellable timer registration. Cancels the timer when destroyed (RAII) unless detach()ed.
+// Must not outlive the EventLoop that made it.
 class [[nodiscard]] TimerHandle {
  public:
   TimerHandle() = default;

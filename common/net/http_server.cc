@@ -445,6 +445,9 @@ void HttpSession::pump_stream() {
                       if (!ec && last) {
                         self->stream_writing_ = false;
                         self->end_stream(/*notify=*/false);
+                        // The disconnect watch must not read alongside the TLS shutdown.
+                        error_code ignored;
+                        self->tcp_layer().socket().cancel(ignored);
                         return self->graceful_close();
                       }
                       self->on_stream_written(ec);

@@ -1,5 +1,10 @@
 // WebSocket over TLS between a WsServer and ws_connect clients on 127.0.0.1, with certificates
 // minted by common/pki.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 
 #include "common/net/event_loop.h"
@@ -157,6 +162,46 @@ TEST_CASE("a closed port gives a TCP failure naming the address", "[net][websock
   INFO(result.error->message);
   CHECK(result.error->kind == ConnectError::Kind::kTcp);
   CHECK_THAT(result.error->message, Catch::Contains("127.0.0.1:" + std::to_string(options.port)));
+}
+
+TEST_CASE("a server that never answers the TLS handshake gives a timeout", "[net][websocket]") {
+  ServerFixture fixture;
+  // A listening socket nobody accepts from: the kernel completes the TCP handshake, then silence.
+  int listener = socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(listener >= 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0);
+  REQUIRE(listen(listener, 16) == 0);
+  socklen_t length = sizeof(address);
+  REQUIRE(getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length) == 0);
+
+  auto tls = client_tls(fixture.ca_, &fixture.ca_, "system:node:edge-1");
+  auto options = fixture.client_options();
+  options.port = ntohs(address.sin_port);
+  options.handshake_timeout = std::chrono::milliseconds(300);
+  auto result = connect_and_wait(fixture.client_loop_, tls, options, std::make_shared<Inbox>());
+  close(listener);
+  REQUIRE_FALSE(result.ok());
+  INFO(result.error->message);
+  CHECK(result.error->kind == ConnectError::Kind::kTimeout);
+}
+
+TEST_CASE("a client bound to another loopback source address is seen from that address",
+          "[net][websocket]") {
+  ServerFixture fixture;
+  auto tls = client_tls(fixture.ca_, &fixture.ca_, "system:node:edge-1");
+  auto options = fixture.client_options();
+  options.local_address = "127.0.0.5";
+  auto client = std::make_shared<Inbox>();
+  auto result = connect_and_wait(fixture.client_loop_, tls, options, client);
+  REQUIRE(result.ok());
+  REQUIRE(eventually([&] { return fixture.server_inboxes().size() == 1; }));
+  auto server_side = fixture.server_inboxes()[0];
+  REQUIRE(eventually([&] { return server_side->opened.load(); }));
+  CHECK_THAT(server_side->peer.remote_address, Catch::StartsWith("127.0.0.5:"));
+  result.connection->close("bye");
 }
 
 TEST_CASE("an unknown path is refused with HTTP 404", "[net][websocket]") {
