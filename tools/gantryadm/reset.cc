@@ -1,0 +1,152 @@
+#include "tools/gantryadm/reset.h"
+
+#include <fmt/format.h>
+#include <signal.h>
+#include <sys/types.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <fstream>
+#include <thread>
+
+#include "common/base/atomic_file.h"
+
+namespace gantry::adm {
+namespace {
+
+namespace fs = std::filesystem;
+using common::Code;
+using common::make_error;
+using namespace std::chrono_literals;
+
+bool exists_no_follow(const fs::path& p) {
+  std::error_code ec;
+  return fs::symlink_status(p, ec).type() != fs::file_type::not_found && !ec;
+}
+
+std::string proc_comm(int pid) {
+  std::ifstream in(fmt::format("/proc/{}/comm", pid));
+  std::string comm;
+  std::getline(in, comm);
+  return comm;
+}
+
+// Gone, or a zombie waiting for its parent (it holds no files any more).
+bool process_gone(int pid) {
+  if (::kill(pid, 0) != 0 && errno == ESRCH) return true;
+  std::ifstream in(fmt::format("/proc/{}/stat", pid));
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto close = stat.rfind(')');
+  if (close == std::string::npos || close + 2 >= stat.size()) return false;
+  char state = stat[close + 2];
+  return state == 'Z' || state == 'X';
+}
+
+bool wait_gone(int pid, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!process_gone(pid)) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(20ms);  // polling another process' exit: there is no fd to wait on
+  }
+  return true;
+}
+
+// Stops the edgecore named by DIR/edgecore.pid, if it is one.
+common::Status stop_edgecore(const fs::path& pid_file, const ResetOptions& options,
+                             ResetReport& report) {
+  auto text = common::read_file(pid_file);
+  if (!text.ok()) {
+    if (text.status().code() == Code::kNotFound) return common::ok_status();
+    return text.status();
+  }
+  std::string_view digits = *text;
+  while (!digits.empty() && (digits.back() == '\n' || digits.back() == ' '))
+    digits.remove_suffix(1);
+  int pid = 0;
+  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), pid);
+  if (ec != std::errc() || end != digits.data() + digits.size() || pid <= 1) {
+    report.warnings.push_back(fmt::format("{} does not hold a process id ('{}'): stopped nothing",
+                                          pid_file.string(), digits));
+    return common::ok_status();
+  }
+  if (process_gone(pid)) return common::ok_status();
+  // A stale pid file may name a pid that was reused by something else: never signal that.
+  const std::string comm = proc_comm(pid);
+  if (comm != "edgecore") {
+    report.warnings.push_back(
+        fmt::format("{} names pid {}, which is '{}', not edgecore: left it running",
+                    pid_file.string(), pid, comm));
+    return common::ok_status();
+  }
+  if (::kill(pid, SIGTERM) != 0 && errno != ESRCH) {
+    return make_error(Code::kPermissionDenied, "stopping edgecore (pid {}): {}", pid,
+                      std::strerror(errno));
+  }
+  report.stopped_pid = pid;
+  if (wait_gone(pid, options.stop_timeout)) return common::ok_status();
+  report.killed = true;
+  ::kill(pid, SIGKILL);
+  if (wait_gone(pid, 10s)) return common::ok_status();
+  return make_error(Code::kUnavailable,
+                    "edgecore (pid {}) is still running after SIGTERM and SIGKILL; nothing was "
+                    "removed. Check it with `ps -o pid,stat,cmd -p {}` and run reset again",
+                    pid, pid);
+}
+
+}  // namespace
+
+common::Result<ResetReport> reset(const ResetOptions& options) {
+  ResetReport report;
+  const fs::path& dir = options.data_dir;
+  if (dir.empty()) return make_error(Code::kInvalidArgument, "--data-dir is empty");
+  if (!exists_no_follow(dir)) {
+    report.dir_missing = true;
+    return report;
+  }
+  if (!fs::is_directory(dir)) {
+    return make_error(Code::kFailedPrecondition, "{} is not a directory: nothing was removed",
+                      dir.string());
+  }
+  if (exists_no_follow(dir / "pki" / "ca.key")) {
+    return make_error(Code::kFailedPrecondition,
+                      "{} holds a CA key (pki/ca.key): it is cloudcore's data dir made by "
+                      "`gantryadm init`, not an edge node's. reset only undoes what join and "
+                      "edgecore made on an edge node; nothing was removed.",
+                      dir.string());
+  }
+  const bool looks_like_edge =
+      std::any_of(kEdgeEntries.begin(), kEdgeEntries.end(), [&](const std::string& name) {
+        return name != "edgecore.pid" && exists_no_follow(dir / name);
+      });
+  if (!looks_like_edge) {
+    return make_error(Code::kFailedPrecondition,
+                      "{} does not look like a Gantry edge data dir (it has none of "
+                      "edgecore.yaml, pki/, meta/); nothing was removed. Check --data-dir: it "
+                      "must be the directory given to join (edgecore's data_dir).",
+                      dir.string());
+  }
+
+  GANTRY_RETURN_IF_ERROR(stop_edgecore(dir / "edgecore.pid", options, report));
+
+  for (const std::string& name : kEdgeEntries) {
+    const fs::path p = dir / name;
+    if (!exists_no_follow(p)) continue;
+    std::error_code ec;
+    fs::remove_all(p, ec);  // a symlink is removed, never followed
+    if (ec) {
+      return make_error(Code::kInternal, "removing {}: {} (removed so far: {})", p.string(),
+                        ec.message(), fmt::join(report.removed, ", "));
+    }
+    report.removed.push_back(name);
+  }
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    report.left.push_back(entry.path().filename().string());
+  }
+  std::sort(report.left.begin(), report.left.end());
+  return report;
+}
+
+}  // namespace gantry::adm
