@@ -604,7 +604,10 @@ class WsSession : public WsConnection, public std::enable_shared_from_this<WsSes
       return;
     }
     control_in_flight_ = true;
-    ws_.async_close(websocket::close_reason(close_code_, close_reason_),
+    // A close frame has room for 123 bytes of reason (Beast would throw on more).
+    const std::string_view reason = std::string_view(close_reason_).substr(0, 123);
+    ws_.async_close(websocket::close_reason(close_code_, beast::string_view(reason.data(),
+                                                                            reason.size())),
                     [self = shared_from_this()](error_code ec) {
                       self->control_in_flight_ = false;
                       // With a read pending, that read completes (`closed` or an error) and

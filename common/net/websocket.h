@@ -32,7 +32,8 @@ class WsConnection {
   // Queues one binary message. When the queued bytes pass max_queued_bytes the connection is
   // closed with "send queue full" instead (a peer that does not read is shed, not buffered for).
   virtual void send(std::string message) = 0;
-  // WebSocket close (normal closure) with `reason`, after the messages already queued.
+  // WebSocket close (normal closure) with `reason` (at most 123 bytes are sent), after the
+  // messages already queued.
   virtual void close(std::string reason) = 0;
   virtual const PeerInfo& peer() const = 0;
   // Runs `fn` on this connection's strand (where the handler's callbacks run).
@@ -77,6 +78,7 @@ struct WsServerOptions {
   // further clients wait in the kernel's accept queue.
   int max_concurrent_handshakes = 256;
   int listen_backlog = 4096;
+  // Both run on loop threads, possibly several at once.
   std::function<Admission(const PeerInfo&)> admit;  // unset: admit everyone
   std::function<std::unique_ptr<WsHandler>(const PeerInfo&)> handler_factory;  // required
 };

@@ -404,5 +404,18 @@ TEST_CASE("stopping the server closes every connection with a reason", "[net][we
   CHECK(server_side->reason() == "server shutting down");
 }
 
+TEST_CASE("a close reason longer than a close frame holds is truncated", "[net][websocket]") {
+  ServerFixture fixture;
+  auto tls = client_tls(fixture.ca_, &fixture.ca_, "system:node:edge-1");
+  auto client = std::make_shared<Inbox>();
+  auto result = connect_and_wait(fixture.client_loop_, tls, fixture.client_options(), client);
+  REQUIRE(result.ok());
+  REQUIRE(eventually([&] { return fixture.server_inboxes().size() == 1; }));
+  auto server_side = fixture.server_inboxes()[0];
+  result.connection->close(std::string(300, 'r'));
+  REQUIRE(eventually([&] { return server_side->closed && client->closed; }));
+  CHECK(server_side->reason() == std::string(123, 'r'));
+}
+
 }  // namespace
 }  // namespace gantry::common
