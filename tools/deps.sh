@@ -11,7 +11,7 @@ packages=(
   libgrpc++-dev protobuf-compiler-grpc librocksdb-dev libssl-dev libyaml-cpp-dev
   libfmt-dev libspdlog-dev libcli11-dev nlohmann-json3-dev catch2
   # tests
-  prometheus openssl curl procps iproute2 python3
+  prometheus openssl curl procps iproute2 python3 systemd
   # edge runtime (tests and quickstart)
   containerd runc containernetworking-plugins busybox-static
 )

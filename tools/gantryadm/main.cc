@@ -3,6 +3,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <exception>
 #include <string>
 #include <vector>
 
@@ -19,9 +20,7 @@ int fail(const gantry::common::Status& status) {
   return 1;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   CLI::App app{
       "gantryadm: sets up Gantry. `init` makes cloudcore's CA, certificates, tokens and config;\n"
       "`gettoken` mints a join token for an edge node; `reset` undoes an edge node's join.\n"
@@ -110,4 +109,16 @@ int main(int argc, char** argv) {
     fmt::print("left alone (not made by Gantry): {}\n", fmt::join(report->left, ", "));
   }
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // CLI11 reports bad definitions by exception; the commands themselves return Status.
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "gantryadm: {}\n", e.what());
+    return 1;
+  }
 }

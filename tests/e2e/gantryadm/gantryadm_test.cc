@@ -240,6 +240,11 @@ TEST_CASE("init with a bad address writes nothing and says what is wrong", "[e2e
   fs::create_directories(dir);
   CHECK(init(scratch, dir, "bad_name!").exit_code == 1);
   CHECK(entries(dir).empty());
+
+  write_text(scratch / "a-file", "x");
+  auto file = init(scratch, scratch / "a-file", "10.0.0.1");
+  CHECK(file.exit_code == 1);
+  CHECK(file.err.find("exists and is not a directory") != std::string::npos);
 }
 
 TEST_CASE("init into an existing directory leaves the files it does not own alone", "[e2e]") {
