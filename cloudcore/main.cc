@@ -114,6 +114,8 @@ int run(const CloudcoreConfig& config) {
   store_options.keep_revisions = config.store.keep_revisions;
   store_options.keep_duration = std::chrono::duration_cast<std::chrono::seconds>(config.store.keep_duration);
   store_options.block_cache_bytes = config.store.block_cache.bytes;
+  // The registry follows every write; let it fall well behind before the store gives up on it.
+  store_options.watch_queue_limit = 1000000;
   std::error_code ec;
   std::filesystem::create_directories(config.data_dir, ec);
   auto store = open_rocks_store(store_options);

@@ -25,6 +25,13 @@ bool valid_node_name(std::string_view name) {
 
 std::string frame_bytes(const v1::Frame& frame) { return frame.SerializeAsString(); }
 
+// A WebSocket close reason holds at most 123 bytes; the full text is in cloudcore's log.
+std::string close_reason(std::string text) {
+  constexpr size_t kMax = 123;
+  if (text.size() > kMax) text = text.substr(0, kMax - 3) + "...";
+  return text;
+}
+
 v1::StoredObject new_node_object(const std::string& name) {
   v1::StoredObject stored;
   stored.set_json(fmt::format(R"({{"apiVersion":"v1","kind":"Node","metadata":{{"name":"{}"}}}})", name));
@@ -53,6 +60,7 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
     std::weak_ptr<SessionCore> session;
     bool connected = false;
     bool marked_unknown = false;
+    Revision acked = 0;
     std::chrono::steady_clock::time_point last_seen;
   };
   mutable std::mutex mu;
@@ -68,6 +76,10 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
   void detach(const std::string& node, const SessionCore* session, std::chrono::steady_clock::time_point last_seen);
   void sweep();
   void schedule_sweep();
+  void record_ack(const std::string& node, Revision acked) {
+    std::lock_guard lock(mu);
+    nodes[node].acked = acked;
+  }
 };
 
 namespace {
@@ -111,6 +123,7 @@ class SessionCore : public NodeListener, public std::enable_shared_from_this<Ses
         return on_hello(frame.hello());
       case v1::Frame::kObjectAck:
         dispatch_.on_ack(frame.object_ack().revision());
+        hub_->record_ack(node_, dispatch_.acked());
         maybe_release_resync_slot();
         return;
       case v1::Frame::kStatusDelta:
@@ -147,7 +160,7 @@ class SessionCore : public NodeListener, public std::enable_shared_from_this<Ses
     spdlog::warn("hub: closing node {} ({}): {}", node_, conn_->peer().remote_address, what);
     closed_ = true;
     subscription_.reset();
-    conn_->close("protocol violation: " + what);
+    conn_->close(close_reason("protocol violation: " + what));
   }
 
   void send(const v1::Frame& frame) { conn_->send(frame_bytes(frame)); }
@@ -181,6 +194,8 @@ class SessionCore : public NodeListener, public std::enable_shared_from_this<Ses
     if (auto kv = hub_->store.get(keys::status_key(v1::OBJECT_KIND_NODE, "", node_)); kv.ok() && kv->has_value()) {
       v1::StoredStatus stored;
       have_status = stored.ParseFromString((*kv)->value) && stored.has_node();
+      // Marked by this or an earlier cloudcore process: the node is back.
+      if (stored.unreachable() && !was_marked) hub_->writer->set_unreachable(node_, false);
     }
 
     auto [resume, subscription] = hub_->registry.subscribe(node_, hello.applied_revision(), this);
@@ -223,6 +238,7 @@ class SessionCore : public NodeListener, public std::enable_shared_from_this<Ses
           return;
         }
         s->hub_->stats.status_resyncs += plan.ack.resync_size();
+        s->hub_->stats.status_entries += plan.applied;
         v1::Frame ack;
         *ack.mutable_status_ack() = plan.ack;
         s->send(ack);
@@ -387,6 +403,12 @@ bool Hub::connected(const std::string& node) const {
   std::lock_guard lock(impl_->mu);
   auto it = impl_->nodes.find(node);
   return it != impl_->nodes.end() && it->second.connected;
+}
+
+Revision Hub::acked_revision(const std::string& node) const {
+  std::lock_guard lock(impl_->mu);
+  auto it = impl_->nodes.find(node);
+  return it == impl_->nodes.end() ? 0 : it->second.acked;
 }
 
 size_t Hub::connected_count() const {

@@ -40,6 +40,7 @@ struct HubStats {
   std::atomic<uint64_t> deletes_sent{0};
   std::atomic<uint64_t> status_batches{0};
   std::atomic<uint64_t> status_resyncs{0};
+  std::atomic<uint64_t> status_entries{0};       // status entries applied
   std::atomic<uint64_t> protocol_violations{0};  // frames refused, connection closed
   std::atomic<uint64_t> refused_busy{0};         // 503 at the upgrade
   std::atomic<uint64_t> refused_identity{0};     // 403: no node certificate
@@ -61,6 +62,8 @@ class Hub {
   const HubStats& stats() const;
   bool connected(const std::string& node) const;
   size_t connected_count() const;
+  // The last downstream revision `node` acknowledged (0: none since this hub started).
+  Revision acked_revision(const std::string& node) const;
   // Stops accepting, closes every session, finishes pending status writes.
   void stop();
 

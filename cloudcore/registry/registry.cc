@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <condition_variable>
 #include <deque>
+#include <thread>
 
 #include <spdlog/spdlog.h>
 
@@ -100,8 +101,52 @@ struct Registry::Impl {
   std::unordered_map<std::string, NodeInfo> nodes;
   std::map<std::string, std::set<std::string>> by_province;
   std::unique_ptr<WatchHandle> watch;
+  // A watch the store cancelled (the registry fell behind) is restarted from `revision` here.
+  std::thread rewatcher;
+  std::condition_variable_any rewatch_cv;
+  bool rewatch_needed = false;
+  bool stopping = false;
 
   explicit Impl(Store& s) : store(s) {}
+
+  WatchCallbacks callbacks() {
+    WatchCallbacks cbs;
+    cbs.on_events = [this](const std::vector<Event>& events) { on_events(events); };
+    cbs.on_error = [this](const Status& s) {
+      spdlog::error("registry: store watch ended: {}", s.to_string());
+      std::unique_lock lock(mu);
+      watch_error = s;
+      rewatch_needed = true;
+      caught_up.notify_all();
+      rewatch_cv.notify_all();
+    };
+    return cbs;
+  }
+
+  void rewatch_loop() {
+    std::unique_lock lock(mu);
+    while (true) {
+      rewatch_cv.wait(lock, [&] { return stopping || rewatch_needed; });
+      if (stopping) return;
+      rewatch_needed = false;
+      Revision from = revision;
+      auto old = std::move(watch);
+      lock.unlock();
+      old.reset();
+      auto again = store.watch("/", from, callbacks());
+      lock.lock();
+      if (again.ok()) {
+        watch = std::move(again).value();
+        watch_error = Status();
+        spdlog::warn("registry: following the store again from revision {}", from);
+      } else {
+        spdlog::critical("registry: cannot follow the store from revision {}: {}; retrying",
+                         from, again.status().to_string());
+        rewatch_needed = true;
+        rewatch_cv.wait_for(lock, std::chrono::seconds(1), [&] { return stopping; });
+      }
+    }
+  }
 
   // --- index maintenance (mu held exclusively) ---
 
@@ -326,17 +371,7 @@ common::Result<std::unique_ptr<Registry>> Registry::start(Store& store) {
   }
   Impl* raw = impl.get();
   // Replays the history still in the store (for its deletions), then follows the store live.
-  auto follow = [&](Revision from) {
-    WatchCallbacks cbs;
-    cbs.on_events = [raw](const std::vector<Event>& events) { raw->on_events(events); };
-    cbs.on_error = [raw](const Status& s) {
-      spdlog::error("registry: store watch ended: {}", s.to_string());
-      std::unique_lock lock(raw->mu);
-      raw->watch_error = s;
-      raw->caught_up.notify_all();
-    };
-    return store.watch("/", from, std::move(cbs));
-  };
+  auto follow = [&](Revision from) { return store.watch("/", from, raw->callbacks()); };
   // Watch from 0 means "from now"; revision 1 is always a creation, which holds no deletion.
   Revision from = raw->start_revision == 0 ? 0 : std::max<Revision>(store.compacted_revision(), 1);
   auto watch = follow(from);
@@ -360,14 +395,28 @@ common::Result<std::unique_ptr<Registry>> Registry::start(Store& store) {
     } else {
       impl->horizon = from;
     }
+    impl->rewatch_needed = false;
+    impl->watch_error = Status();
   }
+  impl->rewatcher = std::thread([raw] { raw->rewatch_loop(); });
   return std::unique_ptr<Registry>(new Registry(std::move(impl)));
 }
 
 Registry::Registry(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Registry::~Registry() {
-  impl_->watch.reset();  // no more callbacks into impl_
+  {
+    std::unique_lock lock(impl_->mu);
+    impl_->stopping = true;
+  }
+  impl_->rewatch_cv.notify_all();
+  if (impl_->rewatcher.joinable()) impl_->rewatcher.join();
+  std::unique_ptr<WatchHandle> watch;
+  {
+    std::unique_lock lock(impl_->mu);
+    watch = std::move(impl_->watch);
+  }
+  watch.reset();  // no more callbacks into impl_
 }
 
 namespace {

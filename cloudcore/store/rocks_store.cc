@@ -1,5 +1,7 @@
 #include "cloudcore/store/rocks_store.h"
 
+#include <filesystem>
+
 #include <rocksdb/cache.h>
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
@@ -316,6 +318,10 @@ Status RocksStoreImpl::open() {
       {"versions", cf_options},
       {"history", cf_options},
   };
+  std::error_code dir_error;
+  std::filesystem::create_directories(options_.path, dir_error);
+  if (dir_error)
+    return make_error(Code::kInternal, "creating store directory {}: {}", options_.path, dir_error.message());
   rocksdb::DB* raw = nullptr;
   GANTRY_RETURN_IF_ERROR(
       from_rocks(rocksdb::DB::Open(db_options, options_.path, descriptors, &handles_, &raw),

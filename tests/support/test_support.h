@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace gantry::test {
 
@@ -33,6 +34,29 @@ bool eventually(const std::function<bool()>& condition,
 // A TCP port on 127.0.0.1 that was free a moment ago (for binaries that need a port number in
 // their config; in-process servers bind port 0 instead).
 unsigned short free_port();
+
+// A child process (a real binary under test) with its stdout+stderr in a log file. Killed with
+// SIGKILL when the object dies, if still running.
+class ChildProcess {
+ public:
+  ChildProcess(std::vector<std::string> argv, std::filesystem::path log);
+  ~ChildProcess();
+  ChildProcess(const ChildProcess&) = delete;
+  ChildProcess& operator=(const ChildProcess&) = delete;
+
+  int pid() const { return pid_; }
+  bool running();
+  void signal(int sig);
+  // Waits for the exit and returns the exit code (128 + signal when killed); -1 on timeout.
+  int wait(std::chrono::milliseconds timeout = std::chrono::seconds(30));
+  std::string log() const;
+
+ private:
+  int pid_ = -1;
+  int status_ = 0;
+  bool reaped_ = false;
+  std::filesystem::path log_;
+};
 
 // Where the build tree is (binaries live there), from the environment ctest sets.
 std::filesystem::path build_dir();
