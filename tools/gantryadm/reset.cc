@@ -95,6 +95,33 @@ common::Status stop_edgecore(const fs::path& pid_file, const ResetOptions& optio
                     pid, pid);
 }
 
+// Edgecore processes with a file open under `dir` (e.g. one run by systemd, with no pid file):
+// removing its cache under it would corrupt nothing on disk but leave it running on deleted files.
+std::vector<int> edgecores_using(const fs::path& dir) {
+  std::vector<int> pids;
+  std::error_code ec;
+  const fs::path canonical = fs::canonical(dir, ec);
+  if (ec) return pids;
+  const std::string prefix = canonical.string() + "/";
+  for (const auto& proc : fs::directory_iterator("/proc", ec)) {
+    const std::string name = proc.path().filename().string();
+    int pid = 0;
+    auto [end, parse_ec] = std::from_chars(name.data(), name.data() + name.size(), pid);
+    if (parse_ec != std::errc() || end != name.data() + name.size()) continue;
+    if (proc_comm(pid) != "edgecore" || process_gone(pid)) continue;
+    std::error_code fd_ec;
+    for (const auto& fd : fs::directory_iterator(proc.path() / "fd", fd_ec)) {
+      std::error_code link_ec;
+      const std::string target = fs::read_symlink(fd.path(), link_ec).string();
+      if (!link_ec && target.compare(0, prefix.size(), prefix) == 0) {
+        pids.push_back(pid);
+        break;
+      }
+    }
+  }
+  return pids;
+}
+
 }  // namespace
 
 common::Result<ResetReport> reset(const ResetOptions& options) {
@@ -129,6 +156,13 @@ common::Result<ResetReport> reset(const ResetOptions& options) {
   }
 
   GANTRY_RETURN_IF_ERROR(stop_edgecore(dir / "edgecore.pid", options, report));
+  if (auto pids = edgecores_using(dir); !pids.empty()) {
+    return make_error(Code::kFailedPrecondition,
+                      "edgecore (pid {}) is running on {} and was not started with a pid file "
+                      "there; nothing was removed. Stop it first (under systemd: `systemctl "
+                      "disable --now edgecore`), then run reset again.",
+                      fmt::join(pids, ", "), dir.string());
+  }
 
   for (const std::string& name : kEdgeEntries) {
     const fs::path p = dir / name;

@@ -241,6 +241,16 @@ TEST_CASE("init with a bad address writes nothing and says what is wrong", "[e2e
   CHECK(init(scratch, dir, "bad_name!").exit_code == 1);
   CHECK(entries(dir).empty());
 
+  // pki/ taken by a file: moving the new files in fails, and nothing is left behind.
+  fs::remove(dir);
+  fs::create_directories(dir);
+  write_text(dir / "pki", "a file");
+  auto blocked = init(scratch, dir, "10.0.0.1");
+  CHECK(blocked.exit_code == 1);
+  CHECK(blocked.err.find("moving " + (dir / "pki/ca.crt").string()) != std::string::npos);
+  CHECK(entries(dir) == std::vector<std::string>{"pki"});
+  CHECK(read_text(dir / "pki") == "a file");
+
   write_text(scratch / "a-file", "x");
   auto file = init(scratch, scratch / "a-file", "10.0.0.1");
   CHECK(file.exit_code == 1);
@@ -405,6 +415,29 @@ TEST_CASE("reset stops edgecore from its pid file and leaves the data dir empty"
   CHECK(adm(scratch, {"reset", "--data-dir", dir.string()}).exit_code == 1);
   // A directory that is not there is already reset.
   CHECK(adm(scratch, {"reset", "--data-dir", (scratch / "gone").string()}).exit_code == 0);
+}
+
+TEST_CASE("reset refuses while an edgecore it did not start uses the data dir", "[e2e]") {
+  TempDir scratch;
+  const fs::path dir = scratch / "edge";
+  make_edge_pki(dir / "pki", "gantry-01");
+  write_text(dir / "edgecore.yaml", edge_sample_for(dir));
+  // As under systemd: no pid file.
+  Background edge({edgecore().string(), "--config", (dir / "edgecore.yaml").string()},
+                  scratch / "edgecore.log");
+  REQUIRE(test::eventually([&] { return edge.log().find("starting") != std::string::npos; }, 60s));
+
+  auto r = adm(scratch, {"reset", "--data-dir", dir.string()});
+  CHECK(r.exit_code == 1);
+  CHECK(r.err.find("edgecore (pid " + std::to_string(edge.pid()) + ") is running on") !=
+        std::string::npos);
+  CHECK(edge.running());
+  CHECK(entries(dir) == std::vector<std::string>{"edgecore.yaml", "meta", "pki"});
+
+  edge.signal(SIGTERM);
+  REQUIRE(edge.wait(30s) == 0);
+  CHECK(adm(scratch, {"reset", "--data-dir", dir.string()}).exit_code == 0);
+  CHECK(entries(dir).empty());
 }
 
 TEST_CASE("reset leaves what it did not create and never signals a process that is not edgecore",
