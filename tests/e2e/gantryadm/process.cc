@@ -19,6 +19,7 @@ pid_t spawn(const std::vector<std::string>& argv, const std::filesystem::path& o
             const std::filesystem::path& err) {
   std::vector<std::string> copy = argv;
   std::vector<char*> args;
+  args.reserve(copy.size() + 1);
   for (auto& a : copy) args.push_back(a.data());
   args.push_back(nullptr);
   pid_t pid = ::fork();
