@@ -40,8 +40,9 @@ endfunction()
 
 # Boost.Asio/Beast are the slowest headers we have: precompile them for the targets that use them.
 function(gantry_precompile_asio target)
+  # <utility> first: Boost 1.74's awaitable.hpp uses std::exchange without including it.
   target_precompile_headers(${target} PRIVATE
-    <boost/asio.hpp> <boost/asio/ssl.hpp> <boost/beast/core.hpp> <boost/beast/http.hpp>
+    <utility> <boost/asio.hpp> <boost/asio/ssl.hpp> <boost/beast/core.hpp> <boost/beast/http.hpp>
     <boost/beast/ssl.hpp> <boost/beast/websocket.hpp> <boost/beast/websocket/ssl.hpp>)
 endfunction()
 
