@@ -16,6 +16,7 @@ inline constexpr std::string_view kConfigMaps = "/configmaps/";
 inline constexpr std::string_view kSecrets = "/secrets/";
 inline constexpr std::string_view kNodes = "/nodes/";
 inline constexpr std::string_view kNamespaces = "/namespaces/";
+inline constexpr std::string_view kEvents = "/events/";  // /events/NS/NAME
 inline constexpr std::string_view kPodStatus = "/status/pods/";
 inline constexpr std::string_view kNodeStatus = "/status/nodes/";
 // Per node: the last upstream sequence applied (written with the statuses of that batch).

@@ -1,0 +1,1390 @@
+#include "cloudcore/api/api_server.h"
+
+#include <algorithm>
+#include <mutex>
+#include <random>
+#include <set>
+#include <variant>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <openssl/evp.h>
+#include <spdlog/spdlog.h>
+
+#include "cloudcore/api/continue_token.h"
+#include "cloudcore/api/patch.h"
+#include "cloudcore/api/render.h"
+#include "cloudcore/api/selectors.h"
+#include "cloudcore/registry/keys.h"
+#include "cloudcore/registry/objects.h"
+#include "common/net/http_server.h"
+
+namespace gantry::cloud::api {
+namespace {
+
+using common::Code;
+using common::Request;
+using common::Response;
+using nlohmann::json;
+
+constexpr const char* kGitVersion = "v1.28.0-gantry";
+
+// ---------------------------------------------------------------------------------------------
+// Errors as Kubernetes Status objects.
+
+struct Failure {
+  int code = 500;
+  std::string reason;
+  std::string message;
+};
+
+template <typename T>
+using Outcome = std::variant<T, Failure>;
+
+template <typename T>
+bool failed(const Outcome<T>& o) {
+  return std::holds_alternative<Failure>(o);
+}
+
+Failure bad_request(std::string message) { return {400, "BadRequest", std::move(message)}; }
+Failure invalid(std::string message) { return {422, "Invalid", std::move(message)}; }
+Failure not_found(const std::string& resource, const std::string& name) {
+  return {404, "NotFound", fmt::format("{} \"{}\" not found", resource, name)};
+}
+Failure internal(const common::Status& s) { return {500, "InternalError", s.to_string()}; }
+
+Failure from_store(const common::Status& s) {
+  switch (s.code()) {
+    case Code::kOutOfRange:
+      return {410, "Expired", s.message()};
+    case Code::kFailedPrecondition:
+      return {409, "Conflict", s.message()};
+    case Code::kNotFound:
+      return {404, "NotFound", s.message()};
+    default:
+      return internal(s);
+  }
+}
+
+json status_json(const Failure& f) {
+  return {{"kind", "Status"}, {"apiVersion", "v1"}, {"metadata", json::object()},
+          {"status", "Failure"}, {"message", f.message}, {"reason", f.reason}, {"code", f.code}};
+}
+
+Response failure_response(const Failure& f) {
+  auto r = Response::json(f.code, status_json(f).dump());
+  return r;
+}
+
+Response json_response(int code, const json& body, const std::vector<std::string>& warnings = {}) {
+  auto r = Response::json(code, body.dump());
+  for (const auto& w : warnings) {
+    std::string text = w;
+    std::replace(text.begin(), text.end(), '"', '\'');
+    r.headers.emplace_back("Warning", fmt::format("299 - \"{}\"", text));
+  }
+  return r;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Resource types.
+
+struct ResourceType {
+  std::string name;      // "pods"
+  std::string singular;  // "pod"
+  std::string kind;      // "Pod"
+  bool namespaced = true;
+  std::string prefix;         // "/pods/"
+  std::string status_prefix;  // "/status/pods/" or ""
+  v1::ObjectKind object_kind = v1::OBJECT_KIND_UNSPECIFIED;
+  std::vector<std::string> short_names;
+  TableKind table = TableKind::kPods;
+  std::vector<std::string> fields;  // field selectors
+};
+
+const std::vector<ResourceType>& resource_types() {
+  static const std::vector<ResourceType> kTypes = {
+      {"pods", "pod", "Pod", true, std::string(keys::kPods), std::string(keys::kPodStatus),
+       v1::OBJECT_KIND_POD, {"po"}, TableKind::kPods,
+       {"metadata.name", "metadata.namespace", "spec.nodeName", "status.phase"}},
+      {"nodes", "node", "Node", false, std::string(keys::kNodes), std::string(keys::kNodeStatus),
+       v1::OBJECT_KIND_NODE, {"no"}, TableKind::kNodes, {"metadata.name", "spec.unschedulable"}},
+      {"namespaces", "namespace", "Namespace", false, std::string(keys::kNamespaces), "",
+       v1::OBJECT_KIND_UNSPECIFIED, {"ns"}, TableKind::kNamespaces, {"metadata.name", "status.phase"}},
+      {"configmaps", "configmap", "ConfigMap", true, std::string(keys::kConfigMaps), "",
+       v1::OBJECT_KIND_CONFIG_MAP, {"cm"}, TableKind::kConfigMaps, {"metadata.name", "metadata.namespace"}},
+      {"secrets", "secret", "Secret", true, std::string(keys::kSecrets), "", v1::OBJECT_KIND_SECRET,
+       {}, TableKind::kSecrets, {"metadata.name", "metadata.namespace", "type"}},
+      {"events", "event", "Event", true, std::string(keys::kEvents), "", v1::OBJECT_KIND_UNSPECIFIED,
+       {"ev"}, TableKind::kEvents,
+       {"metadata.name", "metadata.namespace", "involvedObject.kind", "involvedObject.name",
+        "involvedObject.namespace", "involvedObject.uid", "reason", "type"}},
+  };
+  return kTypes;
+}
+
+const ResourceType* find_type(const std::string& name) {
+  for (const auto& t : resource_types())
+    if (t.name == name) return &t;
+  return nullptr;
+}
+
+std::string object_key(const ResourceType& t, const std::string& ns, const std::string& name) {
+  return t.namespaced ? t.prefix + ns + "/" + name : t.prefix + name;
+}
+std::string status_key(const ResourceType& t, const std::string& ns, const std::string& name) {
+  if (t.status_prefix.empty()) return "";
+  return t.namespaced ? t.status_prefix + ns + "/" + name : t.status_prefix + name;
+}
+
+// ---------------------------------------------------------------------------------------------
+// JSON helpers.
+
+std::string str_at(const json& obj, const std::string& dotted) {
+  const json* cur = &obj;
+  size_t start = 0;
+  while (start <= dotted.size()) {
+    size_t dot = dotted.find('.', start);
+    std::string part = dotted.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    if (!cur->is_object() || !cur->contains(part)) return "";
+    cur = &(*cur)[part];
+    if (dot == std::string::npos) break;
+    start = dot + 1;
+  }
+  if (cur->is_string()) return cur->get<std::string>();
+  if (cur->is_boolean()) return cur->get<bool>() ? "true" : "false";
+  if (cur->is_number()) return cur->dump();
+  return "";
+}
+
+std::map<std::string, std::string> labels_of(const json& obj) {
+  std::map<std::string, std::string> out;
+  if (!obj.contains("metadata") || !obj["metadata"].is_object()) return out;
+  const json& meta = obj["metadata"];
+  if (!meta.contains("labels") || !meta["labels"].is_object()) return out;
+  for (auto it = meta["labels"].begin(); it != meta["labels"].end(); ++it)
+    if (it.value().is_string()) out[it.key()] = it.value().get<std::string>();
+  return out;
+}
+
+// RFC 1123 label (namespaces) or subdomain (everything else), as Kubernetes validates names.
+bool valid_name(const std::string& name, bool label_only) {
+  if (name.empty() || name.size() > (label_only ? 63u : 253u)) return false;
+  for (char c : name) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || (!label_only && c == '.');
+    if (!ok) return false;
+  }
+  auto alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
+  return alnum(name.front()) && alnum(name.back());
+}
+
+std::string random_uid() {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  uint64_t a = rng();
+  uint64_t b = rng();
+  a = (a & 0xffffffffffff0fffULL) | 0x0000000000004000ULL;  // version 4
+  b = (b & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;  // variant 1
+  return fmt::format("{:08x}-{:04x}-{:04x}-{:04x}-{:012x}", a >> 32, (a >> 16) & 0xffff, a & 0xffff,
+                     b >> 48, b & 0xffffffffffffULL);
+}
+
+// Pod fields the edge does not honour: told to the user as Warning headers, not refused.
+std::vector<std::string> pod_warnings(const json& pod) {
+  std::vector<std::string> out;
+  if (!pod.contains("spec") || !pod["spec"].is_object()) return out;
+  const json& spec = pod["spec"];
+  static const std::set<std::string> kVolumeKinds = {"emptyDir", "hostPath", "configMap", "secret"};
+  if (spec.contains("volumes") && spec["volumes"].is_array()) {
+    for (const auto& v : spec["volumes"]) {
+      if (!v.is_object()) continue;
+      for (auto it = v.begin(); it != v.end(); ++it) {
+        if (it.key() == "name" || kVolumeKinds.count(it.key())) continue;
+        out.push_back(fmt::format("spec.volumes[{}].{}: the edge supports only emptyDir, hostPath, configMap "
+                                  "and secret volumes; this volume will not be mounted",
+                                  v.value("name", "?"), it.key()));
+      }
+    }
+  }
+  static const std::vector<std::pair<std::string, std::string>> kPodFields = {
+      {"securityContext", "pod securityContext is not applied by the edge runtime"},
+      {"affinity", "affinity is not evaluated yet; bind the pod with spec.nodeName"},
+      {"tolerations", "tolerations are not evaluated yet; bind the pod with spec.nodeName"},
+      {"dnsConfig", "dnsConfig is not applied by the edge runtime"},
+      {"serviceAccountName", "service accounts are not mounted on edge nodes"},
+      {"hostPID", "hostPID is not applied by the edge runtime"},
+      {"hostIPC", "hostIPC is not applied by the edge runtime"},
+      {"runtimeClassName", "runtimeClassName is not applied by the edge runtime"},
+      {"priorityClassName", "priorityClassName has no effect on edge nodes"},
+      {"ephemeralContainers", "ephemeral containers are not supported on edge nodes"},
+  };
+  for (const auto& [field, why] : kPodFields)
+    if (spec.contains(field) && !spec[field].is_null()) out.push_back(fmt::format("spec.{}: {}", field, why));
+  static const std::vector<std::string> kContainerFields = {
+      "livenessProbe", "readinessProbe", "startupProbe", "lifecycle", "securityContext"};
+  for (const char* list : {"containers", "initContainers"}) {
+    if (!spec.contains(list) || !spec[list].is_array()) continue;
+    for (const auto& c : spec[list]) {
+      if (!c.is_object()) continue;
+      for (const auto& f : kContainerFields)
+        if (c.contains(f) && !c[f].is_null())
+          out.push_back(fmt::format("spec.{}[{}].{}: not honoured by the edge runtime", list,
+                                    c.value("name", "?"), f));
+    }
+  }
+  return out;
+}
+
+bool wants_table(const Request& req) {
+  auto accept = req.header("Accept");
+  return accept && accept->find("as=Table") != std::string::npos;
+}
+
+std::optional<std::string> query(const Request& req, std::string_view name) {
+  return req.query_param(name);
+}
+
+// ---------------------------------------------------------------------------------------------
+// A loaded object: the stored record, its JSON, and (pods, nodes) its status.
+
+struct Loaded {
+  KeyValue kv;
+  v1::StoredObject stored;
+  json object;  // as stored (no status, no resourceVersion)
+  std::optional<KeyValue> status_kv;
+  v1::StoredStatus status;
+  Revision resource_version = 0;
+};
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+
+struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
+  common::EventLoop& loop;
+  Store& store;
+  Registry& registry;
+  common::Clock& clock;
+  TokenAuthenticator tokens;
+  ApiServerOptions options;
+  ApiServerStats stats;
+  std::unique_ptr<common::HttpServer> http;
+
+  struct Watch;
+  std::mutex watches_mu;
+  std::set<std::shared_ptr<Watch>> watches;
+  bool stopped = false;
+
+  Impl(common::EventLoop& l, Store& s, Registry& r, common::Clock& c, TokenAuthenticator t, ApiServerOptions o)
+      : loop(l), store(s), registry(r), clock(c), tokens(std::move(t)), options(std::move(o)) {}
+
+  int64_t now_seconds() const {
+    return std::chrono::duration_cast<std::chrono::seconds>(clock.system_now().time_since_epoch()).count();
+  }
+
+  // ----- reading --------------------------------------------------------------------------
+
+  Outcome<Loaded> decode(const ResourceType& t, KeyValue kv, Revision at) {
+    Loaded l;
+    if (!l.stored.ParseFromString(kv.value)) return internal(common::make_error(Code::kDataLoss, "{}: unreadable record", kv.key));
+    l.object = json::parse(l.stored.json(), nullptr, false);
+    if (l.object.is_discarded() || !l.object.is_object())
+      return internal(common::make_error(Code::kDataLoss, "{}: stored JSON unreadable", kv.key));
+    l.resource_version = kv.mod_revision;
+    if (!t.status_prefix.empty()) {
+      auto parsed = keys::parse_key(kv.key);
+      std::string skey = status_key(t, parsed ? parsed->ns : "", parsed ? parsed->name : "");
+      auto s = store.get(skey, at);
+      if (!s.ok() && s.status().code() == Code::kOutOfRange) s = store.get(skey, 0);
+      if (!s.ok()) return from_store(s.status());
+      if (*s && l.status.ParseFromString((*s)->value)) {
+        // A status left from an earlier object of the same name does not belong to this one.
+        std::string uid = str_at(l.object, "metadata.uid");
+        if (l.status.uid().empty() || uid.empty() || l.status.uid() == uid) {
+          l.status_kv = **s;
+          l.resource_version = std::max(l.resource_version, (*s)->mod_revision);
+        } else {
+          l.status.Clear();
+        }
+      }
+    }
+    l.kv = std::move(kv);
+    return l;
+  }
+
+  Outcome<std::optional<Loaded>> load(const ResourceType& t, const std::string& ns, const std::string& name) {
+    auto kv = store.get(object_key(t, ns, name));
+    if (!kv.ok()) return from_store(kv.status());
+    if (!*kv) return std::optional<Loaded>();
+    auto l = decode(t, std::move(**kv), 0);
+    if (failed(l)) return std::get<Failure>(l);
+    return std::optional<Loaded>(std::move(std::get<Loaded>(l)));
+  }
+
+  json render(const ResourceType& t, const Loaded& l) {
+    json obj = l.object;
+    obj["kind"] = t.kind;
+    obj["apiVersion"] = "v1";
+    obj["metadata"]["resourceVersion"] = std::to_string(l.resource_version);
+    if (t.name == "pods") {
+      obj["status"] = render_pod_status(obj, l.status_kv ? &l.status : nullptr);
+    } else if (t.name == "nodes") {
+      obj["status"] = render_node_status(l.status_kv ? &l.status : nullptr);
+    } else if (t.name == "namespaces") {
+      bool deleting = obj["metadata"].contains("deletionTimestamp");
+      obj["status"] = {{"phase", deleting ? "Terminating" : "Active"}};
+    }
+    return obj;
+  }
+
+  // ----- authorization -----------------------------------------------------------------
+
+  std::string province_of(const ResourceType& t, const json& obj) {
+    if (t.name == "nodes") return labels_of(obj)[kProvinceLabel];
+    if (t.name == "pods") {
+      std::string node = str_at(obj, "spec.nodeName");
+      if (node.empty()) return "";
+      auto info = registry.node(node);
+      return info ? info->province : "";
+    }
+    return "";
+  }
+
+  // Request-level check for kinds province roles do not cover.
+  std::optional<Failure> check_kind(const Identity& who, const Permissions& p, const ResourceType& t, bool write) {
+    if (p.admin) return std::nullopt;
+    bool scoped = t.name == "pods" || t.name == "nodes";
+    if (t.name == "namespaces" && !write) return std::nullopt;
+    if (scoped && (!write || p.any_write())) return std::nullopt;
+    ++stats.forbidden;
+    if (scoped)
+      return Failure{403, "Forbidden", fmt::format("{} is forbidden: user \"{}\" has read-only (viewer) access", t.name, who.user)};
+    return Failure{403, "Forbidden",
+                   fmt::format("{} is forbidden: user \"{}\" has a province-scoped role, which covers the "
+                               "nodes and pods of its province{}; ask an administrator",
+                               t.name, who.user, write ? "" : " (and reading namespaces)")};
+  }
+
+  std::optional<Failure> check_object(const Identity& who, const Permissions& p, const ResourceType& t,
+                                      const json& obj, bool write) {
+    if (p.admin || (t.name == "namespaces" && !write)) return std::nullopt;
+    std::string province = province_of(t, obj);
+    if (write ? p.can_write(province) : p.can_read(province)) return std::nullopt;
+    ++stats.forbidden;
+    std::set<std::string> mine = write ? p.write_provinces : p.read_provinces;
+    std::string list;
+    for (const auto& m : mine) list += (list.empty() ? "" : ", ") + m;
+    std::string where;
+    if (t.name == "pods") {
+      std::string node = str_at(obj, "spec.nodeName");
+      where = node.empty() ? "the pod is not bound to a node (set spec.nodeName to a node of your province)"
+                           : fmt::format("it is bound to node \"{}\" in province \"{}\"", node,
+                                         province.empty() ? "<none>" : province);
+    } else {
+      where = fmt::format("it is in province \"{}\"", province.empty() ? "<none>" : province);
+    }
+    return Failure{403, "Forbidden",
+                   fmt::format("{} \"{}\" is forbidden: user \"{}\" may {} only province {}; {}", t.name,
+                               str_at(obj, "metadata.name"), who.user, write ? "change" : "see",
+                               list.empty() ? "<none>" : list, where)};
+  }
+
+  bool visible(const Permissions& p, const ResourceType& t, const json& obj) {
+    if (p.admin || t.name == "namespaces") return true;
+    return p.can_read(province_of(t, obj));
+  }
+
+  // ----- list ---------------------------------------------------------------------------
+
+  struct Filter {
+    LabelSelector labels;
+    FieldSelector fields;
+    Permissions permissions;
+    bool matches(Impl& impl, const ResourceType& t, const json& obj) const {
+      if (!labels.matches(labels_of(obj))) return false;
+      if (!fields.matches([&](const std::string& f) { return str_at(obj, f); })) return false;
+      return impl.visible(permissions, t, obj);
+    }
+  };
+
+  Outcome<Filter> parse_filter(const Request& req, const ResourceType& t, const Permissions& p) {
+    Filter f;
+    f.permissions = p;
+    if (auto ls = query(req, "labelSelector")) {
+      auto parsed = LabelSelector::parse(*ls);
+      if (!parsed.ok()) return bad_request(parsed.status().message());
+      f.labels = std::move(parsed).value();
+    }
+    if (auto fs = query(req, "fieldSelector")) {
+      auto parsed = FieldSelector::parse(*fs, t.fields);
+      if (!parsed.ok()) return bad_request(parsed.status().message());
+      f.fields = std::move(parsed).value();
+    }
+    return f;
+  }
+
+  Response list(const Request& req, const ResourceType& t, const std::string& ns, const Filter& filter) {
+    size_t limit = 0;
+    if (auto l = query(req, "limit")) {
+      try {
+        long long v = std::stoll(*l);
+        if (v < 0) return failure_response(bad_request("limit must not be negative"));
+        limit = std::min<size_t>(static_cast<size_t>(v), options.max_list_limit);
+      } catch (...) {
+        return failure_response(bad_request(fmt::format("limit \"{}\" is not a number", *l)));
+      }
+    }
+    ListOptions lo;
+    lo.prefix = t.namespaced && !ns.empty() ? t.prefix + ns + "/" : t.prefix;
+    if (auto c = query(req, "continue"); c && !c->empty()) {
+      auto token = decode_continue(*c);
+      if (!token.ok()) return failure_response(bad_request(token.status().message()));
+      if (!token->last_key.starts_with(lo.prefix))
+        return failure_response(bad_request("the continue token belongs to another list"));
+      lo.at = token->revision;
+      lo.start_after = token->last_key;
+      if (lo.at < store.compacted_revision())
+        return failure_response({410, "Expired",
+                                 "The provided continue parameter is too old to display a consistent list "
+                                 "result. You can start a new list without the continue parameter."});
+    }
+    std::vector<json> items;
+    std::string next;
+    Revision revision = lo.at;
+    lo.limit = limit ? std::max<size_t>(limit, 100) : 500;
+    while (true) {
+      auto page = store.list(lo);
+      if (!page.ok()) {
+        if (page.status().code() == Code::kOutOfRange)
+          return failure_response({410, "Expired",
+                                   "The provided continue parameter is too old to display a consistent "
+                                   "list result. You can start a new list without the continue parameter."});
+        return failure_response(internal(page.status()));
+      }
+      revision = page->revision;
+      lo.at = revision;
+      bool stopped_early = false;
+      for (size_t i = 0; i < page->items.size(); ++i) {
+        auto& kv = page->items[i];
+        auto parsed = keys::parse_key(kv.key);
+        if (t.namespaced && kv.key.substr(t.prefix.size()).find('/') == std::string::npos) continue;
+        (void)parsed;
+        std::string key = kv.key;
+        auto l = decode(t, std::move(kv), revision);
+        if (failed(l)) continue;  // unreadable records are skipped, not fatal to the list
+        json obj = render(t, std::get<Loaded>(l));
+        if (!filter.matches(*this, t, obj)) continue;
+        items.push_back(std::move(obj));
+        if (limit && items.size() == limit) {
+          if (i + 1 < page->items.size() || page->more) next = encode_continue({revision, key});
+          stopped_early = true;
+          break;
+        }
+      }
+      if (stopped_early || !page->more || page->items.empty()) break;
+      lo.start_after = page->items.back().key;
+    }
+    std::string rv = std::to_string(revision);
+    if (wants_table(req)) {
+      json table = render_table(t.table, items, rv, clock.system_now());
+      if (!next.empty()) table["metadata"]["continue"] = next;
+      return json_response(200, table);
+    }
+    json out = {{"kind", t.kind + "List"}, {"apiVersion", "v1"}, {"metadata", {{"resourceVersion", rv}}}};
+    if (!next.empty()) out["metadata"]["continue"] = next;
+    out["items"] = std::move(items);
+    return json_response(200, out);
+  }
+
+  // ----- writes -------------------------------------------------------------------------
+
+  Outcome<json> parse_body(const Request& req) {
+    if (req.body.empty()) return bad_request("the request body is empty");
+    json body = json::parse(req.body, nullptr, false);
+    if (body.is_discarded())
+      return bad_request("the request body is not valid JSON (YAML must be converted by the client, as kubectl does)");
+    return body;
+  }
+
+  // Checks kind/apiVersion/name/namespace against the URL and fills what the URL implies.
+  std::optional<Failure> check_identity(const ResourceType& t, json& obj, const std::string& ns,
+                                        const std::string& url_name) {
+    if (!obj.is_object()) return bad_request("the request body must be a JSON object");
+    if (obj.contains("kind") && obj["kind"] != t.kind)
+      return bad_request(fmt::format("the kind \"{}\" does not match the URL, which is for {} (kind {})",
+                                     obj["kind"].is_string() ? obj["kind"].get<std::string>() : obj["kind"].dump(),
+                                     t.name, t.kind));
+    if (obj.contains("apiVersion") && obj["apiVersion"] != "v1")
+      return bad_request(fmt::format("apiVersion {} does not match the URL (v1)", obj["apiVersion"].dump()));
+    obj["kind"] = t.kind;
+    obj["apiVersion"] = "v1";
+    if (!obj.contains("metadata") || !obj["metadata"].is_object()) obj["metadata"] = json::object();
+    json& meta = obj["metadata"];
+    if (meta.contains("name") && !meta["name"].is_string()) return bad_request("metadata.name must be a string");
+    if (!url_name.empty()) {
+      if (meta.contains("name") && meta["name"] != url_name)
+        return bad_request(fmt::format("the name of the object ({}) does not match the name on the URL ({})",
+                                       meta["name"].get<std::string>(), url_name));
+      meta["name"] = url_name;
+    }
+    if (t.namespaced) {
+      if (meta.contains("namespace") && meta["namespace"] != ns)
+        return bad_request(fmt::format("the namespace of the object ({}) does not match the namespace on the URL ({})",
+                                       meta["namespace"].dump(), ns));
+      meta["namespace"] = ns;
+    } else {
+      meta.erase("namespace");
+    }
+    return std::nullopt;
+  }
+
+  // Builds the stored record for `obj` (server fields already set), validating it.
+  Outcome<v1::StoredObject> to_stored(const ResourceType& t, json obj) {
+    obj.erase("status");
+    json& meta = obj["metadata"];
+    meta.erase("resourceVersion");
+    meta.erase("managedFields");
+    meta.erase("selfLink");
+    if (t.name == "secrets" && obj.contains("stringData")) {
+      if (!obj["stringData"].is_object()) return invalid("stringData: must be a map of strings");
+      if (!obj.contains("data") || !obj["data"].is_object()) obj["data"] = json::object();
+      for (auto it = obj["stringData"].begin(); it != obj["stringData"].end(); ++it) {
+        if (!it.value().is_string()) return invalid(fmt::format("stringData.{}: must be a string", it.key()));
+        const std::string& s = it.value().get_ref<const std::string&>();
+        std::string enc(4 * ((s.size() + 2) / 3) + 1, '\0');
+        int n = EVP_EncodeBlock_wrapper(enc, s);
+        enc.resize(static_cast<size_t>(n));
+        obj["data"][it.key()] = enc;
+      }
+      obj.erase("stringData");
+    }
+    if (meta.contains("labels") && !meta["labels"].is_null()) {
+      if (!meta["labels"].is_object()) return invalid("metadata.labels: must be a map of strings");
+      for (auto it = meta["labels"].begin(); it != meta["labels"].end(); ++it) {
+        auto sel = LabelSelector::parse(it.key() + "=" + (it.value().is_string() ? it.value().get<std::string>() : "-"));
+        if (!it.value().is_string() || !sel.ok())
+          return invalid(fmt::format("metadata.labels: \"{}\": invalid label (keys are [prefix/]name, values up "
+                                     "to 63 characters of [A-Za-z0-9-_.])", it.key()));
+      }
+    }
+    std::string text = obj.dump();
+    if (t.object_kind != v1::OBJECT_KIND_UNSPECIFIED) {
+      auto stored = decode_object(t.object_kind, text);
+      if (!stored.ok()) return invalid(fmt::format("{} \"{}\" is invalid: {}", t.kind,
+                                                   str_at(obj, "metadata.name"), stored.status().message()));
+      return std::move(stored).value();
+    }
+    v1::StoredObject stored;
+    stored.set_json(text);
+    for (const auto& [k, v] : labels_of(obj)) (*stored.mutable_labels())[k] = v;
+    return stored;
+  }
+
+  static int EVP_EncodeBlock_wrapper(std::string& out, const std::string& in);
+
+  Response create(const Request& req, const ResourceType& t, const std::string& ns, const Identity& who,
+                  const Permissions& p) {
+    auto body = parse_body(req);
+    if (failed(body)) return failure_response(std::get<Failure>(body));
+    json obj = std::move(std::get<json>(body));
+    if (auto f = check_identity(t, obj, ns, "")) return failure_response(*f);
+    json& meta = obj["metadata"];
+    if (!meta.contains("name") || meta["name"].get<std::string>().empty()) {
+      if (meta.contains("generateName") && meta["generateName"].is_string()) {
+        meta["name"] = meta["generateName"].get<std::string>() + random_uid().substr(0, 5);
+      } else {
+        return failure_response(invalid(fmt::format("{}: metadata.name: Required value: name or generateName is required", t.kind)));
+      }
+    }
+    std::string name = meta["name"];
+    if (!valid_name(name, t.name == "namespaces"))
+      return failure_response(invalid(fmt::format(
+          "{} \"{}\" is invalid: metadata.name: must consist of lower case alphanumeric characters, '-'{} and "
+          "start and end with an alphanumeric character", t.kind, name, t.name == "namespaces" ? "" : " or '.'")));
+    if (auto f = check_object(who, p, t, obj, true)) return failure_response(*f);
+    if (t.namespaced) {
+      auto nsk = store.get(std::string(keys::kNamespaces) + ns);
+      if (!nsk.ok()) return failure_response(from_store(nsk.status()));
+      if (!*nsk) return failure_response({404, "NotFound", fmt::format("namespaces \"{}\" not found", ns)});
+    }
+    meta["uid"] = random_uid();
+    meta["creationTimestamp"] = rfc3339(now_seconds());
+    meta.erase("deletionTimestamp");
+    meta.erase("deletionGracePeriodSeconds");
+    if (t.name == "pods" || t.name == "nodes") meta["generation"] = 1;
+    auto stored = to_stored(t, obj);
+    if (failed(stored)) return failure_response(std::get<Failure>(stored));
+    auto txn = store.txn({Op::put(object_key(t, ns, name), std::get<v1::StoredObject>(stored).SerializeAsString(), 0)});
+    if (!txn.ok()) {
+      if (txn.status().code() == Code::kFailedPrecondition)
+        return failure_response({409, "AlreadyExists", fmt::format("{} \"{}\" already exists", t.name, name)});
+      return failure_response(internal(txn.status()));
+    }
+    Loaded l;
+    l.object = json::parse(std::get<v1::StoredObject>(stored).json());
+    l.resource_version = txn->revision;
+    return json_response(201, render(t, l), t.name == "pods" ? pod_warnings(obj) : std::vector<std::string>{});
+  }
+
+  // Writes `obj` over `current` (kept: uid, creationTimestamp, deletion fields). `expect_rv`: the
+  // resourceVersion the client based its change on (0: unconditional).
+  Response write_update(const ResourceType& t, const Loaded& current, json obj, Revision expect_rv,
+                        const Identity& who, const Permissions& p, int code) {
+    if (expect_rv && expect_rv != current.resource_version)
+      return failure_response(
+          {409, "Conflict",
+           fmt::format("Operation cannot be fulfilled on {} \"{}\": the object has been modified; please apply "
+                       "your changes to the latest version (resourceVersion {}, yours {}) and try again",
+                       t.name, str_at(current.object, "metadata.name"), current.resource_version, expect_rv)});
+    const json& old_meta = current.object["metadata"];
+    json& meta = obj["metadata"];
+    for (const char* keep : {"uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds"}) {
+      if (old_meta.contains(keep)) {
+        meta[keep] = old_meta[keep];
+      } else {
+        meta.erase(keep);
+      }
+    }
+    if (t.name == "pods") {
+      std::string old_node = str_at(current.object, "spec.nodeName");
+      if (!old_node.empty() && str_at(obj, "spec.nodeName") != old_node)
+        return failure_response(invalid(fmt::format(
+            "Pod \"{}\" is invalid: spec.nodeName: cannot be changed once the pod is bound (bound to \"{}\"); "
+            "delete and re-create the pod to move it", str_at(obj, "metadata.name"), old_node)));
+    }
+    if (auto f = check_object(who, p, t, current.object, true)) return failure_response(*f);
+    if (auto f = check_object(who, p, t, obj, true)) return failure_response(*f);
+    if ((t.name == "pods" || t.name == "nodes")) {
+      json a = current.object.value("spec", json::object());
+      json b = obj.value("spec", json::object());
+      int64_t gen = old_meta.value("generation", 1);
+      meta["generation"] = a == b ? gen : gen + 1;
+    }
+    auto stored = to_stored(t, obj);
+    if (failed(stored)) return failure_response(std::get<Failure>(stored));
+    auto txn = store.txn({Op::put(current.kv.key, std::get<v1::StoredObject>(stored).SerializeAsString(),
+                                  current.kv.mod_revision)});
+    if (!txn.ok()) {
+      if (txn.status().code() == Code::kFailedPrecondition)
+        return failure_response({409, "Conflict",
+                                 fmt::format("Operation cannot be fulfilled on {} \"{}\": the object has been "
+                                             "modified; please apply your changes to the latest version and try again",
+                                             t.name, str_at(current.object, "metadata.name"))});
+      return failure_response(internal(txn.status()));
+    }
+    Loaded l = current;
+    l.object = json::parse(std::get<v1::StoredObject>(stored).json());
+    l.resource_version = std::max(txn->revision, current.status_kv ? current.status_kv->mod_revision : 0);
+    return json_response(code, render(t, l), t.name == "pods" ? pod_warnings(obj) : std::vector<std::string>{});
+  }
+
+  Response update(const Request& req, const ResourceType& t, const std::string& ns, const std::string& name,
+                  const Identity& who, const Permissions& p) {
+    auto body = parse_body(req);
+    if (failed(body)) return failure_response(std::get<Failure>(body));
+    json obj = std::move(std::get<json>(body));
+    if (auto f = check_identity(t, obj, ns, name)) return failure_response(*f);
+    auto current = load(t, ns, name);
+    if (failed(current)) return failure_response(std::get<Failure>(current));
+    auto& cur = std::get<std::optional<Loaded>>(current);
+    if (!cur) return failure_response(not_found(t.name, name));
+    Revision expect = 0;
+    std::string rv = str_at(obj, "metadata.resourceVersion");
+    if (!rv.empty()) {
+      try {
+        expect = std::stoull(rv);
+      } catch (...) {
+        return failure_response(bad_request(fmt::format("metadata.resourceVersion \"{}\" is not valid", rv)));
+      }
+    }
+    return write_update(t, *cur, std::move(obj), expect, who, p, 200);
+  }
+
+  Response patch(const Request& req, const ResourceType& t, const std::string& ns, const std::string& name,
+                 const Identity& who, const Permissions& p) {
+    std::string type = req.header("Content-Type").value_or("");
+    type = type.substr(0, type.find(';'));
+    auto body = parse_body(req);
+    if (failed(body)) return failure_response(std::get<Failure>(body));
+    const json& patch_doc = std::get<json>(body);
+    // Retried on a concurrent write, as Kubernetes does for patches without a resourceVersion.
+    for (int attempt = 0; attempt < 5; ++attempt) {
+      auto current = load(t, ns, name);
+      if (failed(current)) return failure_response(std::get<Failure>(current));
+      auto& cur = std::get<std::optional<Loaded>>(current);
+      if (!cur) return failure_response(not_found(t.name, name));
+      json base = render(t, *cur);
+      common::Result<json> patched = common::make_error(Code::kInvalidArgument, "");
+      if (type == "application/merge-patch+json") {
+        patched = apply_merge_patch(base, patch_doc);
+      } else if (type == "application/strategic-merge-patch+json") {
+        patched = apply_strategic_merge_patch(base, patch_doc);
+      } else if (type == "application/json-patch+json") {
+        patched = apply_json_patch(base, patch_doc);
+      } else {
+        return failure_response({415, "UnsupportedMediaType",
+                                 fmt::format("the patch type \"{}\" is not supported (merge-patch+json, "
+                                             "strategic-merge-patch+json, json-patch+json)", type)});
+      }
+      if (!patched.ok()) return failure_response(bad_request(patched.status().message()));
+      json obj = std::move(patched).value();
+      if (auto f = check_identity(t, obj, ns, name)) return failure_response(*f);
+      Revision expect = 0;
+      std::string rv = patch_doc.is_object() ? str_at(patch_doc, "metadata.resourceVersion") : "";
+      if (!rv.empty()) expect = std::strtoull(rv.c_str(), nullptr, 10);
+      Response r = write_update(t, *cur, std::move(obj), expect, who, p, 200);
+      if (r.status == 409 && expect == 0) continue;
+      return r;
+    }
+    return failure_response({409, "Conflict", fmt::format("{} \"{}\" kept changing while it was patched; try again", t.name, name)});
+  }
+
+  Response remove(const Request& req, const ResourceType& t, const std::string& ns, const std::string& name,
+                  const Identity& who, const Permissions& p) {
+    std::optional<int64_t> grace;
+    if (!req.body.empty()) {
+      json opts = json::parse(req.body, nullptr, false);
+      if (opts.is_discarded() || !opts.is_object())
+        return failure_response(bad_request("the DeleteOptions body is not valid JSON"));
+      if (opts.contains("gracePeriodSeconds") && opts["gracePeriodSeconds"].is_number_integer())
+        grace = opts["gracePeriodSeconds"].get<int64_t>();
+    }
+    if (auto g = query(req, "gracePeriodSeconds")) grace = std::strtoll(g->c_str(), nullptr, 10);
+    auto current = load(t, ns, name);
+    if (failed(current)) return failure_response(std::get<Failure>(current));
+    auto& cur = std::get<std::optional<Loaded>>(current);
+    if (!cur) return failure_response(not_found(t.name, name));
+    if (auto f = check_object(who, p, t, cur->object, true)) return failure_response(*f);
+    if (t.name == "namespaces") {
+      for (const auto& other : resource_types()) {
+        if (!other.namespaced) continue;
+        ListOptions lo;
+        lo.prefix = other.prefix + name + "/";
+        lo.limit = 1;
+        lo.keys_only = true;
+        auto l = store.list(lo);
+        if (l.ok() && !l->items.empty())
+          return failure_response({409, "Conflict",
+                                   fmt::format("namespace \"{}\" still holds {}; delete them first (Gantry does "
+                                               "not cascade namespace deletion yet)", name, other.name)});
+      }
+    }
+    bool bound = !str_at(cur->object, "spec.nodeName").empty();
+    if (t.name == "pods" && bound && grace.value_or(1) != 0) {
+      // Graceful: the edge stops the containers and reports the pod gone; then the hub removes it.
+      json obj = cur->object;
+      int64_t period = grace.value_or(obj["spec"].value("terminationGracePeriodSeconds", 30));
+      if (!obj["metadata"].contains("deletionTimestamp")) {
+        obj["metadata"]["deletionTimestamp"] = rfc3339(now_seconds() + period);
+        obj["metadata"]["deletionGracePeriodSeconds"] = period;
+        Loaded with_deletion = *cur;
+        with_deletion.object = obj;
+        return write_update(t, with_deletion, obj, 0, who, p, 200);
+      }
+      return json_response(200, render(t, *cur));
+    }
+    std::vector<Op> ops = {Op::remove(cur->kv.key, cur->kv.mod_revision)};
+    if (cur->status_kv) ops.push_back(Op::remove(cur->status_kv->key));
+    auto txn = store.txn(std::move(ops));
+    if (!txn.ok()) return failure_response(from_store(txn.status()));
+    Loaded gone = *cur;
+    gone.resource_version = txn->revision;
+    return json_response(200, render(t, gone));
+  }
+
+  // ----- watch --------------------------------------------------------------------------
+
+  Response watch(Request& req, const ResourceType& t, const std::string& ns, Filter filter);
+
+  // ----- provinces ----------------------------------------------------------------------
+
+  json province(const std::string& name, const Permissions& p);
+  Response provinces(const Request& req, const std::string& name, const Identity& who, const Permissions& p);
+
+  // ----- dispatch -----------------------------------------------------------------------
+
+  Response handle(Request& req);
+  Response handle_core(Request& req, const Identity& who, const Permissions& p);
+};
+
+int ApiServer::Impl::EVP_EncodeBlock_wrapper(std::string& out, const std::string& in) {
+  return EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                         reinterpret_cast<const unsigned char*>(in.data()), static_cast<int>(in.size()));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Watch: one store watch per client (one store thread each: fine for now, see docs/api.md).
+
+struct ApiServer::Impl::Watch : std::enable_shared_from_this<ApiServer::Impl::Watch> {
+  std::mutex mu;
+  std::unique_ptr<WatchHandle> handle;
+  std::shared_ptr<common::ResponseStream> stream;
+  common::TimerHandle bookmark_timer;
+  common::TimerHandle timeout_timer;
+  Revision last_revision = 0;
+  bool done = false;
+  bool table = false;
+  bool first_table = true;
+  bool bookmarks = false;
+
+  common::EventLoop* loop = nullptr;
+  std::chrono::milliseconds interval{0};
+  std::string kind;
+
+  // Called with mu held. The timer holds only a weak pointer, so a finished watch frees its state.
+  void arm_bookmark() {
+    bookmark_timer = loop->schedule(interval, [weak = weak_from_this()] {
+      auto w = weak.lock();
+      if (!w) return;
+      std::lock_guard lock(w->mu);
+      if (w->done) return;
+      w->send("BOOKMARK", {{"kind", w->kind}, {"apiVersion", "v1"},
+                           {"metadata", {{"resourceVersion", std::to_string(w->last_revision)}}}});
+      w->arm_bookmark();
+    });
+  }
+
+  bool send(const std::string& type, const json& object) {
+    std::string line = json{{"type", type}, {"object", object}}.dump() + "\n";
+    return stream->write(std::move(line));
+  }
+};
+
+Response ApiServer::Impl::watch(Request& req, const ResourceType& t, const std::string& ns, Filter filter) {
+  auto w = std::make_shared<Watch>();
+  w->table = wants_table(req);
+  w->bookmarks = query(req, "allowWatchBookmarks").value_or("") == "true";
+  std::string rv_text = query(req, "resourceVersion").value_or("");
+  Revision from = 0;
+  if (!rv_text.empty() && rv_text != "0") {
+    try {
+      from = std::stoull(rv_text);
+    } catch (...) {
+      return failure_response(bad_request(fmt::format("resourceVersion \"{}\" is not valid", rv_text)));
+    }
+  }
+  std::string prefix = t.namespaced && !ns.empty() ? t.prefix + ns + "/" : t.prefix;
+  std::string status_prefix = t.status_prefix.empty() ? "" : (t.namespaced && !ns.empty() ? t.status_prefix + ns + "/" : t.status_prefix);
+  // Objects and their statuses live under different prefixes; one watch on both keeps the order.
+  std::string watch_prefix = status_prefix.empty() ? prefix : "/";
+
+  auto self = shared_from_this();
+  auto render_one = [self, &t](const json& obj, bool first, bool table) {
+    if (!table) return obj;
+    json tbl = render_table(t.table, {obj}, str_at(obj, "metadata.resourceVersion"), self->clock.system_now());
+    if (!first) tbl["columnDefinitions"] = json::array();
+    return tbl;
+  };
+
+  // Initial state when no resourceVersion was given: ADDED for every current match.
+  std::vector<json> initial;
+  if (from == 0) {
+    ListOptions lo;
+    lo.prefix = prefix;
+    auto page = store.list(lo);
+    if (!page.ok()) return failure_response(internal(page.status()));
+    from = page->revision;
+    for (auto& kv : page->items) {
+      if (t.namespaced && kv.key.substr(t.prefix.size()).find('/') == std::string::npos) continue;
+      auto l = decode(t, std::move(kv), from);
+      if (failed(l)) continue;
+      json obj = render(t, std::get<Loaded>(l));
+      if (filter.matches(*this, t, obj)) initial.push_back(std::move(obj));
+    }
+  }
+
+  int64_t timeout_s = options.max_watch_timeout.count();
+  if (auto ts = query(req, "timeoutSeconds")) {
+    int64_t v = std::strtoll(ts->c_str(), nullptr, 10);
+    if (v > 0) timeout_s = std::min(timeout_s, v);
+  }
+
+  w->stream = req.stream(200, {{"Content-Type", "application/json"}, {"Cache-Control", "no-cache"}});
+  if (!w->stream) return failure_response(internal(common::make_error(Code::kInternal, "no stream")));
+  w->last_revision = from;
+  ++stats.watches_open;
+
+  auto finish = [self, w]() {
+    std::unique_ptr<WatchHandle> handle;
+    {
+      std::lock_guard lock(w->mu);
+      if (w->done) return;
+      w->done = true;
+      handle = std::move(w->handle);
+      w->bookmark_timer.cancel();
+      w->timeout_timer.cancel();
+      w->stream->close();
+    }
+    handle.reset();
+    --self->stats.watches_open;
+    std::lock_guard lock(self->watches_mu);
+    self->watches.erase(w);
+  };
+  {
+    std::lock_guard lock(watches_mu);
+    if (stopped) {
+      w->stream->close();
+      return {};
+    }
+    watches.insert(w);
+  }
+  w->stream->on_closed([finish] { finish(); });
+
+  {
+    std::lock_guard lock(w->mu);
+    for (const auto& obj : initial) {
+      w->send("ADDED", render_one(obj, w->first_table, w->table));
+      w->first_table = false;
+    }
+  }
+
+  const ResourceType* type = &t;
+  WatchCallbacks cbs;
+  cbs.on_events = [self, w, type, prefix, status_prefix, filter, render_one, finish](const std::vector<Event>& events) {
+    const ResourceType& t = *type;
+    Impl& impl = *self;
+    std::vector<std::pair<std::string, json>> out;
+    Revision rev = events.empty() ? 0 : events.front().kv.mod_revision;
+    for (const auto& ev : events) {
+      bool is_object = ev.kv.key.starts_with(prefix);
+      bool is_status = !status_prefix.empty() && ev.kv.key.starts_with(status_prefix);
+      if (!is_object && !is_status) continue;
+      if (t.namespaced && is_object && ev.kv.key.substr(t.prefix.size()).find('/') == std::string::npos) continue;
+      std::optional<json> before;
+      std::optional<json> after;
+      auto rendered = [&](const KeyValue& object_kv, const KeyValue* status_kv) -> std::optional<json> {
+        v1::StoredObject stored;
+        if (!stored.ParseFromString(object_kv.value)) return std::nullopt;
+        Loaded l;
+        l.object = json::parse(stored.json(), nullptr, false);
+        if (!l.object.is_object()) return std::nullopt;
+        l.resource_version = rev;
+        if (status_kv && l.status.ParseFromString(status_kv->value)) l.status_kv = *status_kv;
+        return impl.render(t, l);
+      };
+      if (is_object) {
+        auto parsed = keys::parse_key(ev.kv.key);
+        std::optional<KeyValue> skv;
+        if (!status_prefix.empty() && parsed) {
+          auto s = impl.store.get(status_key(t, parsed->ns, parsed->name), rev);
+          if (!s.ok()) s = impl.store.get(status_key(t, parsed->ns, parsed->name), 0);
+          if (s.ok() && *s) skv = **s;
+        }
+        if (ev.prev) before = rendered(*ev.prev, skv ? &*skv : nullptr);
+        if (ev.type == EventType::kPut) after = rendered(ev.kv, skv ? &*skv : nullptr);
+      } else {
+        std::string okey = t.prefix + ev.kv.key.substr(t.status_prefix.size());
+        auto o = impl.store.get(okey, rev);
+        if (!o.ok()) o = impl.store.get(okey, 0);
+        if (!o.ok() || !*o) continue;  // a status without its object (deleted together) says nothing
+        if (ev.prev) {
+          before = rendered(**o, &*ev.prev);
+        } else {
+          before = rendered(**o, nullptr);
+        }
+        if (ev.type == EventType::kPut) {
+          after = rendered(**o, &ev.kv);
+        } else {
+          after = rendered(**o, nullptr);
+        }
+      }
+      bool was = before && filter.matches(impl, t, *before);
+      bool is = after && filter.matches(impl, t, *after);
+      if (is && !was) {
+        out.emplace_back("ADDED", *after);
+      } else if (is && was) {
+        out.emplace_back("MODIFIED", *after);
+      } else if (was && !is) {
+        json gone = after ? *after : *before;
+        gone["metadata"]["resourceVersion"] = std::to_string(rev);
+        out.emplace_back("DELETED", gone);
+      }
+    }
+    std::lock_guard lock(w->mu);
+    if (w->done) return;
+    w->last_revision = std::max(w->last_revision, rev);
+    for (const auto& [type_name, obj] : out) {
+      if (!w->send(type_name, render_one(obj, w->first_table, w->table))) {
+        impl.loop.post(finish);
+        return;
+      }
+      w->first_table = false;
+    }
+  };
+  cbs.on_error = [self, w, finish](const common::Status& s) {
+    {
+      std::lock_guard lock(w->mu);
+      if (w->done) return;
+      Failure f = s.code() == Code::kOutOfRange || s.code() == Code::kResourceExhausted
+                      ? Failure{410, "Expired", fmt::format("the watch fell behind or its start was compacted ({}); list again", s.message())}
+                      : internal(s);
+      w->send("ERROR", status_json(f));
+    }
+    self->loop.post(finish);
+  };
+  auto handle = store.watch(watch_prefix, from, std::move(cbs));
+  if (!handle.ok()) {
+    Failure f = handle.status().code() == Code::kOutOfRange
+                    ? Failure{410, "Expired", fmt::format("too old resource version: {} ({})", from, handle.status().message())}
+                    : internal(handle.status());
+    {
+      std::lock_guard lock(w->mu);
+      w->send("ERROR", status_json(f));
+    }
+    finish();
+    return {};
+  }
+  {
+    std::lock_guard lock(w->mu);
+    if (w->done) return {};  // the client already left: the handle dies with this scope
+    w->handle = std::move(handle).value();
+    w->timeout_timer = loop.schedule(std::chrono::seconds(timeout_s), finish);
+    if (w->bookmarks) {
+      w->loop = &loop;
+      w->interval = options.bookmark_interval;
+      w->kind = t.kind;
+      w->arm_bookmark();
+    }
+  }
+  return {};
+}
+
+// ---------------------------------------------------------------------------------------------
+// Provinces.
+
+json ApiServer::Impl::province(const std::string& name, const Permissions& p) {
+  (void)p;
+  int ready = 0, not_ready = 0, unknown = 0;
+  int64_t last_change = 0;
+  std::set<std::string> nodes;
+  for (const auto& n : registry.nodes_in_province(name)) {
+    nodes.insert(n);
+    auto s = store.get(std::string(keys::kNodeStatus) + n);
+    v1::StoredStatus st;
+    if (!s.ok() || !*s || !st.ParseFromString((*s)->value)) {
+      ++unknown;
+      continue;
+    }
+    last_change = std::max(last_change, st.changed_at());
+    json status = render_node_status(&st);
+    std::string text = node_status_text({{"status", status}});
+    if (text.starts_with("Ready")) {
+      ++ready;
+    } else if (text.starts_with("NotReady")) {
+      ++not_ready;
+    } else {
+      ++unknown;
+    }
+  }
+  // Pods by phase: a scan of the pods (fine at today's sizes; an index is the next step).
+  std::map<std::string, int> phases;
+  int pods = 0;
+  ListOptions lo;
+  lo.prefix = std::string(keys::kPods);
+  auto list = store.list(lo);
+  if (list.ok()) {
+    for (const auto& kv : list->items) {
+      v1::StoredObject so;
+      if (!so.ParseFromString(kv.value) || !nodes.count(so.node_name())) continue;
+      ++pods;
+      std::string phase = "Pending";
+      auto s = store.get(std::string(keys::kPodStatus) + kv.key.substr(keys::kPods.size()));
+      v1::StoredStatus st;
+      if (s.ok() && *s && st.ParseFromString((*s)->value)) {
+        last_change = std::max(last_change, st.changed_at());
+        json rendered = render_pod_status(json::object(), &st);
+        phase = rendered.value("phase", "Pending");
+      }
+      ++phases[phase];
+    }
+  }
+  json by_phase = json::object();
+  for (const auto& [ph, n] : phases) by_phase[ph] = n;
+  json out = {{"kind", "Province"},
+              {"apiVersion", "gantry.io/v1"},
+              {"metadata", {{"name", name}}},
+              {"status",
+               {{"nodes", {{"total", nodes.size()}, {"ready", ready}, {"notReady", not_ready}, {"unknown", unknown}}},
+                {"pods", {{"total", pods}, {"byPhase", by_phase}}}}}};
+  if (last_change) out["status"]["lastChange"] = rfc3339(last_change / 1000);
+  return out;
+}
+
+Response ApiServer::Impl::provinces(const Request& req, const std::string& name, const Identity& who,
+                                    const Permissions& p) {
+  if (req.method != "GET") return failure_response({405, "MethodNotAllowed", "provinces are read-only"});
+  std::set<std::string> names;
+  for (const auto& n : registry.node_names()) {
+    auto info = registry.node(n);
+    if (info && !info->province.empty()) names.insert(info->province);
+  }
+  if (!name.empty()) {
+    if (!p.can_read(name)) {
+      ++stats.forbidden;
+      return failure_response({403, "Forbidden", fmt::format("provinces \"{}\" is forbidden: user \"{}\" may see only its own province", name, who.user)});
+    }
+    if (!names.count(name)) return failure_response(not_found("provinces", name));
+    return json_response(200, province(name, p));
+  }
+  std::vector<json> items;
+  for (const auto& n : names)
+    if (p.can_read(n)) items.push_back(province(n, p));
+  std::string rv = std::to_string(store.current_revision());
+  if (wants_table(req)) return json_response(200, render_table(TableKind::kProvinces, items, rv, clock.system_now()));
+  return json_response(200, {{"kind", "ProvinceList"}, {"apiVersion", "gantry.io/v1"},
+                             {"metadata", {{"resourceVersion", rv}}}, {"items", items}});
+}
+
+// ---------------------------------------------------------------------------------------------
+// Discovery.
+
+namespace {
+
+json api_resource_list() {
+  json resources = json::array();
+  const std::vector<std::string> kVerbs = {"create", "delete", "get", "list", "patch", "update", "watch"};
+  for (const auto& t : resource_types()) {
+    json r = {{"name", t.name}, {"singularName", t.singular}, {"namespaced", t.namespaced},
+              {"kind", t.kind}, {"verbs", kVerbs}};
+    if (!t.short_names.empty()) r["shortNames"] = t.short_names;
+    resources.push_back(r);
+  }
+  resources.push_back({{"name", "pods/log"}, {"singularName", ""}, {"namespaced", true}, {"kind", "Pod"}, {"verbs", {"get"}}});
+  return {{"kind", "APIResourceList"}, {"groupVersion", "v1"}, {"resources", resources}};
+}
+
+json gantry_resource_list() {
+  return {{"kind", "APIResourceList"},
+          {"apiVersion", "v1"},
+          {"groupVersion", "gantry.io/v1"},
+          {"resources", json::array({{{"name", "provinces"}, {"singularName", "province"}, {"namespaced", false},
+                                      {"kind", "Province"}, {"verbs", {"get", "list"}}}})}};
+}
+
+// A minimal OpenAPI v2 document as the protobuf kubectl asks for (gnostic openapi_v2.Document:
+// swagger = 1, info = 2 {title = 1, version = 2}, paths = 8). No definitions: kubectl's
+// client-side validation skips kinds the document does not describe.
+std::string openapi_v2_protobuf() {
+  auto field = [](int number, const std::string& bytes) {
+    std::string out;
+    out += static_cast<char>((number << 3) | 2);
+    size_t n = bytes.size();
+    while (n >= 0x80) {
+      out += static_cast<char>((n & 0x7f) | 0x80);
+      n >>= 7;
+    }
+    out += static_cast<char>(n);
+    return out + bytes;
+  };
+  std::string info = field(1, "Gantry") + field(2, kGitVersion);
+  return field(1, "2.0") + field(2, info) + field(8, "");
+}
+
+}  // namespace
+
+Response ApiServer::Impl::handle(Request& req) {
+  ++stats.requests;
+  const std::string& path = req.path;
+  bool open_path = path == "/healthz" || path == "/readyz" || path == "/livez" || path == "/version";
+  if (open_path && options.anonymous_health) {
+    if (path == "/version")
+      return json_response(200, {{"major", "1"}, {"minor", "28"}, {"gitVersion", kGitVersion},
+                                 {"gitCommit", ""}, {"gitTreeState", "clean"}, {"buildDate", ""},
+                                 {"goVersion", ""}, {"compiler", "gcc"}, {"platform", "linux/amd64"}});
+    return Response::text(200, "ok");
+  }
+  auto who = tokens.authenticate(req.header("Authorization").value_or(""));
+  if (!who) {
+    ++stats.unauthorized;
+    return failure_response({401, "Unauthorized", "Unauthorized: a valid bearer token is required (see the admin kubeconfig gantryadm init writes)"});
+  }
+  Permissions p = permissions_of(*who);
+  if (open_path) return handle(req);  // not reached with anonymous_health; kept for the token case
+  if (req.method == "GET") {
+    if (path == "/api" || path == "/api/") {
+      std::string host = req.header("Host").value_or("127.0.0.1:10443");
+      return json_response(200, {{"kind", "APIVersions"}, {"versions", {"v1"}},
+                                 {"serverAddressByClientCIDRs", {{{"clientCIDR", "0.0.0.0/0"}, {"serverAddress", host}}}}});
+    }
+    if (path == "/api/v1" || path == "/api/v1/") return json_response(200, api_resource_list());
+    if (path == "/apis" || path == "/apis/") {
+      json gv = {{"groupVersion", "gantry.io/v1"}, {"version", "v1"}};
+      return json_response(200, {{"kind", "APIGroupList"}, {"apiVersion", "v1"},
+                                 {"groups", {{{"name", "gantry.io"}, {"versions", {gv}}, {"preferredVersion", gv}}}}});
+    }
+    if (path == "/apis/gantry.io") {
+      json gv = {{"groupVersion", "gantry.io/v1"}, {"version", "v1"}};
+      return json_response(200, {{"kind", "APIGroup"}, {"apiVersion", "v1"}, {"name", "gantry.io"},
+                                 {"versions", {gv}}, {"preferredVersion", gv}});
+    }
+    if (path == "/apis/gantry.io/v1") return json_response(200, gantry_resource_list());
+    if (path == "/openapi/v2") {
+      auto accept = req.header("Accept").value_or("");
+      if (accept.find("protobuf") != std::string::npos) {
+        Response r;
+        r.status = 200;
+        r.body = openapi_v2_protobuf();
+        r.headers.emplace_back("Content-Type", "application/com.github.proto-openapi.spec.v2@v1.0+protobuf");
+        return r;
+      }
+      return json_response(200, {{"swagger", "2.0"}, {"info", {{"title", "Gantry"}, {"version", kGitVersion}}},
+                                 {"paths", json::object()}, {"definitions", json::object()}});
+    }
+  }
+  constexpr std::string_view kProvinces = "/apis/gantry.io/v1/provinces";
+  if (path.starts_with(kProvinces)) {
+    std::string rest = path.substr(kProvinces.size());
+    if (!rest.empty() && rest[0] != '/') return failure_response({404, "NotFound", "the server could not find the requested resource"});
+    std::string name = rest.empty() ? "" : rest.substr(1);
+    if (name.find('/') != std::string::npos) return failure_response({404, "NotFound", "the server could not find the requested resource"});
+    return provinces(req, name, *who, p);
+  }
+  if (path.starts_with("/api/v1/")) return handle_core(req, *who, p);
+  return failure_response({404, "NotFound", fmt::format("the server could not find the requested resource ({} {})", req.method, path)});
+}
+
+Response ApiServer::Impl::handle_core(Request& req, const Identity& who, const Permissions& p) {
+  std::vector<std::string> seg;
+  std::string_view rest = std::string_view(req.path).substr(std::string_view("/api/v1/").size());
+  while (!rest.empty()) {
+    auto slash = rest.find('/');
+    seg.emplace_back(rest.substr(0, slash));
+    if (slash == std::string_view::npos) break;
+    rest.remove_prefix(slash + 1);
+  }
+  while (!seg.empty() && seg.back().empty()) seg.pop_back();
+  std::string ns, resource, name, sub;
+  // /namespaces/NS/RESOURCE[/NAME[/SUB]] or /RESOURCE[/NAME[/SUB]]
+  if (seg.size() >= 3 && seg[0] == "namespaces") {
+    ns = seg[1];
+    resource = seg[2];
+    if (seg.size() > 3) name = seg[3];
+    if (seg.size() > 4) sub = seg[4];
+    if (seg.size() > 5) return failure_response({404, "NotFound", "the server could not find the requested resource"});
+  } else if (!seg.empty()) {
+    resource = seg[0];
+    if (seg.size() > 1) name = seg[1];
+    if (seg.size() > 2) sub = seg[2];
+    if (seg.size() > 3) return failure_response({404, "NotFound", "the server could not find the requested resource"});
+  }
+  const ResourceType* t = find_type(resource);
+  if (!t) return failure_response({404, "NotFound", fmt::format("the server could not find the requested resource (no resource \"{}\" in v1)", resource)});
+  if (!ns.empty() && !t->namespaced) return failure_response({404, "NotFound", fmt::format("{} are not namespaced", t->name)});
+  if (t->namespaced && !name.empty() && ns.empty())
+    return failure_response({404, "NotFound", "the server could not find the requested resource"});
+  if (!sub.empty()) {
+    if (t->name == "pods" && sub == "log" && req.method == "GET") {
+      auto cur = load(*t, ns, name);
+      if (failed(cur)) return failure_response(std::get<Failure>(cur));
+      auto& l = std::get<std::optional<Loaded>>(cur);
+      if (!l) return failure_response(not_found("pods", name));
+      if (auto f = check_object(who, p, *t, l->object, false)) return failure_response(*f);
+      return failure_response({501, "NotImplemented",
+                               fmt::format("logs of pod \"{}\" are not available yet: container logs come with the "
+                                           "edge runtime (they will be streamed from the edge node through its tunnel)",
+                                           name)});
+    }
+    return failure_response({404, "NotFound", fmt::format("the server could not find the requested resource ({}/{})", t->name, sub)});
+  }
+  bool write = req.method != "GET";
+  if (auto f = check_kind(who, p, *t, write)) return failure_response(*f);
+
+  if (name.empty()) {
+    if (req.method == "GET") {
+      auto filter = parse_filter(req, *t, p);
+      if (failed(filter)) return failure_response(std::get<Failure>(filter));
+      std::string w = query(req, "watch").value_or("");
+      if (w == "1" || w == "true") return watch(req, *t, ns, std::move(std::get<Filter>(filter)));
+      return list(req, *t, ns, std::get<Filter>(filter));
+    }
+    if (req.method == "POST") {
+      if (t->namespaced && ns.empty())
+        return failure_response(bad_request(fmt::format("{} are namespaced: POST to /api/v1/namespaces/NS/{}", t->name, t->name)));
+      return create(req, *t, ns, who, p);
+    }
+    return failure_response({405, "MethodNotAllowed", fmt::format("{} is not supported on a list of {}", req.method, t->name)});
+  }
+  if (req.method == "GET") {
+    auto cur = load(*t, ns, name);
+    if (failed(cur)) return failure_response(std::get<Failure>(cur));
+    auto& l = std::get<std::optional<Loaded>>(cur);
+    if (!l) return failure_response(not_found(t->name, name));
+    json obj = render(*t, *l);
+    if (auto f = check_object(who, p, *t, obj, false)) return failure_response(*f);
+    if (wants_table(req)) return json_response(200, render_table(t->table, {obj}, std::to_string(l->resource_version), clock.system_now()));
+    return json_response(200, obj);
+  }
+  if (req.method == "PUT") return update(req, *t, ns, name, who, p);
+  if (req.method == "PATCH") return patch(req, *t, ns, name, who, p);
+  if (req.method == "DELETE") return remove(req, *t, ns, name, who, p);
+  return failure_response({405, "MethodNotAllowed", fmt::format("{} is not supported on {}", req.method, t->name)});
+}
+
+// ---------------------------------------------------------------------------------------------
+
+common::Result<std::unique_ptr<ApiServer>> ApiServer::start(common::EventLoop& loop,
+                                                            std::shared_ptr<common::TlsContext> tls,
+                                                            Store& store, Registry& registry,
+                                                            common::Clock& clock, TokenAuthenticator tokens,
+                                                            ApiServerOptions options) {
+  auto impl = std::make_shared<Impl>(loop, store, registry, clock, std::move(tokens), options);
+  // The namespaces every cluster has.
+  for (const char* ns : {"default", "kube-system"}) {
+    std::string key = std::string(keys::kNamespaces) + ns;
+    auto existing = store.get(key);
+    if (!existing.ok()) return existing.status();
+    if (*existing) continue;
+    json obj = {{"kind", "Namespace"}, {"apiVersion", "v1"},
+                {"metadata", {{"name", ns}, {"uid", random_uid()}, {"creationTimestamp", rfc3339(impl->now_seconds())}}},
+                {"spec", json::object()}};
+    v1::StoredObject stored;
+    stored.set_json(obj.dump());
+    auto put = store.txn({Op::put(key, stored.SerializeAsString(), 0)});
+    if (!put.ok() && put.status().code() != Code::kFailedPrecondition) return put.status();
+  }
+  common::Router router;
+  std::weak_ptr<Impl> weak = impl;
+  router.set_fallback([weak](Request& req) {
+    auto impl = weak.lock();
+    if (!impl) return Response::text(503, "stopping");
+    return impl->handle(req);
+  });
+  common::HttpServerOptions http_options;
+  http_options.address = options.address;
+  http_options.port = options.port;
+  http_options.max_body_bytes = options.max_body_bytes;
+  auto http = common::HttpServer::start(loop, std::move(tls), http_options, std::move(router));
+  if (!http.ok()) return http.status().with_context("API server");
+  impl->http = std::move(http).value();
+  return std::unique_ptr<ApiServer>(new ApiServer(impl));
+}
+
+ApiServer::~ApiServer() { stop(); }
+
+uint16_t ApiServer::port() const { return impl_->http->port(); }
+const ApiServerStats& ApiServer::stats() const { return impl_->stats; }
+
+void ApiServer::stop() {
+  std::set<std::shared_ptr<Impl::Watch>> watches;
+  {
+    std::lock_guard lock(impl_->watches_mu);
+    impl_->stopped = true;
+    watches.swap(impl_->watches);
+  }
+  for (const auto& w : watches) {
+    std::unique_ptr<WatchHandle> handle;
+    {
+      std::lock_guard lock(w->mu);
+      if (w->done) continue;
+      w->done = true;
+      handle = std::move(w->handle);
+      w->bookmark_timer.cancel();
+      w->timeout_timer.cancel();
+      w->stream->close();
+    }
+    handle.reset();
+    --impl_->stats.watches_open;
+  }
+  if (impl_->http) impl_->http->stop();
+}
+
+}  // namespace gantry::cloud::api
