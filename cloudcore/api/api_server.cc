@@ -1223,7 +1223,7 @@ Response ApiServer::Impl::handle(Request& req) {
         Response r;
         r.status = 200;
         r.body = openapi_v2_protobuf();
-        r.headers.emplace_back("Content-Type", "application/com.github.proto-openapi.spec.v2@v1.0+protobuf");
+        r.headers.emplace_back("Content-Type", "application/com.github.proto-openapi.spec.v2.v1.0+protobuf");
         return r;
       }
       return json_response(200, {{"swagger", "2.0"}, {"info", {{"title", "Gantry"}, {"version", kGitVersion}}},
