@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
+#include "cloudcore/api/api_server.h"
 #include "cloudcore/hub/hub.h"
 #include "cloudcore/registry/registry.h"
 #include "cloudcore/store/rocks_store.h"
@@ -37,6 +38,14 @@ struct CloudcoreConfig {
   struct Tls {
     std::string cert, key, ca;
   } tls;
+  // The Kubernetes-compatible REST API; served only when the config has an api section.
+  struct Api {
+    bool enabled = false;
+    std::string listen = "0.0.0.0:10443";
+    std::string token_file;
+    bool anonymous_health = true;
+    common::ByteSize max_body = common::ByteSize::mib(3);
+  } api;
   struct Store {
     uint64_t keep_revisions = 100000;
     std::chrono::milliseconds keep_duration{1h};
@@ -68,6 +77,15 @@ common::Status load_config(const std::string& path, CloudcoreConfig& c) {
                  [&](common::ConfigNode& n) {
                    n.required("cert", &c.tls.cert).required("key", &c.tls.key).required("ca", &c.tls.ca);
                  })
+        .section("api",
+                 [&](common::ConfigNode& n) {
+                   c.api.enabled = root.has("api");
+                   if (!c.api.enabled) return;
+                   n.field("listen", &c.api.listen)
+                       .required("token_file", &c.api.token_file)
+                       .field("anonymous_health", &c.api.anonymous_health)
+                       .field("max_body", &c.api.max_body, common::ByteSize::kib(64), common::ByteSize::mib(64));
+                 })
         .section("store",
                  [&](common::ConfigNode& n) {
                    n.field("keep_revisions", &c.store.keep_revisions, uint64_t{1000}, uint64_t{100000000})
@@ -89,6 +107,52 @@ common::Result<std::shared_ptr<common::TlsContext>> server_tls(const CloudcoreCo
   }
   options.verify_peer = true;  // mutual TLS: every node presents its certificate
   return common::TlsContext::create(common::TlsRole::kServer, options);
+}
+
+// The REST API: the serving certificate; client certificates are requested but not required
+// (bearer tokens are the credential).
+std::unique_ptr<api::ApiServer> start_api(common::EventLoop& loop, const CloudcoreConfig& config,
+                                          Store& store, Registry& registry, common::Clock& clock) {
+  auto address = common::parse_host_port(config.api.listen, 10443);
+  if (!address.ok()) {
+    spdlog::critical("api.listen: {}", address.status().message());
+    return nullptr;
+  }
+  auto tokens = api::TokenAuthenticator::load(config.api.token_file);
+  if (!tokens.ok()) {
+    spdlog::critical("api.token_file: {}", tokens.status().to_string());
+    return nullptr;
+  }
+  common::TlsOptions tls_options;
+  for (auto [path, out] : {std::pair{&config.tls.cert, &tls_options.cert_pem},
+                           std::pair{&config.tls.key, &tls_options.key_pem},
+                           std::pair{&config.tls.ca, &tls_options.ca_pem}}) {
+    auto pem = common::read_file(*path);
+    if (!pem.ok()) {
+      spdlog::critical("api: {}", pem.status().to_string());
+      return nullptr;
+    }
+    *out = std::move(pem).value();
+  }
+  tls_options.verify_peer = false;
+  tls_options.request_client_cert = true;
+  auto tls = common::TlsContext::create(common::TlsRole::kServer, tls_options);
+  if (!tls.ok()) {
+    spdlog::critical("api TLS: {}", tls.status().to_string());
+    return nullptr;
+  }
+  api::ApiServerOptions options;
+  options.address = address->host;
+  options.port = address->port;
+  options.anonymous_health = config.api.anonymous_health;
+  options.max_body_bytes = config.api.max_body.bytes;
+  auto server = api::ApiServer::start(loop, *tls, store, registry, clock, std::move(tokens).value(),
+                                      options);
+  if (!server.ok()) {
+    spdlog::critical("api on {}: {}", config.api.listen, server.status().to_string());
+    return nullptr;
+  }
+  return std::move(server).value();
 }
 
 int run(const CloudcoreConfig& config) {
@@ -149,12 +213,19 @@ int run(const CloudcoreConfig& config) {
     spdlog::critical("{}", hub.status().to_string());
     return 1;
   }
+  std::unique_ptr<api::ApiServer> api_server;
+  if (config.api.enabled) {
+    api_server = start_api(loop, config, **store, **registry, clock);
+    if (!api_server) return 1;
+  }
   loop.run();
+  if (api_server) spdlog::info("api: listening on port {}", api_server->port());
   spdlog::info("cloudcore {} ready: tunnel on {}:{}", common::kVersion, listen->host, (*hub)->port());
 
   int sig = 0;
   sigwait(&signals, &sig);
   spdlog::info("cloudcore: {} received, stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  if (api_server) api_server->stop();
   (*hub)->stop();
   hub->reset();
   loop.stop();
