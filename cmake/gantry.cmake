@@ -28,12 +28,25 @@ function(gantry_test name)
   if(NOT ARG_TIMEOUT)
     set(ARG_TIMEOUT 300)
   endif()
+  # ctest splits a test name at ';' into names that match nothing, and such a test would pass
+  # without running: refuse them here.
+  foreach(source ${ARG_SOURCES})
+    get_filename_component(path ${source} ABSOLUTE BASE_DIR ${CMAKE_CURRENT_SOURCE_DIR})
+    file(READ ${path} text)
+    string(REGEX MATCH "TEST_CASE[A-Z_]*\\(\"[^\"]*;[^\"]*\"" bad "${text}")
+    if(bad)
+      message(FATAL_ERROR "${path}: a test name contains ';', which ctest "
+                          "splits into names that match no test: ${bad}")
+    endif()
+  endforeach()
   add_executable(${name} ${ARG_SOURCES})
   target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR} ${PROJECT_BINARY_DIR})
   target_compile_options(${name} PRIVATE ${GANTRY_WARNINGS})
   target_link_libraries(${name} PRIVATE gantry_catch_main ${ARG_DEPS})
+  # --warn NoTests: a ctest entry whose name matches no Catch2 test fails instead of passing.
   catch_discover_tests(${name}
     TEST_PREFIX "${name}: "
+    EXTRA_ARGS --warn NoTests
     PROPERTIES TIMEOUT ${ARG_TIMEOUT} LABELS "${ARG_LABELS}"
     ENVIRONMENT "GANTRY_BUILD_DIR=${PROJECT_BINARY_DIR};GANTRY_SOURCE_DIR=${PROJECT_SOURCE_DIR}")
 endfunction()

@@ -263,7 +263,7 @@ TEST_CASE("a node silent past the timeout is marked Ready=Unknown and keeps its 
   }));
 }
 
-TEST_CASE("after cloudcore restarts, 500 edges all resync; past the admission bound they are told to retry and still get in") {
+TEST_CASE("after cloudcore restarts, 500 edges all resync, past the admission bound they are told to retry and still get in") {
   int bound = GENERATE(1000, 20);
   cloud::HubOptions options;
   options.max_concurrent_resyncs = bound;

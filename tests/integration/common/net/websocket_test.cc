@@ -264,7 +264,7 @@ TEST_CASE("a message above the size limit closes only that connection", "[net][w
   CHECK(good.connection->is_open());
 }
 
-TEST_CASE("the server survives 200 clients connecting at once; all exchange a frame and close "
+TEST_CASE("the server survives 200 clients connecting at once, all exchange a frame and close "
           "cleanly",
           "[net][websocket]") {
   WsServerOptions options;

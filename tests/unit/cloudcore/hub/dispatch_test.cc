@@ -38,7 +38,7 @@ TEST_CASE("a snapshot larger than one frame is split, only the last frame ends i
   CHECK(d.caught_up());
 }
 
-TEST_CASE("an empty snapshot is still sent; an empty incremental resume is not") {
+TEST_CASE("an empty snapshot is still sent, an empty incremental resume is not") {
   NodeDispatch d(1 << 20);
   Resume snap;
   snap.mode = v1::RESUME_MODE_SNAPSHOT;

@@ -265,7 +265,7 @@ TEST_CASE("a province-bound token joins its own province") {
   CHECK(f.post(f.body("edge-1", "jiangsu").dump(), f.token("jiangsu")).status == 200);
 }
 
-TEST_CASE("requests past the per-client rate get 429 with Retry-After; others still pass") {
+TEST_CASE("requests past the per-client rate get 429 with Retry-After, others still pass") {
   JoinOptions options;
   options.per_client = {1, 2};
   options.global = {100, 100};

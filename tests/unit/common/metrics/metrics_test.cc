@@ -175,7 +175,7 @@ TEST_CASE("bad names, labels, help and buckets are refused at registration") {
   CHECK(registry.render_prometheus().empty());
 }
 
-TEST_CASE("registering a name again returns the same family; a clash is refused") {
+TEST_CASE("registering a name again returns the same family, a clash is refused") {
   MetricsRegistry registry;
   auto a = registry.counter("x_total", "X.", {"k"}).value();
   auto b = registry.counter("x_total", "X.", {"k"}).value();

@@ -50,7 +50,7 @@ TEST_CASE("a rest parameter takes the remainder of the path, possibly empty", "[
   CHECK(route(router, "GET", "/ui") == "200 ui file=");
 }
 
-TEST_CASE("a known path with another method gets 405 with Allow; unknown paths go to the "
+TEST_CASE("a known path with another method gets 405 with Allow, unknown paths go to the "
           "fallback",
           "[net][router]") {
   Router router;

@@ -98,7 +98,7 @@ TEST_CASE("a certificate PEM round trip keeps CN, SANs and validity") {
   CHECK(ca_hash(*again) == ca_hash(cert));
 }
 
-TEST_CASE("a PEM bundle yields every certificate in order; bad bundles are refused") {
+TEST_CASE("a PEM bundle yields every certificate in order, bad bundles are refused") {
   TestCa a;
   TestCa b;
   auto bundle = Certificate::bundle_from_pem(a.cert.to_pem() + b.cert.to_pem());
