@@ -7,6 +7,7 @@
 
 #include "cloudcore/api/api_server.h"
 #include "cloudcore/hub/hub.h"
+#include "cloudcore/join/join.h"
 #include "cloudcore/registry/registry.h"
 #include "cloudcore/store/rocks_store.h"
 #include "common/base/address.h"
@@ -46,6 +47,18 @@ struct CloudcoreConfig {
     bool anonymous_health = true;
     common::ByteSize max_body = common::ByteSize::mib(3);
   } api;
+  // The join endpoint; served only when the config has a join section.
+  struct Join {
+    bool enabled = false;
+    std::string listen = "0.0.0.0:10002";
+    std::string ca_key;
+    std::string token_signing_key;
+    std::chrono::milliseconds certificate_lifetime{24h * 365};
+    double rate_per_client = 0.5;
+    double burst_per_client = 5;
+    double rate_global = 20;
+    double burst_global = 100;
+  } join;
   struct Store {
     uint64_t keep_revisions = 100000;
     std::chrono::milliseconds keep_duration{1h};
@@ -86,6 +99,19 @@ common::Status load_config(const std::string& path, CloudcoreConfig& c) {
                        .field("anonymous_health", &c.api.anonymous_health)
                        .field("max_body", &c.api.max_body, common::ByteSize::kib(64), common::ByteSize::mib(64));
                  })
+        .section("join",
+                 [&](common::ConfigNode& n) {
+                   c.join.enabled = root.has("join");
+                   if (!c.join.enabled) return;
+                   n.field("listen", &c.join.listen)
+                       .required("ca_key", &c.join.ca_key)
+                       .required("token_signing_key", &c.join.token_signing_key)
+                       .field("certificate_lifetime", &c.join.certificate_lifetime, ms(10s), ms(24h * 3650))
+                       .field("rate_per_client", &c.join.rate_per_client, 0.001, 1000.0)
+                       .field("burst_per_client", &c.join.burst_per_client, 1.0, 100000.0)
+                       .field("rate_global", &c.join.rate_global, 0.001, 100000.0)
+                       .field("burst_global", &c.join.burst_global, 1.0, 1000000.0);
+                 })
         .section("store",
                  [&](common::ConfigNode& n) {
                    n.field("keep_revisions", &c.store.keep_revisions, uint64_t{1000}, uint64_t{100000000})
@@ -107,6 +133,53 @@ common::Result<std::shared_ptr<common::TlsContext>> server_tls(const CloudcoreCo
   }
   options.verify_peer = true;  // mutual TLS: every node presents its certificate
   return common::TlsContext::create(common::TlsRole::kServer, options);
+}
+
+// The join endpoint: server-only TLS with the serving certificate (joining nodes have none yet).
+std::unique_ptr<JoinServer> start_join(common::EventLoop& loop, const CloudcoreConfig& config,
+                                       Store& store, common::Clock& clock) {
+  auto address = common::parse_host_port(config.join.listen, 10002);
+  if (!address.ok()) {
+    spdlog::critical("join.listen: {}", address.status().message());
+    return nullptr;
+  }
+  auto credentials = load_join_credentials(config.tls.ca, config.join.ca_key,
+                                           config.join.token_signing_key);
+  if (!credentials.ok()) {
+    spdlog::critical("join: {}", credentials.status().to_string());
+    return nullptr;
+  }
+  common::TlsOptions tls_options;
+  for (auto [path, out] : {std::pair{&config.tls.cert, &tls_options.cert_pem},
+                           std::pair{&config.tls.key, &tls_options.key_pem}}) {
+    auto pem = common::read_file(*path);
+    if (!pem.ok()) {
+      spdlog::critical("join: {}", pem.status().to_string());
+      return nullptr;
+    }
+    *out = std::move(pem).value();
+  }
+  tls_options.verify_peer = false;
+  auto tls = common::TlsContext::create(common::TlsRole::kServer, tls_options);
+  if (!tls.ok()) {
+    spdlog::critical("join TLS: {}", tls.status().to_string());
+    return nullptr;
+  }
+  JoinOptions options;
+  options.certificate_lifetime =
+      std::chrono::duration_cast<std::chrono::seconds>(config.join.certificate_lifetime);
+  options.per_client = {config.join.rate_per_client, config.join.burst_per_client};
+  options.global = {config.join.rate_global, config.join.burst_global};
+  common::HttpServerOptions http;
+  http.address = address->host;
+  http.port = address->port;
+  auto server = JoinServer::start(loop, *tls, store, std::move(credentials).value(), clock,
+                                  options, http);
+  if (!server.ok()) {
+    spdlog::critical("join on {}: {}", config.join.listen, server.status().to_string());
+    return nullptr;
+  }
+  return std::move(server).value();
 }
 
 // The REST API: the serving certificate; client certificates are requested but not required
@@ -213,6 +286,11 @@ int run(const CloudcoreConfig& config) {
     spdlog::critical("{}", hub.status().to_string());
     return 1;
   }
+  std::unique_ptr<JoinServer> join;
+  if (config.join.enabled) {
+    join = start_join(loop, config, **store, clock);
+    if (!join) return 1;
+  }
   std::unique_ptr<api::ApiServer> api_server;
   if (config.api.enabled) {
     api_server = start_api(loop, config, **store, **registry, clock);
@@ -220,11 +298,13 @@ int run(const CloudcoreConfig& config) {
   }
   loop.run();
   if (api_server) spdlog::info("api: listening on port {}", api_server->port());
+  if (join) spdlog::info("join: endpoint ready on port {}", join->port());
   spdlog::info("cloudcore {} ready: tunnel on {}:{}", common::kVersion, listen->host, (*hub)->port());
 
   int sig = 0;
   sigwait(&signals, &sig);
   spdlog::info("cloudcore: {} received, stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  if (join) join->stop();
   if (api_server) api_server->stop();
   (*hub)->stop();
   hub->reset();
@@ -239,8 +319,8 @@ int main(int argc, char** argv) {
   CLI::App app{
       "cloudcore: the cloud half of Gantry. Keeps the desired and observed state of the edge fleet\n"
       "in its embedded store and serves the edge nodes' tunnels (wss://HOST:10000/v1/tunnel).\n"
-      "This build serves the tunnel only: the Kubernetes-compatible REST API (:10443) and the join\n"
-      "endpoint (:10002) are not part of it yet.",
+      "With a join section in its config it also serves the join endpoint (https://HOST:10002)\n"
+      "that `gantryadm join` uses. The Kubernetes-compatible REST API (:10443) is not part of it yet.",
       "cloudcore"};
   std::string config_path;
   app.add_option("--config", config_path, "cloudcore.yaml (see deploy/cloudcore.yaml)")->required();

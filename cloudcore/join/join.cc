@@ -241,7 +241,7 @@ Response JoinService::post_certificate(Request& request) {
     const auto& s = claims.status();
     switch (s.code()) {
       case common::Code::kDeadlineExceeded:
-        return refuse(401, "TokenExpired", "join token " + s.message());
+        return refuse(401, "TokenExpired", "join " + s.message());
       case common::Code::kPermissionDenied:
         return refuse(403, "TokenForAnotherCluster", "join " + s.message());
       case common::Code::kInvalidArgument:

@@ -104,11 +104,18 @@ std::string cloudcore_yaml(const fs::path& dir) {
       "  cert: {}\n"
       "  key: {}\n"
       "  ca: {}\n"
+      "join:\n"
+      "  # Edge nodes join with gantryadm join --cloudcore ADDRESS:{}.\n"
+      "  listen: \"0.0.0.0:{}\"\n"
+      "  ca_key: {}\n"
+      "  token_signing_key: {}\n"
+      "  certificate_lifetime: 365d\n"
       "log:\n"
       "  level: info\n"
       "  format: text\n",
       common::kVersion, yaml_quote((dir / "data").string()), kTunnelPort, kTunnelPort,
-      p(kServingCert), p(kServingKey), p(kCaCert));
+      p(kServingCert), p(kServingKey), p(kCaCert), kJoinPort, kJoinPort, p(kCaKey),
+      p(kTokenSigningKey));
 }
 
 std::string kubeconfig(const std::string& server, const std::string& ca_pem,
@@ -329,8 +336,7 @@ Result<std::string> init(const InitOptions& options) {
       "     (or under systemd: deploy/systemd/cloudcore.service)\n"
       "  2. Get a join token for an edge node:\n"
       "       gantryadm gettoken --data-dir {dir} --ttl 24h --province PROVINCE\n"
-      "  3. Join the edge node with that token (arrives with cloudcore's join endpoint on :{jp};\n"
-      "     this gantryadm has no join command yet):\n"
+      "  3. On the edge node, join with that token (cloudcore's join endpoint is on :{jp}):\n"
       "       gantryadm join --cloudcore {join} --token TOKEN --node-name NAME "
       "--province PROVINCE --data-dir /var/lib/gantry/edgecore\n",
       fmt::arg("dir", dir.string()), fmt::arg("ca_crt", kCaCert),

@@ -11,6 +11,7 @@
 #include "common/pki/pki.h"
 #include "tools/gantryadm/gettoken.h"
 #include "tools/gantryadm/init.h"
+#include "tools/gantryadm/join.h"
 #include "tools/gantryadm/reset.h"
 
 namespace {
@@ -23,8 +24,8 @@ int fail(const gantry::common::Status& status) {
 int run(int argc, char** argv) {
   CLI::App app{
       "gantryadm: sets up Gantry. `init` makes cloudcore's CA, certificates, tokens and config;\n"
-      "`gettoken` mints a join token for an edge node; `reset` undoes an edge node's join.\n"
-      "(`join` arrives with cloudcore's join endpoint.)",
+      "`gettoken` mints a join token for an edge node; `join` makes this machine an edge node;\n"
+      "`reset` undoes an edge node's join.",
       "gantryadm"};
   app.set_version_flag("--version", std::string("gantryadm ") + gantry::common::kVersion);
   app.require_subcommand(1);
@@ -58,6 +59,30 @@ int run(int argc, char** argv) {
   token_cmd->add_option("--province", token.province,
                         "only nodes joining this province may use the token (default: any)");
 
+  gantry::adm::JoinOptions join;
+  std::string join_dir;
+  auto* join_cmd = app.add_subcommand(
+      "join",
+      "On an edge node: get a certificate from cloudcore's join endpoint with a token and write "
+      "DIR/pki and DIR/edgecore.yaml; installs the systemd unit where systemd runs");
+  join_cmd->add_option("--cloudcore", join.cloudcore, "cloudcore's join endpoint, HOST:10002")
+      ->required();
+  join_cmd->add_option("--token", join.token, "a join token from `gantryadm gettoken`")
+      ->required();
+  join_cmd->add_option("--node-name", join.node_name,
+                       "this node's name (lowercase DNS name, unique in the fleet)")
+      ->required();
+  join_cmd->add_option("--province", join.province, "the province this node belongs to")
+      ->required();
+  join_cmd->add_option("--data-dir", join_dir, "edgecore's directory, e.g. /var/lib/gantry/edgecore")
+      ->required();
+  join_cmd->add_option("--runtime-endpoint", join.runtime_endpoint, "containerd's CRI socket")
+      ->capture_default_str();
+  join_cmd->add_option("--labels", join.labels, "node labels, k=v,k2=v2")->delimiter(',');
+  join_cmd->add_option("--tunnel-address", join.tunnel_address,
+                       "cloudcore's tunnel address edgecore dials (default: the --cloudcore host, "
+                       "port 10000)");
+
   gantry::adm::ResetOptions reset;
   std::string reset_dir;
   auto* reset_cmd =
@@ -90,6 +115,13 @@ int run(int argc, char** argv) {
                gantry::common::format_rfc3339(result->expires),
                token.province.empty() ? " for any province"
                                       : fmt::format(" for province {}", token.province));
+    return 0;
+  }
+  if (*join_cmd) {
+    join.data_dir = join_dir;
+    auto result = gantry::adm::join(join);
+    if (!result.ok()) return fail(result.status());
+    fmt::print("{}", result->text);
     return 0;
   }
   reset.data_dir = reset_dir;

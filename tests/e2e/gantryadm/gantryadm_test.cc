@@ -355,6 +355,7 @@ TEST_CASE("cloudcore starts with the cloudcore.yaml that init generated", "[e2e]
   // Only the port changes: port 0 so the test never collides with anything on 10000.
   std::string yaml = read_text(dir / "cloudcore.yaml");
   REQUIRE(yaml.find("\"0.0.0.0:10000\"") != std::string::npos);
+  yaml = replace_all(yaml, "\"0.0.0.0:10002\"", "\"127.0.0.1:0\"");  // the join endpoint
   write_text(dir / "cloudcore.yaml", replace_all(yaml, "\"0.0.0.0:10000\"", "\"127.0.0.1:0\""));
   expect_starts(cloudcore(), dir / "cloudcore.yaml", scratch / "cloudcore.log", "ready");
   CHECK(fs::exists(dir / "data" / "store"));
@@ -375,6 +376,7 @@ TEST_CASE("deploy/cloudcore.yaml sets every option and loads in cloudcore", "[e2
   yaml = replace_all(yaml, "/var/lib/gantry/cloudcore", (scratch / "data").string());
   REQUIRE(yaml.find("\"0.0.0.0:10000\"") != std::string::npos);
   yaml = replace_all(yaml, "\"0.0.0.0:10000\"", "\"127.0.0.1:0\"");
+  yaml = replace_all(yaml, "\"0.0.0.0:10002\"", "\"127.0.0.1:0\"");  // the join endpoint
   write_text(scratch / "cloudcore.yaml", yaml);
   expect_starts(cloudcore(), scratch / "cloudcore.yaml", scratch / "cloudcore.log", "ready");
 }
