@@ -287,7 +287,6 @@ TEST_CASE("requests past the per-client rate get 429 with Retry-After, others st
 }
 
 TEST_CASE("the global rate limit applies across clients") {
-  JoinRateLimiter limiter(common::system_clock(), {100, 100}, {0.5, 3});
   common::ManualClock clock;
   JoinRateLimiter manual(clock, {100, 100}, {0.5, 3});
   CHECK_FALSE(manual.acquire("a"));
