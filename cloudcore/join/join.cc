@@ -41,7 +41,9 @@ std::string trim(std::string text) {
   return text.substr(start);
 }
 
-bool is_alnum(char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; }
+bool is_alnum(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) != 0;
+}
 
 // Kubernetes label value: empty, or at most 63 of [A-Za-z0-9._-] starting and ending alphanumeric.
 bool is_label_value(std::string_view v) {
@@ -271,8 +273,8 @@ Response JoinService::post_certificate(Request& request) {
   if (csr.empty()) return refuse(400, "InvalidCSR", "csr is required (PEM)");
   auto info = common::read_csr(csr);
   if (!info.ok()) {
-    return refuse(400, "InvalidCSR", "the certificate request is not valid: " +
-                                         info.status().message());
+    return refuse(400, "InvalidCSR",
+                  "the certificate request is not valid: " + info.status().message());
   }
   const std::string expected_cn = std::string(kNodeCnPrefix) + name;
   if (info->common_name != expected_cn) {
@@ -288,8 +290,8 @@ Response JoinService::post_certificate(Request& request) {
   }
 
   const std::string key = keys::object_key(v1::OBJECT_KIND_NODE, "", name);
-  const std::string taken = fmt::format(
-      "node name {} is taken; choose another or delete the node", name);
+  const std::string taken =
+      fmt::format("node name {} is taken; choose another or delete the node", name);
   auto existing = store_.get(key);
   if (!existing.ok()) {
     spdlog::error("join: reading {}: {}", key, existing.status().to_string());
@@ -335,8 +337,8 @@ Response JoinService::post_certificate(Request& request) {
   // Signed before the write so that a signing failure leaves no node object behind.
   auto cert = common::sign_csr(csr, spec, credentials_.ca, credentials_.ca_key);
   if (!cert.ok()) {
-    return refuse(400, "InvalidCSR", "the certificate request cannot be signed: " +
-                                         cert.status().message());
+    return refuse(400, "InvalidCSR",
+                  "the certificate request cannot be signed: " + cert.status().message());
   }
   auto written = store_.txn({Op::put(key, stored->SerializeAsString(), expect)});
   if (!written.ok()) {
@@ -356,9 +358,9 @@ common::Router JoinService::router() {
   router.add("GET", "/ca.crt", [this](Request& r) { return get_ca(r); });
   router.add("POST", "/v1/certificates", [this](Request& r) { return post_certificate(r); });
   router.set_fallback([](Request& r) {
-    return refuse(404, "NotFound",
-                  fmt::format("{} is not a join endpoint (GET /ca.crt, POST /v1/certificates)",
-                              r.path));
+    return refuse(
+        404, "NotFound",
+        fmt::format("{} is not a join endpoint (GET /ca.crt, POST /v1/certificates)", r.path));
   });
   return router;
 }
@@ -376,9 +378,13 @@ common::Result<std::unique_ptr<JoinServer>> JoinServer::start(
   return server;
 }
 
-JoinServer::~JoinServer() { stop(); }
+JoinServer::~JoinServer() {
+  stop();
+}
 
-uint16_t JoinServer::port() const { return server_ ? server_->port() : 0; }
+uint16_t JoinServer::port() const {
+  return server_ ? server_->port() : 0;
+}
 
 void JoinServer::stop() {
   if (server_) server_->stop();

@@ -1,6 +1,4 @@
 // <utility> first: Boost 1.74's Asio headers use std::exchange without including it.
-#include <utility>
-
 #include "tools/gantryadm/join.h"
 
 #include <fmt/format.h>
@@ -18,6 +16,7 @@
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <system_error>
+#include <utility>
 
 #include "common/base/address.h"
 #include "common/base/atomic_file.h"
@@ -99,10 +98,10 @@ Result<HttpsResponse> https_request(const common::HostPort& server, common::TlsC
     stream.async_handshake(asio::ssl::stream_base::client, std::move(handler));
   });
   if (ec) {
-    return make_error(Code::kUnavailable, "TLS with cloudcore at {} failed: {}", where,
-                      common::describe_tls_failure(stream.native_handle(),
-                                                   ec == beast::error::timeout ? "timed out"
-                                                                               : ec.message()));
+    return make_error(
+        Code::kUnavailable, "TLS with cloudcore at {} failed: {}", where,
+        common::describe_tls_failure(stream.native_handle(),
+                                     ec == beast::error::timeout ? "timed out" : ec.message()));
   }
   http::request<http::string_body> req{method, target, 11};
   req.set(http::field::host, where);
@@ -120,9 +119,8 @@ Result<HttpsResponse> https_request(const common::HostPort& server, common::TlsC
   parser.body_limit(1024 * 1024);
   if (!ec) {
     beast::get_lowest_layer(stream).expires_after(timeout);
-    ec = run_op(ioc, [&](auto handler) {
-      http::async_read(stream, buffer, parser, std::move(handler));
-    });
+    ec = run_op(
+        ioc, [&](auto handler) { http::async_read(stream, buffer, parser, std::move(handler)); });
   }
   if (ec) {
     return make_error(Code::kUnavailable, "talking to cloudcore at {}: {}", where,
@@ -219,9 +217,8 @@ std::string edgecore_yaml(const JoinOptions& options, const fs::path& dir,
       "log:\n"
       "  level: info\n"
       "  format: text\n",
-      common::kVersion, yaml_quote(options.node_name), yaml_quote(dir.string()),
-      yaml_quote(tunnel), p("pki/node.crt"), p("pki/node.key"), p("pki/ca.crt"),
-      options.runtime_endpoint);
+      common::kVersion, yaml_quote(options.node_name), yaml_quote(dir.string()), yaml_quote(tunnel),
+      p("pki/node.crt"), p("pki/node.key"), p("pki/ca.crt"), options.runtime_endpoint);
 }
 
 // A refusal from cloudcore: its JSON message as is, or the status line when there is none.
@@ -232,13 +229,23 @@ Status refusal(const HttpsResponse& r) {
   if (message.empty()) message = fmt::format("HTTP {}: {}", r.status, r.body.substr(0, 200));
   Code code = Code::kFailedPrecondition;
   switch (r.status) {
-    case 400: code = Code::kInvalidArgument; break;
-    case 401: code = reason == "TokenExpired" ? Code::kDeadlineExceeded : Code::kUnauthenticated;
+    case 400:
+      code = Code::kInvalidArgument;
       break;
-    case 403: code = Code::kPermissionDenied; break;
-    case 409: code = Code::kAlreadyExists; break;
-    case 429: code = Code::kResourceExhausted; break;
-    default: code = r.status >= 500 ? Code::kUnavailable : Code::kFailedPrecondition;
+    case 401:
+      code = reason == "TokenExpired" ? Code::kDeadlineExceeded : Code::kUnauthenticated;
+      break;
+    case 403:
+      code = Code::kPermissionDenied;
+      break;
+    case 409:
+      code = Code::kAlreadyExists;
+      break;
+    case 429:
+      code = Code::kResourceExhausted;
+      break;
+    default:
+      code = r.status >= 500 ? Code::kUnavailable : Code::kFailedPrecondition;
   }
   return make_error(code, "cloudcore refused the join: {}", message);
 }
@@ -247,13 +254,15 @@ Status refusal(const HttpsResponse& r) {
 Status move_into_place(const fs::path& staging, const fs::path& dir) {
   std::error_code ec;
   fs::rename(staging / "pki", dir / "pki", ec);
-  if (ec) return make_error(Code::kInternal, "moving {} into place: {}", (dir / "pki").string(), ec.message());
+  if (ec)
+    return make_error(Code::kInternal, "moving {} into place: {}", (dir / "pki").string(),
+                      ec.message());
   fs::rename(staging / "edgecore.yaml", dir / "edgecore.yaml", ec);
   if (ec) {
     std::error_code ignored;
     fs::rename(dir / "pki", staging / "pki", ignored);
-    return make_error(Code::kInternal, "moving {} into place: {}",
-                      (dir / "edgecore.yaml").string(), ec.message());
+    return make_error(Code::kInternal, "moving {} into place: {}", (dir / "edgecore.yaml").string(),
+                      ec.message());
   }
   return common::ok_status();
 }
@@ -261,8 +270,10 @@ Status move_into_place(const fs::path& staging, const fs::path& dir) {
 std::string shell_quote(const std::string& text) {
   std::string out = "'";
   for (char c : text) {
-    if (c == '\'') out += "'\\''";
-    else out += c;
+    if (c == '\'')
+      out += "'\\''";
+    else
+      out += c;
   }
   return out + "'";
 }
@@ -271,8 +282,9 @@ std::string shell_quote(const std::string& text) {
 std::string install_unit(const JoinOptions& options, const std::string& edgecore,
                          const fs::path& config) {
   std::string unit(kEdgecoreUnit);
-  const std::string exec = "ExecStart=/usr/local/bin/edgecore --config "
-                           "/var/lib/gantry/edgecore/edgecore.yaml";
+  const std::string exec =
+      "ExecStart=/usr/local/bin/edgecore --config "
+      "/var/lib/gantry/edgecore/edgecore.yaml";
   if (auto at = unit.find(exec); at != std::string::npos) {
     unit.replace(at, exec.size(),
                  fmt::format("ExecStart={} --config {}", edgecore, config.string()));
@@ -334,8 +346,7 @@ Result<JoinResult> join(const JoinOptions& options) {
                       options.cloudcore, join_address.status().message(), kJoinPort);
   }
   if (join_address->port == 0) {
-    return make_error(Code::kInvalidArgument, "--cloudcore '{}': the port is 0",
-                      options.cloudcore);
+    return make_error(Code::kInvalidArgument, "--cloudcore '{}': the port is 0", options.cloudcore);
   }
   const std::string tunnel = options.tunnel_address.empty()
                                  ? common::HostPort{join_address->host, kTunnelPort}.to_string()
@@ -422,9 +433,9 @@ Result<JoinResult> join(const JoinOptions& options) {
   };
   clean_up(false);
   fs::create_directories(staging / "pki", ec);
-  Status status = ec ? make_error(Code::kInternal, "creating {}: {}", staging.string(),
-                                  ec.message())
-                     : common::ok_status();
+  Status status =
+      ec ? make_error(Code::kInternal, "creating {}: {}", staging.string(), ec.message())
+         : common::ok_status();
   if (status.ok()) ::chmod((staging / "pki").c_str(), 0700);
   if (status.ok())
     status = common::write_file_atomic(staging / "pki" / "node.key", key.to_pem(), 0600);
@@ -451,8 +462,8 @@ Result<JoinResult> join(const JoinOptions& options) {
   std::string text = fmt::format(
       "Node {} joined province {} (certificate valid until {}). Wrote in {}:\n"
       "  pki/node.key, pki/node.crt, pki/ca.crt, edgecore.yaml (tunnel to {})\n",
-      options.node_name, options.province, common::format_rfc3339(cert->not_after()),
-      dir.string(), tunnel);
+      options.node_name, options.province, common::format_rfc3339(cert->not_after()), dir.string(),
+      tunnel);
   if (fs::is_directory(options.systemd_marker, ec)) {
     text += install_unit(options, edgecore, config);
   } else {
@@ -461,8 +472,8 @@ Result<JoinResult> join(const JoinOptions& options) {
         "  nohup {} --config {} >>{} 2>&1 & echo $! >{}\n"
         "(`gantryadm reset --data-dir {}` stops it through edgecore.pid)\n",
         shell_quote(edgecore), shell_quote(config.string()),
-        shell_quote((dir / "edgecore.log").string()),
-        shell_quote((dir / "edgecore.pid").string()), shell_quote(dir.string()));
+        shell_quote((dir / "edgecore.log").string()), shell_quote((dir / "edgecore.pid").string()),
+        shell_quote(dir.string()));
   }
   return JoinResult{text};
 }

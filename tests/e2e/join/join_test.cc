@@ -1,10 +1,9 @@
 // gantryadm join end to end with the real binaries: gantryadm init -> cloudcore (join endpoint and
 // tunnel on free ports) -> gantryadm gettoken -> gantryadm join -> edgecore with the written
 // edgecore.yaml connects. Every refusal prints its message and leaves the edge dir untouched.
+#include <fmt/format.h>
 #include <signal.h>
 #include <sys/stat.h>
-
-#include <fmt/format.h>
 
 #include <algorithm>
 #include <catch2/catch.hpp>
@@ -74,8 +73,9 @@ struct Cluster {
   int runs = 0;
 
   Cluster() {
-    REQUIRE(adm({"init", "--data-dir", cloud.string(), "--advertise-address", "127.0.0.1"})
-                .exit_code == 0);
+    REQUIRE(
+        adm({"init", "--data-dir", cloud.string(), "--advertise-address", "127.0.0.1"}).exit_code ==
+        0);
     std::string yaml = read_text(cloud / "cloudcore.yaml");
     yaml = replace_once(yaml, "\"0.0.0.0:10000\"", fmt::format("\"127.0.0.1:{}\"", tunnel_port));
     // The refusal tests join many times from one address: lift the per-client rate limit.
@@ -94,7 +94,9 @@ struct Cluster {
                                  (cloud / "cloudcore.yaml").string()},
         tmp / "cloudcore.log");
     bool ready = test::eventually(
-        [&] { return log().find("ready: tunnel on") != std::string::npos || !cloudcore->running(); },
+        [&] {
+          return log().find("ready: tunnel on") != std::string::npos || !cloudcore->running();
+        },
         60s);
     INFO(log());
     REQUIRE(ready);
@@ -126,9 +128,16 @@ struct Cluster {
 
   Run join(const fs::path& dir, const std::string& name, const std::string& province,
            const std::string& token, std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {"join",       "--token",    token,        "--node-name",
-                                     name,         "--province", province,     "--data-dir",
-                                     dir.string(), "--tunnel-address",
+    std::vector<std::string> args = {"join",
+                                     "--token",
+                                     token,
+                                     "--node-name",
+                                     name,
+                                     "--province",
+                                     province,
+                                     "--data-dir",
+                                     dir.string(),
+                                     "--tunnel-address",
                                      fmt::format("127.0.0.1:{}", tunnel_port)};
     // `extra` may name another --cloudcore (the option is given once).
     if (std::none_of(extra.begin(), extra.end(),
@@ -171,9 +180,9 @@ TEST_CASE("init, cloudcore, gettoken, join: the node object exists and its edgec
   CHECK(cert->common_name() == "system:node:edge-1");
   CHECK(read_text(edge / "pki" / "ca.crt") == read_text(c.cloud / "pki" / "ca.crt"));
 
-  ChildProcess edgecore({binary("edgecore", "edgecore").string(), "--config",
-                         (edge / "edgecore.yaml").string()},
-                        c.tmp / "edgecore.log");
+  ChildProcess edgecore(
+      {binary("edgecore", "edgecore").string(), "--config", (edge / "edgecore.yaml").string()},
+      c.tmp / "edgecore.log");
   bool connected = test::eventually(
       [&] { return c.log().find("hub: node edge-1 connected") != std::string::npos; }, 60s);
   INFO("edgecore:\n" << read_text(c.tmp / "edgecore.log"));
@@ -211,9 +220,9 @@ TEST_CASE("each refusal prints its message and leaves the data dir without confi
 
   // A token for another cluster: its own init, its own CA.
   TempDir other;
-  REQUIRE(c.adm({"init", "--data-dir", (other / "cloud").string(), "--advertise-address",
-                 "127.0.0.1"})
-              .exit_code == 0);
+  REQUIRE(
+      c.adm({"init", "--data-dir", (other / "cloud").string(), "--advertise-address", "127.0.0.1"})
+          .exit_code == 0);
   Run other_token = c.adm({"gettoken", "--data-dir", (other / "cloud").string()});
   REQUIRE(other_token.exit_code == 0);
 
@@ -236,18 +245,37 @@ TEST_CASE("each refusal prints its message and leaves the data dir without confi
     std::string message;
   };
   const std::vector<Case> cases = {
-      {"cloudcore unreachable", "edge-2", "zhejiang", any,
+      {"cloudcore unreachable",
+       "edge-2",
+       "zhejiang",
+       any,
        {fmt::format("--cloudcore=127.0.0.1:{}", test::free_port())},
        "cannot reach cloudcore at 127.0.0.1:"},
-      {"CA of another cluster", "edge-2", "zhejiang", token_line(other_token.output), {},
+      {"CA of another cluster",
+       "edge-2",
+       "zhejiang",
+       token_line(other_token.output),
+       {},
        fmt::format("the CA served by 127.0.0.1:{} does not match the token: possible "
                    "interception; check the address or get a new token",
                    c.join_port)},
-      {"expired token", "edge-2", "zhejiang", expired, {},
+      {"expired token",
+       "edge-2",
+       "zhejiang",
+       expired,
+       {},
        "join token expired at " + common::format_rfc3339(expired_at)},
-      {"name taken", "taken-1", "zhejiang", any, {},
+      {"name taken",
+       "taken-1",
+       "zhejiang",
+       any,
+       {},
        "node name taken-1 is taken; choose another or delete the node"},
-      {"province mismatch", "edge-2", "zhejiang", c.token("jiangsu"), {},
+      {"province mismatch",
+       "edge-2",
+       "zhejiang",
+       c.token("jiangsu"),
+       {},
        "this token is for province jiangsu"},
       {"invalid node name", "Edge_2", "zhejiang", any, {}, "--node-name 'Edge_2' is not valid"},
       {"not a token", "edge-2", "zhejiang", "garbage", {}, "--token is not a join token"},

@@ -87,7 +87,9 @@ struct Fixture {
   }
 };
 
-std::string reason_of(const common::Response& r) { return json::parse(r.body).value("reason", ""); }
+std::string reason_of(const common::Response& r) {
+  return json::parse(r.body).value("reason", "");
+}
 std::string message_of(const common::Response& r) {
   return json::parse(r.body).value("message", "");
 }
@@ -161,10 +163,10 @@ TEST_CASE("every refusal has its HTTP code, a reason and a message, and creates 
        [](Fixture& f) { return f.post(f.body().dump(), "not-a-token"); }},
       {"token signed with another key", 401, "InvalidToken", "signature does not match",
        [](Fixture& f) {
-         auto t = common::make_join_token(common::ca_hash(f.ca),
-                                          {.expires = f.clock.system_now() + 1h, .province = {},
-                                           .id = {}},
-                                          common::random_hex(32));
+         auto t = common::make_join_token(
+             common::ca_hash(f.ca),
+             {.expires = f.clock.system_now() + 1h, .province = {}, .id = {}},
+             common::random_hex(32));
          return f.post(f.body().dump(), t);
        }},
       {"expired token", 401, "TokenExpired", "token expired at {expiry}",
@@ -176,10 +178,9 @@ TEST_CASE("every refusal has its HTTP code, a reason and a message, and creates 
       {"token of another cluster's CA", 403, "TokenForAnotherCluster", "another cluster CA",
        [](Fixture& f) {
          auto other_key = new_key();
-         auto t = common::make_join_token(common::ca_hash(new_ca(other_key)),
-                                          {.expires = f.clock.system_now() + 1h, .province = {},
-                                           .id = {}},
-                                          f.signing_key);
+         auto t = common::make_join_token(
+             common::ca_hash(new_ca(other_key)),
+             {.expires = f.clock.system_now() + 1h, .province = {}, .id = {}}, f.signing_key);
          return f.post(f.body().dump(), t);
        }},
       {"CSR with the wrong CN", 400, "InvalidCSR", "it must be 'system:node:edge-1'",
@@ -191,7 +192,8 @@ TEST_CASE("every refusal has its HTTP code, a reason and a message, and creates 
       {"CSR that is not a CSR", 400, "InvalidCSR", "not valid",
        [](Fixture& f) {
          auto b = f.body();
-         b["csr"] = "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n";
+         b["csr"] =
+             "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n";
          return f.post(b.dump(), f.token());
        }},
       {"invalid node name", 400, "InvalidNodeName", "node name 'Edge_1' is not valid",
@@ -233,8 +235,10 @@ TEST_CASE("a name held by a node that connected (it has a status) is taken") {
   Fixture f;
   auto stored = decode_object(v1::OBJECT_KIND_NODE, R"({"metadata":{"name":"edge-1"}})");
   REQUIRE(stored.ok());
-  REQUIRE(f.store->put(keys::object_key(v1::OBJECT_KIND_NODE, "", "edge-1"),
-                       stored->SerializeAsString()).ok());
+  REQUIRE(
+      f.store
+          ->put(keys::object_key(v1::OBJECT_KIND_NODE, "", "edge-1"), stored->SerializeAsString())
+          .ok());
   REQUIRE(f.store->put(keys::status_key(v1::OBJECT_KIND_NODE, "", "edge-1"), "x").ok());
   auto r = f.post(f.body().dump(), f.token());
   CHECK(r.status == 409);
@@ -246,8 +250,10 @@ TEST_CASE("a node object created beforehand and never joined is adopted by the j
   auto stored = decode_object(v1::OBJECT_KIND_NODE,
                               R"({"metadata":{"name":"edge-1","labels":{"rack":"r7"}}})");
   REQUIRE(stored.ok());
-  REQUIRE(f.store->put(keys::object_key(v1::OBJECT_KIND_NODE, "", "edge-1"),
-                       stored->SerializeAsString()).ok());
+  REQUIRE(
+      f.store
+          ->put(keys::object_key(v1::OBJECT_KIND_NODE, "", "edge-1"), stored->SerializeAsString())
+          .ok());
   auto r = f.post(f.body().dump(), f.token());
   INFO(r.body);
   REQUIRE(r.status == 200);
