@@ -372,7 +372,7 @@ common::Result<std::unique_ptr<JoinServer>> JoinServer::start(
   std::unique_ptr<JoinServer> server(new JoinServer());
   server->service_ = std::make_unique<JoinService>(store, std::move(credentials), clock, options);
   // A CSR and a token are small: a tight body limit costs an attacker's flood its bandwidth.
-  http.max_body_bytes = std::min<size_t>(http.max_body_bytes, 64 * 1024);
+  http.max_body_bytes = std::min<size_t>(http.max_body_bytes, size_t{64} * 1024);
   GANTRY_ASSIGN_OR_RETURN(server->server_, common::HttpServer::start(loop, std::move(tls), http,
                                                                      server->service_->router()));
   return server;

@@ -116,7 +116,7 @@ Result<HttpsResponse> https_request(const common::HostPort& server, common::TlsC
   ec = run_op(ioc, [&](auto handler) { http::async_write(stream, req, std::move(handler)); });
   beast::flat_buffer buffer;
   http::response_parser<http::string_body> parser;
-  parser.body_limit(1024 * 1024);
+  parser.body_limit(uint64_t{1024} * 1024);
   if (!ec) {
     beast::get_lowest_layer(stream).expires_after(timeout);
     ec = run_op(

@@ -160,8 +160,9 @@ unsigned mode_of(const fs::path& p) {
   return st.st_mode & 07777;
 }
 
-TEST_CASE("init, cloudcore, gettoken, join: the node object exists and its edgecore connects",
-          "[e2e]") {
+TEST_CASE(
+    "init then cloudcore then gettoken then join gives a node object and a connected edgecore",
+    "[e2e]") {
   Cluster c;
   const std::string token = c.token("zhejiang");
   const fs::path edge = c.tmp / "edge";
@@ -317,6 +318,39 @@ TEST_CASE("a province-bound token joins its province and cannot join another", "
   Run right = c.join(c.tmp / "b", "edge-b", "jiangsu", token);
   INFO(right.output);
   CHECK(right.exit_code == 0);
+}
+
+}  // namespace
+}  // namespace gantry::join_test
+
+namespace gantry::join_test {
+namespace {
+
+TEST_CASE("the start command join prints runs edgecore and reset stops it and removes the join",
+          "[e2e]") {
+  Cluster c;
+  const fs::path edge = c.tmp / "edge";
+  Run r = c.join(edge, "edge-run", "zhejiang", c.token());
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  std::istringstream lines(r.output);
+  std::string line, command;
+  while (std::getline(lines, line)) {
+    if (line.rfind("  nohup ", 0) == 0) command = line;
+  }
+  REQUIRE_FALSE(command.empty());
+  ChildProcess shell({"/bin/sh", "-c", command}, c.tmp / "shell.log");
+  CHECK(shell.wait(30s) == 0);
+  CHECK(test::eventually(
+      [&] { return c.log().find("hub: node edge-run connected") != std::string::npos; }, 60s));
+  REQUIRE(fs::exists(edge / "edgecore.pid"));
+
+  Run reset = c.adm({"reset", "--data-dir", edge.string()});
+  INFO(reset.output);
+  CHECK(reset.exit_code == 0);
+  CHECK(reset.output.find("stopped edgecore") != std::string::npos);
+  for (const char* entry : {"edgecore.yaml", "pki", "edgecore.pid", "meta"})
+    CHECK_FALSE(fs::exists(edge / entry));
 }
 
 }  // namespace

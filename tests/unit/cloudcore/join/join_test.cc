@@ -147,7 +147,7 @@ struct RefusalCase {
   std::function<common::Response(Fixture&)> request;
 };
 
-TEST_CASE("every refusal has its HTTP code, a reason and a message, and creates no node") {
+TEST_CASE("every refusal has its HTTP code and a reason and a message and creates no node") {
   auto table = GENERATE(values<RefusalCase>({
       {"malformed JSON", 400, "MalformedRequest", "not a JSON object",
        [](Fixture& f) { return f.post("{not json", f.token()); }},
@@ -271,7 +271,7 @@ TEST_CASE("a province-bound token joins its own province") {
   CHECK(f.post(f.body("edge-1", "jiangsu").dump(), f.token("jiangsu")).status == 200);
 }
 
-TEST_CASE("requests past the per-client rate get 429 with Retry-After, others still pass") {
+TEST_CASE("requests past the per-client rate get 429 with Retry-After while others still pass") {
   JoinOptions options;
   options.per_client = {1, 2};
   options.global = {100, 100};
