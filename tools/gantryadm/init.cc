@@ -110,12 +110,16 @@ std::string cloudcore_yaml(const fs::path& dir) {
       "  ca_key: {}\n"
       "  token_signing_key: {}\n"
       "  certificate_lifetime: 365d\n"
+      "api:\n"
+      "  # kubectl and the dashboard: https://ADDRESS:{}/ (admin.kubeconfig).\n"
+      "  listen: \"0.0.0.0:{}\"\n"
+      "  token_file: {}\n"
       "log:\n"
       "  level: info\n"
       "  format: text\n",
       common::kVersion, yaml_quote((dir / "data").string()), kTunnelPort, kTunnelPort,
       p(kServingCert), p(kServingKey), p(kCaCert), kJoinPort, kJoinPort, p(kCaKey),
-      p(kTokenSigningKey));
+      p(kTokenSigningKey), kApiPort, kApiPort, p(kTokenFile));
 }
 
 std::string kubeconfig(const std::string& server, const std::string& ca_pem,

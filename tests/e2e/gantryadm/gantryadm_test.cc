@@ -118,12 +118,12 @@ std::string edge_sample_for(const fs::path& dir) {
                      "\"127.0.0.1:" + std::to_string(test::free_port()) + "\"");
 }
 
-TEST_CASE("gantryadm has --help, --version and per-command help, and no join command yet",
+TEST_CASE("gantryadm has --help, --version and per-command help",
           "[e2e]") {
   TempDir scratch;
   auto help = adm(scratch, {"--help"});
   CHECK(help.exit_code == 0);
-  for (const char* cmd : {"init", "gettoken", "reset"})
+  for (const char* cmd : {"init", "gettoken", "join", "reset"})
     CHECK(help.out.find(cmd) != std::string::npos);
 
   auto version = adm(scratch, {"--version"});
@@ -356,6 +356,7 @@ TEST_CASE("cloudcore starts with the cloudcore.yaml that init generated", "[e2e]
   std::string yaml = read_text(dir / "cloudcore.yaml");
   REQUIRE(yaml.find("\"0.0.0.0:10000\"") != std::string::npos);
   yaml = replace_all(yaml, "\"0.0.0.0:10002\"", "\"127.0.0.1:0\"");  // the join endpoint
+  yaml = replace_all(yaml, "\"0.0.0.0:10443\"", "\"127.0.0.1:0\"");  // the REST API
   write_text(dir / "cloudcore.yaml", replace_all(yaml, "\"0.0.0.0:10000\"", "\"127.0.0.1:0\""));
   expect_starts(cloudcore(), dir / "cloudcore.yaml", scratch / "cloudcore.log", "ready");
   CHECK(fs::exists(dir / "data" / "store"));
@@ -368,7 +369,8 @@ TEST_CASE("deploy/cloudcore.yaml sets every option and loads in cloudcore", "[e2
   for (const char* key : {"data_dir:", "threads:", "listen:", "heartbeat:", "node_timeout:",
                           "max_concurrent_resyncs:", "max_concurrent_handshakes:", "retry_after:",
                           "max_frame:", "max_queued:", "cert:", "key:", "ca:", "keep_revisions:",
-                          "keep_duration:", "block_cache:", "level:", "format:"}) {
+                          "keep_duration:", "block_cache:", "level:", "format:", "token_file:",
+                          "anonymous_health:", "max_body:"}) {
     INFO(key);
     CHECK(yaml.find(key) != std::string::npos);
   }
@@ -377,6 +379,7 @@ TEST_CASE("deploy/cloudcore.yaml sets every option and loads in cloudcore", "[e2
   REQUIRE(yaml.find("\"0.0.0.0:10000\"") != std::string::npos);
   yaml = replace_all(yaml, "\"0.0.0.0:10000\"", "\"127.0.0.1:0\"");
   yaml = replace_all(yaml, "\"0.0.0.0:10002\"", "\"127.0.0.1:0\"");  // the join endpoint
+  yaml = replace_all(yaml, "\"0.0.0.0:10443\"", "\"127.0.0.1:0\"");  // the REST API
   write_text(scratch / "cloudcore.yaml", yaml);
   expect_starts(cloudcore(), scratch / "cloudcore.yaml", scratch / "cloudcore.log", "ready");
 }

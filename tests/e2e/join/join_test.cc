@@ -83,6 +83,7 @@ struct Cluster {
                         fmt::format("\"127.0.0.1:{}\"\n  rate_per_client: 100\n"
                                     "  burst_per_client: 100",
                                     join_port));
+    yaml = replace_once(yaml, "\"0.0.0.0:10443\"", "\"127.0.0.1:0\"");  // the REST API
     yaml = replace_once(yaml, "level: info", "level: debug");
     REQUIRE(common::write_file_atomic(cloud / "cloudcore.yaml", yaml).ok());
     start_cloudcore();
