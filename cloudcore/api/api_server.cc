@@ -207,8 +207,6 @@ std::vector<std::string> pod_warnings(const json& pod) {
   }
   static const std::vector<std::pair<std::string, std::string>> kPodFields = {
       {"securityContext", "pod securityContext is not applied by the edge runtime"},
-      {"affinity", "affinity is not evaluated yet; bind the pod with spec.nodeName"},
-      {"tolerations", "tolerations are not evaluated yet; bind the pod with spec.nodeName"},
       {"dnsConfig", "dnsConfig is not applied by the edge runtime"},
       {"serviceAccountName", "service accounts are not mounted on edge nodes"},
       {"hostPID", "hostPID is not applied by the edge runtime"},
@@ -219,6 +217,18 @@ std::vector<std::string> pod_warnings(const json& pod) {
   };
   for (const auto& [field, why] : kPodFields)
     if (spec.contains(field) && !spec[field].is_null()) out.push_back(fmt::format("spec.{}: {}", field, why));
+  // The scheduler (cloudcore/controllers) honours tolerations and required node affinity only.
+  if (spec.contains("affinity") && spec["affinity"].is_object()) {
+    for (auto it = spec["affinity"].begin(); it != spec["affinity"].end(); ++it) {
+      if (it.key() != "nodeAffinity") {
+        out.push_back(fmt::format("spec.affinity.{}: not evaluated by the scheduler", it.key()));
+      } else if (it->is_object()) {
+        for (auto na = it->begin(); na != it->end(); ++na)
+          if (na.key() != "requiredDuringSchedulingIgnoredDuringExecution")
+            out.push_back(fmt::format("spec.affinity.nodeAffinity.{}: not evaluated by the scheduler", na.key()));
+      }
+    }
+  }
   static const std::vector<std::string> kContainerFields = {
       "livenessProbe", "readinessProbe", "startupProbe", "lifecycle", "securityContext"};
   for (const char* list : {"containers", "initContainers"}) {

@@ -168,6 +168,17 @@ json render_pod_status(const json& pod, const v1::StoredStatus* stored) {
       status["conditions"] = json::array({{{"type", "PodScheduled"}, {"status", "True"}}});
     return status;
   }
+  if (node.empty() && stored->generation() == 0 && ps->reason() == "Unschedulable") {
+    // The scheduler's status for an unbound pod (generation 0: no edge wrote it): why no node
+    // fits, as PodScheduled=False.
+    status["phase"] = "Pending";
+    json c = {{"type", "PodScheduled"}, {"status", "False"}, {"lastProbeTime", nullptr}};
+    c["lastTransitionTime"] = stored->changed_at() > 0 ? json(rfc3339(stored->changed_at() / 1000)) : json(nullptr);
+    if (ps->has_reason()) c["reason"] = ps->reason();
+    if (ps->has_message()) c["message"] = ps->message();
+    status["conditions"] = json::array({std::move(c)});
+    return status;
+  }
   std::string phase = phase_name(ps->phase());
   status["phase"] = phase;
   if (ps->has_reason()) status["reason"] = ps->reason();
