@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "cloudcore/api/api_server.h"
+#include "cloudcore/controllers/scheduler.h"
 #include "cloudcore/hub/hub.h"
 #include "cloudcore/join/join.h"
 #include "cloudcore/registry/registry.h"
@@ -286,6 +287,11 @@ int run(const CloudcoreConfig& config) {
     spdlog::critical("{}", hub.status().to_string());
     return 1;
   }
+  auto scheduler = controllers::Scheduler::start(**store);
+  if (!scheduler.ok()) {
+    spdlog::critical("scheduler: {}", scheduler.status().to_string());
+    return 1;
+  }
   std::unique_ptr<JoinServer> join;
   if (config.join.enabled) {
     join = start_join(loop, config, **store, clock);
@@ -306,6 +312,7 @@ int run(const CloudcoreConfig& config) {
   spdlog::info("cloudcore: {} received, stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   if (join) join->stop();
   if (api_server) api_server->stop();
+  (*scheduler)->stop();
   (*hub)->stop();
   hub->reset();
   loop.stop();
