@@ -472,6 +472,8 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
       }
       revision = page->revision;
       lo.at = revision;
+      // Taken before the loop below moves the items out.
+      std::string last_key = page->items.empty() ? std::string() : page->items.back().key;
       bool stopped_early = false;
       for (size_t i = 0; i < page->items.size(); ++i) {
         auto& kv = page->items[i];
@@ -490,8 +492,8 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
           break;
         }
       }
-      if (stopped_early || !page->more || page->items.empty()) break;
-      lo.start_after = page->items.back().key;
+      if (stopped_early || !page->more || last_key.empty()) break;
+      lo.start_after = last_key;
     }
     std::string rv = std::to_string(revision);
     if (wants_table(req)) {

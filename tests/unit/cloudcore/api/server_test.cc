@@ -1,4 +1,5 @@
 #include <catch2/catch.hpp>
+#include <set>
 
 #include "cloudcore/registry/keys.h"
 #include "tests/unit/cloudcore/api/api_fixture.h"
@@ -145,6 +146,23 @@ TEST_CASE_METHOD(ApiFixture, "lists page consistently and an expired continue is
   auto expired = call("GET", "/api/v1/namespaces/default/pods?limit=2&continue=" + stale, kAdminToken);
   CHECK(expired.code == 410);
   CHECK(expired.json()["reason"] == "Expired");
+}
+
+TEST_CASE_METHOD(ApiFixture, "a list without a limit returns every object once, past the store's page size",
+                 "[api][server]") {
+  constexpr int kNodes = 1234;  // more than the 500 the server reads from the store at a time
+  for (int i = 0; i < kNodes; ++i) put_node(fmt::format("n{:04}", i), "zhejiang");
+  auto list = call("GET", "/api/v1/nodes", kAdminToken);
+  REQUIRE(list.code == 200);
+  auto items = list.json()["items"];
+  REQUIRE(items.size() == kNodes);
+  std::set<std::string> names;
+  for (const auto& n : items) names.insert(n["metadata"]["name"].get<std::string>());
+  CHECK(names.size() == kNodes);
+  auto table = call("GET", "/api/v1/nodes", kAdminToken, "", "application/json",
+                    {"Accept: application/json;as=Table;v=v1;g=meta.k8s.io"});
+  REQUIRE(table.code == 200);
+  CHECK(table.json()["rows"].size() == kNodes);
 }
 
 TEST_CASE_METHOD(ApiFixture, "label and field selectors filter lists", "[api][server]") {

@@ -190,7 +190,7 @@ TEST_CASE("REST list and watch latency at 10000 nodes and 50000 pods", "[.bench]
   auto watch_log = f.dir() / "watch.log";
   std::vector<double> latencies;
   for (int i = 0; i <= 30; ++i) {  // the first one waits for curl to start: not counted
-    std::string pod_name = fmt::format("app-{:05}-0", i * 300);
+    std::string pod_name = fmt::format("app-{:05}-0", i * (kNodes / 31));
     v1::StoredStatus ps;
     ps.set_generation(2 + i);
     ps.set_uid("uid-" + pod_name);
