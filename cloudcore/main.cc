@@ -17,6 +17,7 @@
 #include "common/base/config.h"
 #include "common/base/logging.h"
 #include "common/base/version.h"
+#include "common/metrics/metrics.h"
 #include "common/net/event_loop.h"
 #include "common/net/tls.h"
 
@@ -185,7 +186,8 @@ std::unique_ptr<JoinServer> start_join(common::EventLoop& loop, const CloudcoreC
 
 // The REST API: the serving certificate; client certificates are requested but not required
 // (bearer tokens are the credential).
-std::unique_ptr<api::ApiServer> start_api(common::EventLoop& loop, const CloudcoreConfig& config,
+std::unique_ptr<api::ApiServer> start_api(std::function<std::string()> metrics, common::EventLoop& loop,
+                                          const CloudcoreConfig& config,
                                           Store& store, Registry& registry, common::Clock& clock) {
   auto address = common::parse_host_port(config.api.listen, 10443);
   if (!address.ok()) {
@@ -220,6 +222,7 @@ std::unique_ptr<api::ApiServer> start_api(common::EventLoop& loop, const Cloudco
   options.port = address->port;
   options.anonymous_health = config.api.anonymous_health;
   options.max_body_bytes = config.api.max_body.bytes;
+  options.metrics = std::move(metrics);
   auto server = api::ApiServer::start(loop, *tls, store, registry, clock, std::move(tokens).value(),
                                       options);
   if (!server.ok()) {
@@ -227,6 +230,50 @@ std::unique_ptr<api::ApiServer> start_api(common::EventLoop& loop, const Cloudco
     return nullptr;
   }
   return std::move(server).value();
+}
+
+// GET /metrics: the counters of the hub, the store, the registry and the API, read at scrape time.
+std::string render_metrics(const Hub& hub, const Store& store, const Registry& registry,
+                           const api::ApiServer* api_server) {
+  common::MetricsRegistry m;
+  auto counter = [&](std::string_view name, std::string_view help, uint64_t value) {
+    if (auto f = m.counter(name, help); f.ok()) f->with().inc(value);
+  };
+  auto gauge = [&](std::string_view name, std::string_view help, double value) {
+    if (auto f = m.gauge(name, help); f.ok()) f->with().set(value);
+  };
+  const HubStats& h = hub.stats();
+  gauge("gantry_hub_sessions", "Edge node tunnel sessions open.", double(h.sessions_open.load()));
+  counter("gantry_hub_sessions_opened_total", "Edge node tunnel sessions opened.", h.sessions_opened);
+  counter("gantry_hub_resumes_incremental_total", "Resumes that sent only the changes.", h.resumes_incremental);
+  counter("gantry_hub_resumes_snapshot_total", "Resumes that sent the node's whole set.", h.resumes_snapshot);
+  counter("gantry_hub_objects_sent_total", "Objects sent down to edge nodes.", h.objects_sent);
+  counter("gantry_hub_deletes_sent_total", "Deletions sent down to edge nodes.", h.deletes_sent);
+  counter("gantry_hub_status_batches_total", "Status batches received from edge nodes.", h.status_batches);
+  counter("gantry_hub_status_entries_total", "Status entries applied.", h.status_entries);
+  counter("gantry_hub_status_resyncs_total", "Status entries answered with a resync request.", h.status_resyncs);
+  counter("gantry_hub_protocol_violations_total", "Connections closed for a refused frame.", h.protocol_violations);
+  counter("gantry_hub_refused_busy_total", "Upgrades answered 503 (too many resyncs at once).", h.refused_busy);
+  counter("gantry_hub_refused_identity_total", "Upgrades refused for a certificate that names no node.", h.refused_identity);
+  counter("gantry_hub_nodes_marked_unknown_total", "Nodes marked Ready=Unknown after the timeout.", h.nodes_marked_unknown);
+  gauge("gantry_hub_resyncs_in_progress", "Nodes between Hello and the ack of their resume.", double(h.resyncs_in_progress.load()));
+  gauge("gantry_store_revision", "The store's current revision.", double(store.current_revision()));
+  gauge("gantry_store_compacted_revision", "History at or below this revision is compacted.", double(store.compacted_revision()));
+  if (const auto* rocks = dynamic_cast<const RocksStore*>(&store)) {
+    auto st = rocks->stats();
+    counter("gantry_store_txns_total", "Store transactions committed.", st.txns_committed);
+    counter("gantry_store_syncs_total", "Store write batches synced to disk (one fsync each).", st.batches_written);
+  }
+  gauge("gantry_registry_nodes", "Nodes in the registry.", double(registry.node_count()));
+  gauge("gantry_registry_pods", "Pods in the registry.", double(registry.pod_count()));
+  if (api_server) {
+    const auto& a = api_server->stats();
+    counter("gantry_api_requests_total", "REST API requests.", a.requests);
+    counter("gantry_api_unauthorized_total", "REST API requests refused with 401.", a.unauthorized);
+    counter("gantry_api_forbidden_total", "REST API requests refused with 403.", a.forbidden);
+    gauge("gantry_api_watches", "REST watches open.", double(a.watches_open.load()));
+  }
+  return m.render_prometheus();
 }
 
 int run(const CloudcoreConfig& config) {
@@ -299,7 +346,10 @@ int run(const CloudcoreConfig& config) {
   }
   std::unique_ptr<api::ApiServer> api_server;
   if (config.api.enabled) {
-    api_server = start_api(loop, config, **store, **registry, clock);
+    auto metrics = [&hub, &store, &registry, &api_server] {
+      return render_metrics(**hub, **store, **registry, api_server.get());
+    };
+    api_server = start_api(metrics, loop, config, **store, **registry, clock);
     if (!api_server) return 1;
   }
   loop.run();

@@ -1196,21 +1196,27 @@ std::string openapi_v2_protobuf() {
 Response ApiServer::Impl::handle(Request& req) {
   ++stats.requests;
   const std::string& path = req.path;
-  bool open_path = path == "/healthz" || path == "/readyz" || path == "/livez" || path == "/version";
-  if (open_path && options.anonymous_health) {
+  bool open_path = path == "/healthz" || path == "/readyz" || path == "/livez" || path == "/version" ||
+                   path == "/metrics";
+  auto open_response = [&]() -> Response {
     if (path == "/version")
       return json_response(200, {{"major", "1"}, {"minor", "28"}, {"gitVersion", kGitVersion},
                                  {"gitCommit", ""}, {"gitTreeState", "clean"}, {"buildDate", ""},
                                  {"goVersion", ""}, {"compiler", "gcc"}, {"platform", "linux/amd64"}});
+    if (path == "/metrics") {
+      if (!options.metrics) return failure_response({404, "NotFound", "this server exports no metrics"});
+      return Response{200, {{"Content-Type", "text/plain; version=0.0.4; charset=utf-8"}}, options.metrics()};
+    }
     return Response::text(200, "ok");
-  }
+  };
+  if (open_path && options.anonymous_health) return open_response();
   auto who = tokens.authenticate(req.header("Authorization").value_or(""));
   if (!who) {
     ++stats.unauthorized;
     return failure_response({401, "Unauthorized", "Unauthorized: a valid bearer token is required (see the admin kubeconfig gantryadm init writes)"});
   }
   Permissions p = permissions_of(*who);
-  if (open_path) return handle(req);  // not reached with anonymous_health; kept for the token case
+  if (open_path) return open_response();
   if (req.method == "GET") {
     if (path == "/api" || path == "/api/") {
       std::string host = req.header("Host").value_or("127.0.0.1:10443");

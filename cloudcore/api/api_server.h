@@ -4,6 +4,8 @@
 // (observed, written by the hub); this server renders them in Kubernetes shape.
 #pragma once
 
+#include <functional>
+
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -22,8 +24,10 @@ namespace gantry::cloud::api {
 struct ApiServerOptions {
   std::string address = "0.0.0.0";
   uint16_t port = 10443;  // 0: the kernel picks (tests)
-  // /healthz, /readyz, /livez and /version answer without a token.
+  // /healthz, /readyz, /livez, /version and /metrics answer without a token.
   bool anonymous_health = true;
+  // The Prometheus text for GET /metrics (unset: 404).
+  std::function<std::string()> metrics;
   std::chrono::milliseconds bookmark_interval{std::chrono::seconds(60)};
   std::chrono::seconds max_watch_timeout{std::chrono::minutes(30)};
   size_t max_body_bytes = 3 * 1024 * 1024;  // past it: 413

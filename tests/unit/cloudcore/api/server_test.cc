@@ -165,6 +165,22 @@ TEST_CASE_METHOD(ApiFixture, "a list without a limit returns every object once, 
   CHECK(table.json()["rows"].size() == kNodes);
 }
 
+TEST_CASE("/metrics serves the exporter's text, without a token unless health is closed", "[api][server]") {
+  bool open = GENERATE(true, false);
+  cloud::api::ApiServerOptions options;
+  options.anonymous_health = open;
+  options.metrics = [] { return std::string("# HELP x_total X.\n# TYPE x_total counter\nx_total 3\n"); };
+  ApiFixture f(options);
+  auto anonymous = f.call("GET", "/metrics", "");
+  auto with_token = f.call("GET", "/metrics", kAdminToken);
+  CHECK(with_token.code == 200);
+  CHECK(with_token.body.find("x_total 3") != std::string::npos);
+  CHECK(with_token.headers.find("version=0.0.4") != std::string::npos);
+  CHECK(anonymous.code == (open ? 200 : 401));
+  // The other open paths answer the same way with a token when they are closed.
+  CHECK(f.call("GET", "/healthz", kAdminToken).code == 200);
+}
+
 TEST_CASE_METHOD(ApiFixture, "label and field selectors filter lists", "[api][server]") {
   put_node("n1", "zhejiang");
   put_node("n2", "jiangsu");
