@@ -9,6 +9,9 @@ cd "$(dirname "$0")/.."
 tools/deps.sh
 
 build_dir=${GANTRY_BUILD_DIR:-build}
+# ccache caches compilations that use precompiled headers only with this sloppiness (our PCH is
+# Boost's headers alone, so no define of ours can change it).
+export CCACHE_SLOPPINESS=${CCACHE_SLOPPINESS:-pch_defines,time_macros,include_file_mtime,include_file_ctime}
 jobs=${GANTRY_JOBS:-$(nproc)}
 
 if [ ! -f "$build_dir/build.ninja" ]; then
