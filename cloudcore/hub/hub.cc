@@ -8,6 +8,7 @@
 #include "cloudcore/hub/dispatch.h"
 #include "cloudcore/hub/status_writer.h"
 #include "cloudcore/registry/keys.h"
+#include "common/base/names.h"
 #include "common/base/version.h"
 #include "common/net/websocket.h"
 
@@ -16,12 +17,6 @@ namespace {
 
 using common::make_error;
 
-bool valid_node_name(std::string_view name) {
-  if (name.empty() || name.size() > 253) return false;
-  for (char c : name)
-    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.')) return false;
-  return name.front() != '-' && name.back() != '-' && name.front() != '.' && name.back() != '.';
-}
 
 std::string frame_bytes(const v1::Frame& frame) { return frame.SerializeAsString(); }
 
@@ -282,7 +277,7 @@ class SessionHandler : public common::WsHandler {
 
 common::Admission Hub::Impl::admit(const common::PeerInfo& peer) {
   auto name = common::node_name_from_common_name(peer.common_name);
-  if (!name || !valid_node_name(*name)) {
+  if (!name || !common::is_dns1123_subdomain(*name)) {
     ++stats.refused_identity;
     return {403, 0,
             fmt::format("the client certificate's CN '{}' is not system:node:NAME with a valid node name; "

@@ -5,6 +5,8 @@
 // Every refusal is JSON {"reason": "...", "message": "..."} with a message the edge prints as is.
 #pragma once
 
+#include "common/base/names.h"
+
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -117,6 +119,7 @@ class JoinServer {
 };
 
 // A Kubernetes node name: DNS-1123 subdomain (lowercase alphanumerics, '-', '.', at most 253).
-bool is_dns1123_subdomain(std::string_view name);
+
+using common::is_dns1123_subdomain;
 
 }  // namespace gantry::cloud

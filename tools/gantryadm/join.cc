@@ -1,6 +1,8 @@
 // <utility> first: Boost 1.74's Asio headers use std::exchange without including it.
 #include "tools/gantryadm/join.h"
 
+#include "common/base/names.h"
+
 #include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -137,22 +139,6 @@ Result<HttpsResponse> https_request(const common::HostPort& server, common::TlsC
   return out;
 }
 
-bool is_dns1123_subdomain(std::string_view name) {
-  if (name.empty() || name.size() > 253) return false;
-  size_t start = 0;
-  while (start <= name.size()) {
-    size_t end = name.find('.', start);
-    if (end == std::string_view::npos) end = name.size();
-    std::string_view label = name.substr(start, end - start);
-    if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-')
-      return false;
-    for (char c : label) {
-      if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) return false;
-    }
-    start = end + 1;
-  }
-  return true;
-}
 
 std::string to_lower(std::string text) {
   for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -312,7 +298,7 @@ std::string install_unit(const JoinOptions& options, const std::string& edgecore
 Result<JoinResult> join(const JoinOptions& options) {
   // Everything the command line gives is checked before any network traffic.
   if (options.data_dir.empty()) return make_error(Code::kInvalidArgument, "--data-dir is empty");
-  if (!is_dns1123_subdomain(options.node_name)) {
+  if (!common::is_dns1123_subdomain(options.node_name)) {
     return make_error(Code::kInvalidArgument,
                       "--node-name '{}' is not valid: use lowercase letters, digits, '-' and '.', "
                       "starting and ending with a letter or digit, at most 253",
