@@ -10,7 +10,9 @@
 #include <cctype>
 #include <chrono>
 #include <filesystem>
+#include <cstdio>
 #include <fstream>
+#include <regex>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -31,6 +33,27 @@ using test::TempDir;
 
 fs::path binary(const std::string& dir, const std::string& name) {
   return test::build_dir() / dir / name;
+}
+
+// GET on cloudcore's REST API (its port read from the log) with the admin token from tokens.csv.
+std::string api_get(const std::string& cloudcore_log, const fs::path& tokens_csv, const std::string& path) {
+  std::smatch m;
+  static const std::regex port_re("api: listening on port (\\d+)");
+  if (!std::regex_search(cloudcore_log, m, port_re)) return "";
+  std::ifstream tokens(tokens_csv);
+  std::string line;
+  std::getline(tokens, line);
+  while (!line.empty() && line[0] == '#') std::getline(tokens, line);
+  std::string token = line.substr(0, line.find(','));
+  std::string cmd = fmt::format("curl -sk --max-time 5 -H 'Authorization: Bearer {}' https://127.0.0.1:{}{}", token,
+                                m[1].str(), path);
+  std::string out;
+  if (FILE* f = popen(cmd.c_str(), "r")) {
+    char buf[4096];
+    while (size_t n = fread(buf, 1, sizeof buf, f)) out.append(buf, n);
+    pclose(f);
+  }
+  return out;
 }
 
 std::string read_text(const fs::path& p) {
@@ -189,6 +212,16 @@ TEST_CASE(
       [&] { return c.log().find("hub: node edge-1 connected") != std::string::npos; }, 60s);
   INFO("edgecore:\n" << read_text(c.tmp / "edgecore.log"));
   CHECK(connected);
+  // The node reads Ready in the API once its first status arrived.
+  std::string node_json;
+  bool ready = test::eventually(
+      [&] {
+        node_json = api_get(c.log(), c.cloud / "tokens.csv", "/api/v1/nodes/edge-1");
+        return std::regex_search(node_json, std::regex(R"("type":"Ready"[^}]*"status":"True"|"status":"True"[^}]*"type":"Ready")"));
+      },
+      60s, 100ms);
+  INFO("node from the API: " << node_json);
+  CHECK(ready);
   edgecore.signal(SIGTERM);
   CHECK(edgecore.wait(30s) == 0);
   c.cloudcore->signal(SIGTERM);
