@@ -211,10 +211,11 @@ TEST_CASE("hub: a 503 at the upgrade is counted and retried") {
   EdgeHub hub(loop, *client_tls, *meta, *tracker, options, common::system_clock(), random);
   hub.start();
   REQUIRE(test::eventually([&] { return hub.stats().connected; }));
+  // The snapshot follows the Welcome: wait for it too.
+  CHECK(test::eventually([&] { return meta->applied_revision() == 5; }));
   auto stats = hub.stats();
   CHECK(stats.refused_503 == 1);
   CHECK(stats.connect_failures == 1);
-  CHECK(meta->applied_revision() == 5);
   hub.stop();
   (*server)->stop();
   loop.stop();
