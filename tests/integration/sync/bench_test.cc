@@ -88,8 +88,10 @@ TEST_CASE("bench: cloudcore memory per idle node session and bytes per idle node
   }
   REQUIRE(eventually([&] { return std::all_of(edges.begin(), edges.end(), [](auto& e) { return e->connected(); }); },
                      300s, 100ms));
-  // Let the resyncs and first status round settle before measuring the idle state.
-  std::this_thread::sleep_for(5s);
+  // Idle means every node has its pod cached (the resync is over).
+  REQUIRE(eventually([&] {
+    return std::all_of(edges.begin(), edges.end(), [](auto& e) { return e->meta().applied_revision() > 0; });
+  }, 300s, 100ms));
   long rss_after = rss_kib(cloudcore.pid());
   uint64_t bytes_start = socket_bytes(port);
   std::this_thread::sleep_for(std::chrono::seconds(idle_seconds));  // measuring idle traffic
