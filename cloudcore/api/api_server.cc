@@ -842,6 +842,20 @@ struct ApiServer::Impl::Watch : std::enable_shared_from_this<ApiServer::Impl::Wa
   std::chrono::milliseconds interval{0};
   std::string kind;
 
+  // Ends the watch once: stops its timers and closes the response. Returns false when it had
+  // already ended; otherwise the store watch, which the caller drops outside `mu` (its thread
+  // may be waiting for `mu` in a callback).
+  bool end(std::unique_ptr<WatchHandle>& out) {
+    std::lock_guard lock(mu);
+    if (done) return false;
+    done = true;
+    out = std::move(handle);
+    bookmark_timer.cancel();
+    timeout_timer.cancel();
+    stream->close();
+    return true;
+  }
+
   // Called with mu held. The timer holds only a weak pointer, so a finished watch frees its state.
   void arm_bookmark() {
     bookmark_timer = loop->schedule(interval, [weak = weak_from_this()] {
@@ -917,15 +931,7 @@ Response ApiServer::Impl::watch(Request& req, const ResourceType& t, const std::
 
   auto finish = [self, w]() {
     std::unique_ptr<WatchHandle> handle;
-    {
-      std::lock_guard lock(w->mu);
-      if (w->done) return;
-      w->done = true;
-      handle = std::move(w->handle);
-      w->bookmark_timer.cancel();
-      w->timeout_timer.cancel();
-      w->stream->close();
-    }
+    if (!w->end(handle)) return;
     handle.reset();
     --self->stats.watches_open;
     std::lock_guard lock(self->watches_mu);
@@ -1390,15 +1396,7 @@ void ApiServer::stop() {
   }
   for (const auto& w : watches) {
     std::unique_ptr<WatchHandle> handle;
-    {
-      std::lock_guard lock(w->mu);
-      if (w->done) continue;
-      w->done = true;
-      handle = std::move(w->handle);
-      w->bookmark_timer.cancel();
-      w->timeout_timer.cancel();
-      w->stream->close();
-    }
+    if (!w->end(handle)) continue;
     handle.reset();
     --impl_->stats.watches_open;
   }
