@@ -50,9 +50,9 @@ struct Mount {
 };
 
 struct LinuxResources {
-  int64_t cpu_period = 0;       // 0: unset
-  int64_t cpu_quota = 0;        // 0: unlimited
-  int64_t cpu_shares = 0;       // 0: runtime default
+  int64_t cpu_period = 0;          // 0: unset
+  int64_t cpu_quota = 0;           // 0: unlimited
+  int64_t cpu_shares = 0;          // 0: runtime default
   int64_t memory_limit_bytes = 0;  // 0: unlimited
 };
 
@@ -126,13 +126,13 @@ struct ContainerStatus {
   int64_t started_at_ns = 0;
   int64_t finished_at_ns = 0;
   int32_t exit_code = 0;
-  std::string reason;   // "Completed", "Error", "OOMKilled", ...
+  std::string reason;  // "Completed", "Error", "OOMKilled", ...
   std::string message;
   std::string log_path;  // absolute path of the CRI log file
 };
 
 struct ContainerFilter {
-  std::string sandbox_id;  // empty: any
+  std::string sandbox_id;                     // empty: any
   std::map<std::string, std::string> labels;  // all must match
 };
 
@@ -148,11 +148,31 @@ struct FilesystemUsage {
   uint64_t used_bytes = 0;
 };
 
+// CRI runtime conditions: "RuntimeReady" and "NetworkReady" are the ones a node needs.
+inline constexpr const char* kConditionRuntimeReady = "RuntimeReady";
+inline constexpr const char* kConditionNetworkReady = "NetworkReady";
+
+struct RuntimeCondition {
+  std::string type;
+  bool status = false;
+  std::string reason;
+  std::string message;
+};
+
 class Runtime {
  public:
   virtual ~Runtime() = default;
 
   virtual Result<RuntimeVersion> version() = 0;
+
+  // The runtime's conditions (CRI Status). The default, for fakes, says ready whenever
+  // version() answers.
+  virtual Result<std::vector<RuntimeCondition>> conditions() {
+    auto v = version();
+    if (!v.ok()) return v.status();
+    return std::vector<RuntimeCondition>{{kConditionRuntimeReady, true, "", ""},
+                                         {kConditionNetworkReady, true, "", ""}};
+  }
 
   // --- Sandboxes -------------------------------------------------------------------------
   // Returns the sandbox ID.
@@ -171,8 +191,7 @@ class Runtime {
                                                const SandboxConfig& sandbox) = 0;
   virtual Status start_container(const std::string& container_id) = 0;
   // SIGTERM, then SIGKILL after `grace`.
-  virtual Status stop_container(const std::string& container_id,
-                                std::chrono::seconds grace) = 0;
+  virtual Status stop_container(const std::string& container_id, std::chrono::seconds grace) = 0;
   virtual Status remove_container(const std::string& container_id) = 0;
   virtual Result<std::vector<ContainerInfo>> list_containers(
       const ContainerFilter& filter = {}) = 0;
