@@ -19,7 +19,7 @@ struct EdgeHub::Core : std::enable_shared_from_this<Core> {
         tracker(tracker),
         options(std::move(options)),
         clock(clock),
-        sync(meta, tracker, this->options.sync),
+        sync(meta, tracker, sync_options(this->options)),
         backoff(this->options.backoff, clock, random) {}
 
   common::EventLoop& loop;
@@ -40,6 +40,8 @@ struct EdgeHub::Core : std::enable_shared_from_this<Core> {
   common::TimerHandle reconnect_timer;
   common::TimerHandle batch_timer;
   bool batch_timer_armed = false;
+  common::TimerHandle poll_timer;  // followed log streams
+  bool poll_timer_armed = false;
   std::chrono::steady_clock::time_point last_batch_at;
   EdgeHubStats stats;
 
@@ -53,6 +55,14 @@ struct EdgeHub::Core : std::enable_shared_from_this<Core> {
   // Sends status batches now or arms the batch timer so that rounds are batch_interval apart.
   void flush_status_locked();
   void send_status_batches_locked();
+  // Arms the stream poll timer when the stream handler has followed streams waiting for data.
+  void arm_stream_poll_locked();
+
+  static EdgeSyncOptions sync_options(const EdgeHubOptions& options) {
+    EdgeSyncOptions o = options.sync;
+    if (options.streams) o.streams = options.streams;
+    return o;
+  }
 };
 
 namespace {
@@ -144,6 +154,7 @@ void EdgeHub::Core::on_message(uint64_t id, std::string_view data) {
     return;
   }
   for (const auto& frame : *out) send_locked(frame);
+  arm_stream_poll_locked();
   if (!was_welcomed && sync.welcomed()) {
     const auto& welcome = sync.welcome();
     stats.connected = true;
@@ -173,6 +184,8 @@ void EdgeHub::Core::on_close(uint64_t id, std::string_view reason) {
   sync.on_disconnect();
   batch_timer.cancel();
   batch_timer_armed = false;
+  poll_timer.cancel();
+  poll_timer_armed = false;
   if (!stopped) schedule_reconnect_locked();
 }
 
@@ -219,13 +232,31 @@ void EdgeHub::Core::send_status_batches_locked() {
   }
 }
 
-EdgeHub::EdgeHub(common::EventLoop& loop, std::shared_ptr<common::TlsContext> tls,
-                 MetaStore& meta, StatusTracker& tracker, EdgeHubOptions options,
-                 const common::Clock& clock, common::Random& random)
+void EdgeHub::Core::arm_stream_poll_locked() {
+  StreamHandler* streams = sync.stream_handler();
+  if (!streams || poll_timer_armed || !connection || !streams->wants_poll()) return;
+  poll_timer_armed = true;
+  std::weak_ptr<Core> weak = weak_from_this();
+  poll_timer = loop.schedule(streams->poll_interval(), [weak] {
+    auto core = weak.lock();
+    if (!core) return;
+    std::lock_guard lock(core->mu);
+    core->poll_timer_armed = false;
+    if (core->stopped || !core->connection) return;
+    for (const auto& frame : core->sync.stream_handler()->poll()) core->send_locked(frame);
+    core->arm_stream_poll_locked();
+  });
+}
+
+EdgeHub::EdgeHub(common::EventLoop& loop, std::shared_ptr<common::TlsContext> tls, MetaStore& meta,
+                 StatusTracker& tracker, EdgeHubOptions options, const common::Clock& clock,
+                 common::Random& random)
     : core_(std::make_shared<Core>(loop, std::move(tls), meta, tracker, std::move(options), clock,
                                    random)) {}
 
-EdgeHub::~EdgeHub() { stop(); }
+EdgeHub::~EdgeHub() {
+  stop();
+}
 
 void EdgeHub::start() {
   std::weak_ptr<Core> weak = core_;
@@ -245,7 +276,15 @@ void EdgeHub::stop() {
   core_->stopped = true;
   core_->reconnect_timer.cancel();
   core_->batch_timer.cancel();
+  core_->poll_timer.cancel();
   if (core_->connection) core_->connection->close("edgecore stopping");
+}
+
+bool EdgeHub::send_frame(const v1::Frame& frame) {
+  std::lock_guard lock(core_->mu);
+  if (core_->stopped || !core_->connection) return false;
+  core_->send_locked(frame);
+  return true;
 }
 
 EdgeHubStats EdgeHub::stats() const {

@@ -33,22 +33,25 @@ struct EdgeHubOptions {
   // Status changes within this window go out in one batch.
   std::chrono::milliseconds batch_interval{std::chrono::seconds(1)};
   EdgeSyncOptions sync;
+  // Serves the cloud's streams (`kubectl logs`): edgecore wires edgecore/logs' LogStreams here.
+  // Not owned; must outlive the hub. Unset: StreamOpen is answered with 501.
+  StreamHandler* streams = nullptr;
 };
 
 struct EdgeHubStats {
   uint64_t connect_attempts = 0;
-  uint64_t connects = 0;            // sessions established
+  uint64_t connects = 0;  // sessions established
   uint64_t connect_failures = 0;
   uint64_t refused_503 = 0;
   uint64_t disconnects = 0;
-  uint64_t protocol_errors = 0;     // we closed the connection over a bad frame or a write error
+  uint64_t protocol_errors = 0;  // we closed the connection over a bad frame or a write error
   uint64_t resumes_incremental = 0;
   uint64_t resumes_snapshot = 0;
   uint64_t objects_applied = 0;
   uint64_t status_batches_sent = 0;
-  uint64_t bytes_sent = 0;          // WebSocket payload bytes
+  uint64_t bytes_sent = 0;  // WebSocket payload bytes
   uint64_t bytes_received = 0;
-  bool connected = false;           // a Welcome arrived on the current connection
+  bool connected = false;  // a Welcome arrived on the current connection
 };
 
 class EdgeHub {
@@ -69,6 +72,10 @@ class EdgeHub {
   void stop();
 
   EdgeHubStats stats() const;
+
+  // Queues `frame` on the current connection from any thread (the connection's own queue keeps
+  // one write in flight and bounds what waits). False when no connection is up.
+  bool send_frame(const v1::Frame& frame);
 
   struct Core;
 

@@ -32,6 +32,7 @@ void EdgeSync::on_disconnect() {
   in_snapshot_ = false;
   snapshot_bytes_ = 0;
   snapshot_.clear();
+  if (options_.streams) options_.streams->on_disconnect();
 }
 
 Result<std::vector<v1::Frame>> EdgeSync::on_message(std::string_view data) {
@@ -51,19 +52,24 @@ Result<std::vector<v1::Frame>> EdgeSync::on_frame(const v1::Frame& frame) {
       return on_object_delta(frame.object_delta());
     case v1::Frame::kStatusAck:
       return on_status_ack(frame.status_ack());
-    case v1::Frame::kStreamOpen: {
-      // Log streams arrive with the runtime; say so instead of leaving the caller hanging.
-      ++counters_.streams_refused;
-      v1::Frame close;
-      close.mutable_stream_close()->set_id(frame.stream_open().id());
-      close.mutable_stream_close()->set_error("streams are not supported by this edgecore yet");
-      close.mutable_stream_close()->set_code(501);
-      return std::vector<v1::Frame>{std::move(close)};
-    }
+    case v1::Frame::kStreamOpen:
     case v1::Frame::kStreamData:
     case v1::Frame::kStreamWindow:
     case v1::Frame::kStreamClose:
-      return std::vector<v1::Frame>{};  // no stream is ever open on this edge yet
+      if (options_.streams) {
+        ++counters_.stream_frames;
+        return options_.streams->on_stream_frame(frame);
+      }
+      if (frame.msg_case() != v1::Frame::kStreamOpen) return std::vector<v1::Frame>{};
+      {
+        // No stream handler wired: say so instead of leaving the caller hanging.
+        ++counters_.streams_refused;
+        v1::Frame close;
+        close.mutable_stream_close()->set_id(frame.stream_open().id());
+        close.mutable_stream_close()->set_error("streams are not supported by this edgecore yet");
+        close.mutable_stream_close()->set_code(501);
+        return std::vector<v1::Frame>{std::move(close)};
+      }
     case v1::Frame::kHello:
     case v1::Frame::kObjectAck:
     case v1::Frame::kStatusDelta:

@@ -11,6 +11,7 @@
 
 #include "common/base/status.h"
 #include "common/base/version.h"
+#include "edgecore/hub/stream_handler.h"
 #include "edgecore/meta/meta_store.h"
 #include "edgecore/status/status_tracker.h"
 #include "gantry/v1/tunnel.pb.h"
@@ -24,6 +25,9 @@ struct EdgeSyncOptions {
   size_t max_snapshot_bytes = 64 << 20;
   // StatusDelta batches sent and not yet acknowledged, at most.
   uint32_t max_status_batches_in_flight = 4;
+  // Gets the stream frames (logs); not owned, must outlive the EdgeSync. Unset: every StreamOpen
+  // is refused with 501.
+  StreamHandler* streams = nullptr;
 };
 
 struct EdgeSyncCounters {
@@ -37,7 +41,8 @@ struct EdgeSyncCounters {
   uint64_t status_entries_sent = 0;
   uint64_t status_acks = 0;
   uint64_t resyncs = 0;
-  uint64_t streams_refused = 0;
+  uint64_t streams_refused = 0;  // StreamOpen refused because no stream handler is set
+  uint64_t stream_frames = 0;    // stream frames handed to the stream handler
   uint64_t unknown_frames = 0;
 };
 
@@ -52,12 +57,14 @@ class EdgeSync {
   Result<std::vector<v1::Frame>> on_frame(const v1::Frame& frame);
   // The same from the raw WebSocket message.
   Result<std::vector<v1::Frame>> on_message(std::string_view data);
-  // The connection is gone: a half-received snapshot is discarded.
+  // The connection is gone: a half-received snapshot is discarded, open streams are dropped.
   void on_disconnect();
 
   // The next StatusDelta to send, if the Welcome arrived, the in-flight window has room and the
   // outbox has work.
   std::optional<v1::Frame> next_status_batch();
+
+  StreamHandler* stream_handler() const { return options_.streams; }
 
   bool welcomed() const { return welcomed_; }
   const v1::Welcome& welcome() const { return welcome_; }
@@ -78,7 +85,7 @@ class EdgeSync {
   bool hello_sent_ = false;
   bool welcomed_ = false;
   v1::Welcome welcome_;
-  uint64_t sequence_ = 0;       // last StatusDelta sequence used
+  uint64_t sequence_ = 0;  // last StatusDelta sequence used
   // Sequences up to here are settled (acked, or given up with the connection they were sent on):
   // sequence_ - acked_sequence_ batches are in flight.
   uint64_t acked_sequence_ = 0;

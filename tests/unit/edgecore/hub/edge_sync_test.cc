@@ -220,8 +220,9 @@ TEST_CASE_METHOD(Fixture, "sync: unacknowledged batches from a lost connection a
 TEST_CASE_METHOD(Fixture, "sync: the number of unacknowledged batches is bounded") {
   connect();
   for (int i = 0; i < 10; ++i) {
-    REQUIRE(tracker->report_pod("default", "p" + std::to_string(i), "u",
-                                phase(v1::POD_PHASE_RUNNING)).ok());
+    REQUIRE(
+        tracker->report_pod("default", "p" + std::to_string(i), "u", phase(v1::POD_PHASE_RUNNING))
+            .ok());
     (void)sync->next_status_batch();
   }
   CHECK(sync->last_sequence() == 4);
@@ -231,7 +232,7 @@ TEST_CASE_METHOD(Fixture, "sync: the number of unacknowledged batches is bounded
   CHECK(batch->status_delta().entries_size() == 6);
 }
 
-TEST_CASE_METHOD(Fixture, "sync: a log stream request is refused until the runtime exists") {
+TEST_CASE_METHOD(Fixture, "sync: a log stream request is refused when no stream handler is set") {
   connect();
   v1::Frame open;
   open.mutable_stream_open()->set_id(3);
@@ -240,6 +241,51 @@ TEST_CASE_METHOD(Fixture, "sync: a log stream request is refused until the runti
   REQUIRE(out[0].has_stream_close());
   CHECK(out[0].stream_close().id() == 3);
   CHECK(out[0].stream_close().code() == 501);
+}
+
+// Records what EdgeSync hands it and answers every frame with a StreamWindow echo.
+struct RecordingStreams : StreamHandler {
+  std::vector<v1::Frame> seen;
+  int disconnects = 0;
+  std::vector<v1::Frame> on_stream_frame(const v1::Frame& frame) override {
+    seen.push_back(frame);
+    v1::Frame reply;
+    reply.mutable_stream_window()->set_id(static_cast<uint32_t>(seen.size()));
+    return {reply};
+  }
+  std::vector<v1::Frame> poll() override { return {}; }
+  bool wants_poll() const override { return false; }
+  std::chrono::milliseconds poll_interval() const override { return std::chrono::milliseconds(1); }
+  void on_disconnect() override { ++disconnects; }
+};
+
+TEST_CASE_METHOD(Fixture,
+                 "sync: stream frames go to the stream handler, which hears of disconnects") {
+  RecordingStreams streams;
+  sync = std::make_unique<EdgeSync>(*meta, *tracker, EdgeSyncOptions{.streams = &streams});
+  connect();
+  int disconnects = streams.disconnects;
+  v1::Frame open;
+  open.mutable_stream_open()->set_id(3);
+  open.mutable_stream_open()->mutable_logs()->set_pod("p");
+  v1::Frame window;
+  window.mutable_stream_window()->set_id(3);
+  v1::Frame close;
+  close.mutable_stream_close()->set_id(3);
+  v1::Frame data;
+  data.mutable_stream_data()->set_id(3);
+  for (const auto* f : {&open, &window, &data, &close}) {
+    auto out = feed(*f);
+    REQUIRE(out.size() == 1);
+    CHECK(out[0].stream_window().id() == streams.seen.size());
+  }
+  REQUIRE(streams.seen.size() == 4);
+  CHECK(streams.seen[0].stream_open().logs().pod() == "p");
+  CHECK(streams.seen[3].has_stream_close());
+  CHECK(sync->counters().stream_frames == 4);
+  CHECK(sync->counters().streams_refused == 0);
+  sync->on_disconnect();
+  CHECK(streams.disconnects == disconnects + 1);
 }
 
 }  // namespace
