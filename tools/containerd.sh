@@ -2,9 +2,14 @@
 # A private containerd for tests and the quickstart: its own config, root, state and socket under
 # one directory, started in the background (no systemd here), with offline-built busybox images.
 #
-#   tools/containerd.sh start DIR          start (idempotent); prints unix://DIR/containerd.sock
+#   tools/containerd.sh start DIR [--replace-stale]
+#                                          start (idempotent); prints unix://DIR/containerd.sock
+#                                          --replace-stale: first stop a containerd that another
+#                                          DIR's start left running (a test that died; only for
+#                                          callers holding the machine lock, like the fixture)
 #   tools/containerd.sh stop DIR           kill every task/sandbox it ran, containerd, mounts,
-#                                          netns, CNI bridge, pod cgroups; keeps DIR
+#                                          netns, CNI bridge, pod cgroups (and every empty cgroup
+#                                          under the paths listed in DIR/cgroup-roots); keeps DIR
 #   tools/containerd.sh clean DIR          stop + rm -rf DIR
 #   tools/containerd.sh daemon-stop DIR [--kill]
 #                                          stop the containerd process only (SIGTERM, or SIGKILL
@@ -54,7 +59,7 @@ sock() { echo "$1/containerd.sock"; }
 ctr_in() {
   local dir=$1
   shift
-  ctr --address "$(sock "$dir")" --namespace k8s.io "$@"
+  timeout "${GANTRY_CTR_TIMEOUT:-60}" ctr --address "$(sock "$dir")" --namespace k8s.io "$@"
 }
 
 daemon_pid() {
@@ -245,17 +250,45 @@ foreign_containerd() {
 }
 
 cmd_start() {
-  local dir
+  local dir replace_stale=0
   dir=$(abs_dir "$1")
+  [ "${2:-}" = "--replace-stale" ] && replace_stale=1
   if daemon_pid "$dir" >/dev/null && answers "$dir"; then
     import_images "$dir"
     echo "unix://$(sock "$dir")"
     return 0
   fi
-  local other
-  if other=$(foreign_containerd "$dir"); then
+  local other other_dir
+  while other=$(foreign_containerd "$dir"); do
+    other_dir=$(tr '\0' '\n' <"/proc/$other/cmdline" | grep -A1 -x -- --config | tail -n1)
+    other_dir=$(dirname "$other_dir")
+    if [ "$replace_stale" = 1 ] && [ -f "$other_dir/config.toml" ] &&
+      grep -q '^# Written by tools/containerd.sh' "$other_dir/config.toml"; then
+      # The caller holds the machine-wide lock: this one was left by a test that died.
+      log "stopping a stale containerd from $other_dir (pid $other)"
+      cmd_registry_stop "$other_dir"
+      cmd_stop "$other_dir"
+      case "$(basename "$other_dir")" in gantry-test-*) rm -rf "$other_dir" ;; esac
+      continue
+    fi
     die "another containerd runs (pid $other: $(tr '\0' ' ' <"/proc/$other/cmdline")); only one" \
       "may run at a time (they share /run/containerd): stop it first"
+  done
+  # Containers whose containerd is gone (a test that stopped the daemon, then died).
+  if [ "$replace_stale" = 1 ] && [ -d "$RUNC_ROOT" ]; then
+    local state bundle
+    for state in "$RUNC_ROOT"/*/state.json; do
+      [ -f "$state" ] || continue
+      bundle=$(grep -o 'bundle=[^"]*' "$state" | head -n1 | cut -d= -f2-)
+      other_dir=${bundle%%/state/io.containerd.runtime.v2.task/*}
+      [ -n "$bundle" ] && [ "$other_dir" != "$bundle" ] && [ "$other_dir" != "$dir" ] || continue
+      [ -f "$other_dir/config.toml" ] &&
+        grep -q '^# Written by tools/containerd.sh' "$other_dir/config.toml" || continue
+      log "removing containers a stale containerd from $other_dir left"
+      cmd_registry_stop "$other_dir"
+      cmd_stop "$other_dir"
+      case "$(basename "$other_dir")" in gantry-test-*) rm -rf "$other_dir" ;; esac
+    done
   fi
   if [ ${#dir} -gt 90 ]; then
     die "$dir is too long for a unix socket path ($dir/containerd.sock); use a shorter DIR"
@@ -325,7 +358,7 @@ cmd_stop() {
       ctr_in "$dir" tasks kill -s SIGKILL "$id" >/dev/null 2>&1 || true
     done
     for id in $(ctr_in "$dir" tasks ls -q 2>/dev/null || true); do
-      timeout 20 ctr_in "$dir" tasks delete -f "$id" >/dev/null 2>&1 || true
+      GANTRY_CTR_TIMEOUT=20 ctr_in "$dir" tasks delete -f "$id" >/dev/null 2>&1 || true
     done
     for id in $(ctr_in "$dir" containers ls -q 2>/dev/null || true); do
       ctr_in "$dir" containers delete "$id" >/dev/null 2>&1 || true
@@ -367,8 +400,10 @@ cmd_stop() {
   fi
   rm -rf "$dir/cni/ipam"
   # 6. cgroups: containerd leaves pod-level directories (cgroup_parent) behind. Remove each
-  #    container's directory and then its parents while they are empty (rmdir refuses otherwise).
-  local cg ctl path
+  #    container's directory and then its parents while they are empty (rmdir refuses otherwise),
+  #    and every empty directory under the roots listed in DIR/cgroup-roots (one per line, e.g.
+  #    /gantry-test: sandboxes removed through CRI are no longer in containerd's metadata).
+  local cg ctl path root
   for cg in $cgroups; do
     for ctl in /sys/fs/cgroup/*/ /sys/fs/cgroup/; do
       path=${ctl%/}$cg
@@ -379,6 +414,15 @@ cmd_stop() {
       done
     done
   done
+  if [ -f "$dir/cgroup-roots" ]; then
+    while read -r root; do
+      case "$root" in /?*) ;; *) continue ;; esac
+      for ctl in /sys/fs/cgroup/*/ /sys/fs/cgroup/; do
+        [ -d "${ctl%/}$root" ] || continue
+        find "${ctl%/}$root" -depth -type d -exec rmdir {} + 2>/dev/null || true
+      done
+    done <"$dir/cgroup-roots"
+  fi
 }
 
 cmd_clean() {
@@ -470,7 +514,7 @@ usage() {
 command=$1
 shift
 case "$command" in
-  start) [ $# -eq 1 ] || usage; cmd_start "$1" ;;
+  start) [ $# -ge 1 ] || usage; cmd_start "$@" ;;
   stop) [ $# -eq 1 ] || usage; cmd_stop "$1" ;;
   clean) [ $# -eq 1 ] || usage; cmd_clean "$1" ;;
   daemon-stop) [ $# -ge 1 ] || usage; cmd_daemon_stop "$@" ;;

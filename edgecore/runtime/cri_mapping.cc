@@ -40,6 +40,13 @@ void set_namespaces(v1::NamespaceOption* ns, bool host_network) {
   ns->set_ipc(v1::POD);
 }
 
+// CRI's image_id is newer than containerd 1.6, which puts the ID (or a repo digest) in image_ref.
+std::string image_id_of(const std::string& image_id, const std::string& image_ref) {
+  if (!image_id.empty()) return image_id;
+  if (image_ref.rfind("sha256:", 0) == 0) return image_ref;
+  return {};  // a repo digest: CriRuntime resolves it
+}
+
 }  // namespace
 
 Result<std::string> normalise_endpoint(std::string_view endpoint) {
@@ -175,6 +182,7 @@ ContainerInfo from_cri(const v1::Container& container) {
   out.attempt = container.metadata().attempt();
   out.image = container.image().image();
   out.image_ref = container.image_ref();
+  out.image_id = image_id_of(container.image_id(), container.image_ref());
   out.state = from_cri(container.state());
   out.created_at_ns = container.created_at();
   out.labels = to_map(container.labels());
@@ -189,6 +197,7 @@ ContainerStatus from_cri(const v1::ContainerStatus& status) {
   out.info.attempt = status.metadata().attempt();
   out.info.image = status.image().image();
   out.info.image_ref = status.image_ref();
+  out.info.image_id = image_id_of(status.image_id(), status.image_ref());
   out.info.state = from_cri(status.state());
   out.info.created_at_ns = status.created_at();
   out.info.labels = to_map(status.labels());

@@ -115,20 +115,28 @@ Result<std::string> CriRuntime::run_pod_sandbox(const SandboxConfig& config) {
   return response.pod_sandbox_id();
 }
 
+namespace {
+// Stop and remove are idempotent (as CRI asks; containerd 1.6 still says NotFound for an object
+// that is already gone): the caller wanted it gone, and it is.
+Status gone_is_ok(Status status) {
+  return status.code() == Code::kNotFound ? common::ok_status() : status;
+}
+}  // namespace
+
 Status CriRuntime::stop_pod_sandbox(const std::string& sandbox_id) {
   v1::StopPodSandboxRequest request;
   request.set_pod_sandbox_id(sandbox_id);
   v1::StopPodSandboxResponse response;
-  return impl_->rt(&v1::RuntimeService::Stub::StopPodSandbox, request, &response,
-                   "StopPodSandbox " + sandbox_id);
+  return gone_is_ok(impl_->rt(&v1::RuntimeService::Stub::StopPodSandbox, request, &response,
+                              "StopPodSandbox " + sandbox_id));
 }
 
 Status CriRuntime::remove_pod_sandbox(const std::string& sandbox_id) {
   v1::RemovePodSandboxRequest request;
   request.set_pod_sandbox_id(sandbox_id);
   v1::RemovePodSandboxResponse response;
-  return impl_->rt(&v1::RuntimeService::Stub::RemovePodSandbox, request, &response,
-                   "RemovePodSandbox " + sandbox_id);
+  return gone_is_ok(impl_->rt(&v1::RuntimeService::Stub::RemovePodSandbox, request, &response,
+                              "RemovePodSandbox " + sandbox_id));
 }
 
 Result<SandboxStatus> CriRuntime::pod_sandbox_status(const std::string& sandbox_id) {
@@ -185,16 +193,16 @@ Status CriRuntime::stop_container(const std::string& container_id, std::chrono::
   auto deadline =
       impl_->options.call_timeout + std::chrono::duration_cast<std::chrono::milliseconds>(
                                         std::max(grace, std::chrono::seconds(0)));
-  return impl_->call(impl_->runtime.get(), &v1::RuntimeService::Stub::StopContainer, request,
-                     &response, "StopContainer " + container_id, deadline);
+  return gone_is_ok(impl_->call(impl_->runtime.get(), &v1::RuntimeService::Stub::StopContainer,
+                                request, &response, "StopContainer " + container_id, deadline));
 }
 
 Status CriRuntime::remove_container(const std::string& container_id) {
   v1::RemoveContainerRequest request;
   request.set_container_id(container_id);
   v1::RemoveContainerResponse response;
-  return impl_->rt(&v1::RuntimeService::Stub::RemoveContainer, request, &response,
-                   "RemoveContainer " + container_id);
+  return gone_is_ok(impl_->rt(&v1::RuntimeService::Stub::RemoveContainer, request, &response,
+                              "RemoveContainer " + container_id));
 }
 
 Result<std::vector<ContainerInfo>> CriRuntime::list_containers(const ContainerFilter& filter) {
@@ -215,7 +223,13 @@ Result<ContainerStatus> CriRuntime::container_status(const std::string& containe
   v1::ContainerStatusResponse response;
   GANTRY_RETURN_IF_ERROR(impl_->rt(&v1::RuntimeService::Stub::ContainerStatus, request, &response,
                                    "ContainerStatus " + container_id));
-  return cri::from_cri(response.status());
+  auto status = cri::from_cri(response.status());
+  if (status.info.image_id.empty() && !status.info.image_ref.empty()) {
+    // A repo digest: its image ID is one ImageStatus away. Missing (removed image) leaves it empty.
+    auto image = image_status(status.info.image_ref);
+    if (image.ok() && image->has_value()) status.info.image_id = (*image)->id;
+  }
+  return status;
 }
 
 // --- Images --------------------------------------------------------------------------------

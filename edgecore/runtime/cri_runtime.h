@@ -5,6 +5,10 @@
 // kUnavailable / kDeadlineExceeded with the endpoint in the message, never a hang, an exception
 // or a crash. The channel reconnects by itself (backoff capped at a second or so), so the same
 // object works again as soon as containerd is back. Thread-safe: pod workers share one instance.
+//
+// Stopping or removing a sandbox or container that is already gone succeeds (CRI's idempotence;
+// containerd 1.6 itself answers NotFound). container_status() fills ContainerInfo::image_id even
+// where containerd reports only a repo digest (one extra ImageStatus call).
 #pragma once
 
 #include <chrono>

@@ -113,8 +113,12 @@ struct ContainerInfo {
   std::string sandbox_id;
   std::string name;
   uint32_t attempt = 0;
-  std::string image;      // as requested
-  std::string image_ref;  // the resolved image ID / digest
+  std::string image;  // as requested
+  // As the runtime reports it: containerd 1.6 gives the image ID in list_containers and, in
+  // container_status, the repo digest ("registry/app@sha256:...") when the image came from a
+  // registry. Use image_id to compare with pull_image() / ImageInfo::id.
+  std::string image_ref;
+  std::string image_id;  // the image's ID ("sha256:..."), as pull_image() returns it
   ContainerState state = ContainerState::kUnknown;
   int64_t created_at_ns = 0;
   std::map<std::string, std::string> labels;

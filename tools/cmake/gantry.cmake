@@ -21,12 +21,18 @@ function(gantry_binary name)
   target_link_libraries(${name} PRIVATE ${ARG_DEPS})
 endfunction()
 
-# gantry_test(NAME SOURCES ... DEPS ... [LABELS ...]): a Catch2 binary whose test cases are each
-# registered with ctest. The Catch2 main is compiled once (gantry_catch_main).
+# gantry_test(NAME SOURCES ... DEPS ... [LABELS ...] [TIMEOUT s] [RESOURCE_LOCK name]): a
+# Catch2 binary whose test cases are each registered with ctest. The Catch2 main is compiled once
+# (gantry_catch_main). RESOURCE_LOCK: ctest never runs two cases holding the same lock at once
+# (`containerd` for tests that start tools/containerd.sh: one containerd per machine).
 function(gantry_test name)
-  cmake_parse_arguments(ARG "" "TIMEOUT" "SOURCES;DEPS;LABELS" ${ARGN})
+  cmake_parse_arguments(ARG "" "TIMEOUT;RESOURCE_LOCK" "SOURCES;DEPS;LABELS" ${ARGN})
   if(NOT ARG_TIMEOUT)
     set(ARG_TIMEOUT 300)
+  endif()
+  set(lock_property)
+  if(ARG_RESOURCE_LOCK)
+    set(lock_property RESOURCE_LOCK ${ARG_RESOURCE_LOCK})
   endif()
   # ctest splits a test name at ';' into names that match nothing, and such a test would pass
   # without running: refuse them here.
@@ -47,7 +53,7 @@ function(gantry_test name)
   catch_discover_tests(${name}
     TEST_PREFIX "${name}: "
     EXTRA_ARGS --warn NoTests
-    PROPERTIES TIMEOUT ${ARG_TIMEOUT} LABELS "${ARG_LABELS}"
+    PROPERTIES TIMEOUT ${ARG_TIMEOUT} LABELS "${ARG_LABELS}" ${lock_property}
     ENVIRONMENT "GANTRY_BUILD_DIR=${PROJECT_BINARY_DIR};GANTRY_SOURCE_DIR=${PROJECT_SOURCE_DIR}")
 endfunction()
 
