@@ -3,6 +3,7 @@
 #include <mutex>
 #include <unordered_map>
 
+#include <fmt/chrono.h>
 #include <spdlog/spdlog.h>
 
 #include "cloudcore/hub/dispatch.h"
@@ -54,6 +55,7 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
   struct NodeState {
     std::weak_ptr<SessionCore> session;
     bool connected = false;
+    bool seen = false;  // connected at least once since this hub started
     bool marked_unknown = false;
     Revision acked = 0;
     std::chrono::steady_clock::time_point last_seen;
@@ -74,6 +76,49 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
   void record_ack(const std::string& node, Revision acked) {
     std::lock_guard lock(mu);
     nodes[node].acked = acked;
+  }
+  // Why `node` has no session, for a person ("offline since ..."). Called with mu held.
+  std::string offline_reason_locked(const std::string& node) const;
+};
+
+// Shared by a LogStream handle, its node session (which owns the stream's id and window, on the
+// session's strand) and the work posted between them.
+struct LogStream::State {
+  std::recursive_mutex mu;  // held while a callback runs; the handle may die inside one
+  LogStreamCallbacks callbacks;
+  bool finished = false;  // on_close delivered or the handle destroyed: no more callbacks
+  bool ready = false;     // on_ready delivered
+  std::weak_ptr<SessionCore> session;
+  std::shared_ptr<common::WsConnection> conn;  // to post onto the session's strand
+  uint32_t id = 0;                             // set on the strand
+
+  void deliver_data(std::string data) {
+    std::lock_guard lock(mu);
+    if (finished) return;
+    deliver_ready_locked();
+    if (data.empty() || finished) return;
+    auto on_data = callbacks.on_data;  // a copy: the handle may be destroyed during the call
+    if (on_data) on_data(std::move(data));
+  }
+  void deliver_ready() {
+    std::lock_guard lock(mu);
+    if (!finished) deliver_ready_locked();
+  }
+  void deliver_close(std::string error, uint32_t code) {
+    std::lock_guard lock(mu);
+    if (finished) return;
+    finished = true;
+    LogStreamCallbacks cbs = std::move(callbacks);
+    callbacks = {};
+    if (cbs.on_close) cbs.on_close(std::move(error), code);
+  }
+
+ private:
+  void deliver_ready_locked() {
+    if (ready) return;
+    ready = true;
+    auto on_ready = callbacks.on_ready;
+    if (on_ready) on_ready();
   }
 };
 
@@ -123,6 +168,12 @@ class SessionCore : public NodeListener, public std::enable_shared_from_this<Ses
         return;
       case v1::Frame::kStatusDelta:
         return on_status_delta(std::move(*frame.mutable_status_delta()));
+      case v1::Frame::kStreamData:
+        return on_stream_data(std::move(*frame.mutable_stream_data()));
+      case v1::Frame::kStreamClose:
+        return on_stream_close(frame.stream_close());
+      case v1::Frame::kStreamWindow:
+        return;  // nothing flows from the cloud to the edge on a log stream
       default:
         return violation(fmt::format("frame type {} is not one an edge may send", static_cast<int>(frame.msg_case())));
     }
@@ -132,6 +183,8 @@ class SessionCore : public NodeListener, public std::enable_shared_from_this<Ses
     closed_ = true;
     subscription_.reset();  // no more registry callbacks after this
     release_resync_slot();
+    end_log_streams(fmt::format("the connection to node \"{}\" was lost{}{}", node_,
+                                reason.empty() ? "" : ": ", reason));
     --hub_->stats.sessions_open;
     hub_->detach(node_, this, last_seen_);
     spdlog::info("hub: node {} disconnected: {}", node_, reason.empty() ? "closed" : std::string(reason));
@@ -149,7 +202,121 @@ class SessionCore : public NodeListener, public std::enable_shared_from_this<Ses
     if (conn_) conn_->close(std::move(reason));
   }
 
+  const std::shared_ptr<common::WsConnection>& connection() const { return conn_; }
+
+  // --- log streams (on the strand) ---
+
+  void open_log(const std::shared_ptr<LogStream::State>& state, const v1::LogRequest& request) {
+    if (closed_) {
+      return state->deliver_close(
+          fmt::format("the connection to node \"{}\" closed before the log stream opened", node_),
+          503);
+    }
+    {
+      std::lock_guard lock(state->mu);
+      if (state->finished) return;  // the handle is already gone
+    }
+    if (++next_stream_id_ == 0) ++next_stream_id_;
+    state->id = next_stream_id_;
+    const uint32_t window = hub_->options.log_stream_window;
+    logs_[state->id] = OpenLog{state, window, 0};
+    ++hub_->stats.log_streams_opened;
+    ++hub_->stats.log_streams_open;
+    v1::Frame frame;
+    auto* open = frame.mutable_stream_open();
+    open->set_id(state->id);
+    open->set_window(window);
+    *open->mutable_logs() = request;
+    send(frame);
+  }
+
+  // The handle was destroyed.
+  void cancel_log(const std::shared_ptr<LogStream::State>& state) {
+    auto it = logs_.find(state->id);
+    if (it == logs_.end() || it->second.state != state) return;
+    logs_.erase(it);
+    --hub_->stats.log_streams_open;
+    if (closed_) return;
+    v1::Frame frame;
+    frame.mutable_stream_close()->set_id(state->id);
+    send(frame);
+  }
+
+  void grant_log(const std::shared_ptr<LogStream::State>& state, size_t bytes) {
+    auto it = logs_.find(state->id);
+    if (it == logs_.end() || it->second.state != state) return;
+    it->second.to_grant += bytes;
+    maybe_grant(it->first, it->second);
+  }
+
  private:
+  struct OpenLog {
+    std::shared_ptr<LogStream::State> state;
+    uint64_t credit = 0;    // bytes the edge may still send
+    uint64_t to_grant = 0;  // consumed, not yet granted back
+  };
+
+  // Grants consumed bytes back in batches (a quarter window), or at once when the edge is out of
+  // credit. credit + to_grant + (delivered, not consumed) stays at the window.
+  void maybe_grant(uint32_t id, OpenLog& log) {
+    if (log.to_grant == 0 || closed_) return;
+    if (log.to_grant < hub_->options.log_stream_window / 4 && log.credit > 0) return;
+    v1::Frame frame;
+    frame.mutable_stream_window()->set_id(id);
+    frame.mutable_stream_window()->set_bytes(static_cast<uint32_t>(log.to_grant));
+    log.credit += log.to_grant;
+    log.to_grant = 0;
+    send(frame);
+  }
+
+  void on_stream_data(v1::StreamData data) {
+    auto it = logs_.find(data.id());
+    if (it == logs_.end()) return;  // we closed it; the data crossed our close
+    OpenLog& log = it->second;
+    const size_t size = data.data().size();
+    if (size > log.credit) {
+      ++hub_->stats.protocol_violations;
+      spdlog::warn("hub: node {} sent {} bytes on log stream {} with {} bytes of window; closing "
+                   "the stream", node_, size, data.id(), log.credit);
+      auto state = log.state;
+      logs_.erase(it);
+      --hub_->stats.log_streams_open;
+      v1::Frame frame;
+      frame.mutable_stream_close()->set_id(data.id());
+      frame.mutable_stream_close()->set_error("more data than the window allowed");
+      frame.mutable_stream_close()->set_code(400);
+      send(frame);
+      return state->deliver_close(
+          fmt::format("node \"{}\" broke the log stream's flow control", node_), 502);
+    }
+    log.credit -= size;
+    hub_->stats.log_stream_bytes += size;
+    auto state = log.state;  // the callback may end the stream
+    state->deliver_data(std::move(*data.mutable_data()));
+    if (auto again = logs_.find(data.id()); again != logs_.end()) {
+      maybe_grant(again->first, again->second);
+    }
+  }
+
+  void on_stream_close(const v1::StreamClose& close) {
+    auto it = logs_.find(close.id());
+    if (it == logs_.end()) return;
+    auto state = it->second.state;
+    logs_.erase(it);
+    --hub_->stats.log_streams_open;
+    uint32_t code = close.code();
+    if (!close.error().empty() && (code < 400 || code > 599)) code = 500;
+    if (close.error().empty()) code = 0;
+    state->deliver_close(close.error(), code);
+  }
+
+  void end_log_streams(const std::string& why) {
+    auto logs = std::move(logs_);
+    logs_.clear();
+    hub_->stats.log_streams_open -= static_cast<int64_t>(logs.size());
+    for (auto& [id, log] : logs) log.state->deliver_close(why, 503);
+  }
+
   void violation(std::string what) {
     ++hub_->stats.protocol_violations;
     spdlog::warn("hub: closing node {} ({}): {}", node_, conn_->peer().remote_address, what);
@@ -260,6 +427,8 @@ class SessionCore : public NodeListener, public std::enable_shared_from_this<Ses
   bool closed_ = false;
   bool holds_resync_slot_ = false;
   std::chrono::steady_clock::time_point last_seen_;
+  std::unordered_map<uint32_t, OpenLog> logs_;
+  uint32_t next_stream_id_ = 0;
 };
 
 class SessionHandler : public common::WsHandler {
@@ -299,6 +468,7 @@ std::shared_ptr<SessionCore> Hub::Impl::attach(const std::string& node, const st
   auto older = state.session.lock();
   state.session = session;
   state.connected = true;
+  state.seen = true;
   *was_marked = state.marked_unknown;
   state.marked_unknown = false;
   return older != session ? older : nullptr;
@@ -314,6 +484,36 @@ void Hub::Impl::detach(const std::string& node, const SessionCore* session,
   it->second.connected = false;
   it->second.session.reset();
   it->second.last_seen = last_seen;
+}
+
+namespace {
+
+std::string human_duration(std::chrono::steady_clock::duration d) {
+  auto s = std::chrono::duration_cast<std::chrono::seconds>(d).count();
+  if (s < 0) s = 0;
+  if (s < 60) return fmt::format("{}s", s);
+  if (s < 3600) return fmt::format("{}m{}s", s / 60, s % 60);
+  if (s < 86400) return fmt::format("{}h{}m", s / 3600, (s % 3600) / 60);
+  return fmt::format("{}d{}h", s / 86400, (s % 86400) / 3600);
+}
+
+}  // namespace
+
+std::string Hub::Impl::offline_reason_locked(const std::string& node) const {
+  auto it = nodes.find(node);
+  if (it == nodes.end()) {
+    return fmt::format("node \"{}\" has never connected to cloudcore; its edgecore must be joined "
+                       "and running to serve logs", node);
+  }
+  auto ago = clock.steady_now() - it->second.last_seen;
+  if (!it->second.seen) {
+    return fmt::format("node \"{}\" is offline: it has not connected since cloudcore started {} "
+                       "ago", node, human_duration(ago));
+  }
+  auto wall = std::chrono::system_clock::to_time_t(
+      clock.system_now() - std::chrono::duration_cast<std::chrono::system_clock::duration>(ago));
+  return fmt::format("node \"{}\" is offline since {:%Y-%m-%dT%H:%M:%SZ} ({} ago); logs can be "
+                     "read when it reconnects", node, fmt::gmtime(wall), human_duration(ago));
 }
 
 void Hub::Impl::sweep() {
@@ -411,6 +611,48 @@ size_t Hub::connected_count() const {
   size_t n = 0;
   for (const auto& [name, state] : impl_->nodes) n += state.connected ? 1 : 0;
   return n;
+}
+
+common::Result<std::unique_ptr<LogStream>> Hub::open_log_stream(const std::string& node,
+                                                                v1::LogRequest request,
+                                                                LogStreamCallbacks callbacks) {
+  std::shared_ptr<SessionCore> session;
+  {
+    std::lock_guard lock(impl_->mu);
+    auto it = impl_->nodes.find(node);
+    if (it != impl_->nodes.end() && it->second.connected) session = it->second.session.lock();
+    if (!session || !session->connection()) {
+      ++impl_->stats.log_streams_offline;
+      return make_error(Code::kUnavailable, "{}", impl_->offline_reason_locked(node));
+    }
+  }
+  if (impl_->stopped) return make_error(Code::kUnavailable, "cloudcore is shutting down");
+  auto state = std::make_shared<LogStream::State>();
+  state->callbacks = std::move(callbacks);
+  state->session = session;
+  state->conn = session->connection();
+  state->conn->post(
+      [state, session, request = std::move(request)] { session->open_log(state, request); });
+  return std::make_unique<LogStream>(state);
+}
+
+LogStream::~LogStream() {
+  {
+    std::lock_guard lock(state_->mu);
+    state_->finished = true;
+    state_->callbacks = {};  // drops what the callbacks hold (they may hold this handle's owner)
+  }
+  if (!state_->conn) return;
+  state_->conn->post([state = state_] {
+    if (auto session = state->session.lock()) session->cancel_log(state);
+  });
+}
+
+void LogStream::consumed(size_t bytes) {
+  if (bytes == 0 || !state_->conn) return;
+  state_->conn->post([state = state_, bytes] {
+    if (auto session = state->session.lock()) session->grant_log(state, bytes);
+  });
 }
 
 void Hub::stop() {

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -14,21 +15,25 @@
 #include "common/base/clock.h"
 #include "common/net/event_loop.h"
 #include "common/net/tls.h"
+#include "gantry/v1/tunnel.pb.h"
 
 namespace gantry::cloud {
 
 struct HubOptions {
   std::string address = "0.0.0.0";
   uint16_t port = 10000;
-  std::chrono::seconds heartbeat_interval{15};  // told to the edge in Welcome
+  std::chrono::seconds heartbeat_interval{15};     // told to the edge in Welcome
   std::chrono::milliseconds node_timeout{40'000};  // no frame this long: Ready=Unknown
-  int max_concurrent_resyncs = 1000;   // nodes between Hello and the ack of their resume
+  int max_concurrent_resyncs = 1000;  // nodes between Hello and the ack of their resume
   int max_concurrent_handshakes = 256;
-  int retry_after_seconds = 5;         // the base; the edge adds its own jitter
+  int retry_after_seconds = 5;  // the base; the edge adds its own jitter
   size_t max_frame_bytes = 1 << 20;
-  size_t max_queued_bytes = 4 << 20;   // per node, downstream
+  size_t max_queued_bytes = 4 << 20;  // per node, downstream
   std::chrono::milliseconds handshake_timeout{10'000};
   std::chrono::milliseconds liveness_sweep{1'000};
+  // Bytes of log output a node may send on one stream before the reader has taken them: the most
+  // the cloud holds per log stream (re-granted as the reader drains).
+  uint32_t log_stream_window = 64 << 10;
 };
 
 struct HubStats {
@@ -46,6 +51,39 @@ struct HubStats {
   std::atomic<uint64_t> refused_identity{0};     // 403: no node certificate
   std::atomic<uint64_t> nodes_marked_unknown{0};
   std::atomic<int64_t> resyncs_in_progress{0};
+  std::atomic<uint64_t> log_streams_opened{0};  // StreamOpen sent to a node
+  std::atomic<int64_t> log_streams_open{0};
+  std::atomic<uint64_t> log_stream_bytes{0};     // log output received from nodes
+  std::atomic<uint64_t> log_streams_offline{0};  // refused at once: the node is not connected
+};
+
+// What a log stream reports, on the node session's thread, one call at a time.
+struct LogStreamCallbacks {
+  // The node accepted the request (found the container); before any data. Optional.
+  std::function<void()> on_ready;
+  // Output, in order. Call LogStream::consumed() once the bytes have left (that re-grants them).
+  std::function<void(std::string data)> on_data;
+  // Exactly once, last: an empty error is a normal end; otherwise an HTTP-like code (404: no such
+  // container, 503: the node's connection was lost, ...).
+  std::function<void(std::string error, uint32_t code)> on_close;
+};
+
+// One open log stream. Destroying it closes the stream (StreamClose to the node if it is still
+// open); no callback runs after the destructor returns. It may be destroyed inside a callback.
+class [[nodiscard]] LogStream {
+ public:
+  struct State;
+  explicit LogStream(std::shared_ptr<State> state) : state_(std::move(state)) {}
+  ~LogStream();
+  LogStream(const LogStream&) = delete;
+  LogStream& operator=(const LogStream&) = delete;
+
+  // `bytes` of data delivered by on_data have been passed on: the node may send that much more.
+  // Thread-safe.
+  void consumed(size_t bytes);
+
+ private:
+  std::shared_ptr<State> state_;
 };
 
 class Hub {
@@ -64,6 +102,11 @@ class Hub {
   size_t connected_count() const;
   // The last downstream revision `node` acknowledged (0: none since this hub started).
   Revision acked_revision(const std::string& node) const;
+  // Opens a log stream (`kubectl logs`) to a connected node. kUnavailable at once, with when the
+  // node was last seen, if it is not connected. Thread-safe.
+  common::Result<std::unique_ptr<LogStream>> open_log_stream(const std::string& node,
+                                                             v1::LogRequest request,
+                                                             LogStreamCallbacks callbacks);
   // Stops accepting, closes every session, finishes pending status writes.
   void stop();
 
