@@ -20,6 +20,11 @@ constexpr char kTls13Suites[] =
     "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
 constexpr unsigned char kSessionIdContext[] = "gantry";
 
+int identity_ex_index() {
+  static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return index;
+}
+
 int context_ex_index() {
   static const int index = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
   return index;
@@ -112,7 +117,34 @@ Result<std::shared_ptr<TlsContext>> TlsContext::create(TlsRole role, const TlsOp
   return tls;
 }
 
+Result<std::shared_ptr<TlsIdentity>> TlsIdentity::create(X509* cert, EVP_PKEY* key) {
+  if (cert == nullptr || key == nullptr) {
+    return make_error(Code::kInvalidArgument, "a TLS identity needs a certificate and a key");
+  }
+  if (X509_check_private_key(cert, key) != 1) {
+    return make_error(Code::kInvalidArgument, "TLS identity: the key does not match the certificate");
+  }
+  std::shared_ptr<TlsIdentity> identity(new TlsIdentity());
+  X509_up_ref(cert);
+  EVP_PKEY_up_ref(key);
+  identity->cert_ = cert;
+  identity->key_ = key;
+  return identity;
+}
+
+TlsIdentity::~TlsIdentity() {
+  if (session_ != nullptr) SSL_SESSION_free(session_);
+  X509_free(cert_);
+  EVP_PKEY_free(key_);
+}
+
 int TlsContext::on_new_session(SSL* ssl, SSL_SESSION* session) {
+  if (auto* identity = static_cast<TlsIdentity*>(SSL_get_ex_data(ssl, identity_ex_index()))) {
+    std::lock_guard lock(identity->mu_);
+    if (identity->session_ != nullptr) SSL_SESSION_free(identity->session_);
+    identity->session_ = session;
+    return 1;
+  }
   auto* self =
       static_cast<TlsContext*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), context_ex_index()));
   if (self == nullptr) return 0;
@@ -124,7 +156,7 @@ int TlsContext::on_new_session(SSL* ssl, SSL_SESSION* session) {
 
 ssl::context& TlsContext::native() { return impl_->context; }
 
-Status TlsContext::prepare_client(SSL* ssl, std::string_view host) {
+Status TlsContext::prepare_client(SSL* ssl, std::string_view host, TlsIdentity* identity) {
   const std::string name = options_.server_name.empty() ? std::string(host) : options_.server_name;
   if (options_.verify_peer) {
     if (is_ip_literal(name)) {
@@ -136,6 +168,17 @@ Status TlsContext::prepare_client(SSL* ssl, std::string_view host) {
     }
   }
   if (!is_ip_literal(name) && !name.empty()) SSL_set_tlsext_host_name(ssl, name.c_str());
+  if (identity != nullptr) {
+    // The identity outlives the SSL object: the connection holds it in its options.
+    if (SSL_use_certificate(ssl, identity->cert_) != 1 ||
+        SSL_use_PrivateKey(ssl, identity->key_) != 1) {
+      return make_error(Code::kInvalidArgument, "TLS: cannot use the connection's certificate");
+    }
+    SSL_set_ex_data(ssl, identity_ex_index(), identity);
+    std::lock_guard lock(identity->mu_);
+    if (identity->session_ != nullptr) SSL_set_session(ssl, identity->session_);
+    return ok_status();
+  }
   std::lock_guard lock(impl_->mu);
   if (impl_->session != nullptr) SSL_set_session(ssl, impl_->session);
   return ok_status();

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -36,6 +37,25 @@ struct TlsOptions {
 
 enum class TlsRole { kServer, kClient };
 
+// A client certificate and key for one connection, overriding the context's own, with the TLS
+// session that identity last got (a session is resumed only by the identity it was issued to).
+// Lets one client TlsContext serve many identities, as the fleet simulator does.
+class TlsIdentity {
+ public:
+  static Result<std::shared_ptr<TlsIdentity>> create(X509* cert, EVP_PKEY* key);  // refs taken
+  ~TlsIdentity();
+  TlsIdentity(const TlsIdentity&) = delete;
+  TlsIdentity& operator=(const TlsIdentity&) = delete;
+
+ private:
+  friend class TlsContext;
+  TlsIdentity() = default;
+  X509* cert_ = nullptr;
+  EVP_PKEY* key_ = nullptr;
+  std::mutex mu_;
+  struct ssl_session_st* session_ = nullptr;
+};
+
 // An ssl::context plus, for clients, the last session the server gave us (offered again on the
 // next connection so that reconnects skip the full handshake). Thread-safe; shared by many
 // connections.
@@ -50,8 +70,9 @@ class TlsContext {
   const TlsOptions& options() const { return options_; }
   boost::asio::ssl::context& native();
 
-  // Client: prepares `ssl` before the handshake (SNI, name verification, cached session).
-  Status prepare_client(SSL* ssl, std::string_view host);
+  // Client: prepares `ssl` before the handshake (SNI, name verification, cached session). With
+  // an identity, its certificate and key are used and its own session is offered.
+  Status prepare_client(SSL* ssl, std::string_view host, TlsIdentity* identity = nullptr);
   // Client: drops the cached session (e.g. after the server refused it).
   void forget_session();
   bool has_session() const;

@@ -381,7 +381,8 @@ class WsSession : public WsConnection, public std::enable_shared_from_this<WsSes
     }
     tcp_layer().socket().set_option(tcp::no_delay(true), ec);
     peer_.remote_address = where;
-    Status prepared = tls_->prepare_client(ws_.next_layer().native_handle(), client_options_.host);
+    Status prepared = tls_->prepare_client(ws_.next_layer().native_handle(), client_options_.host,
+                                           client_options_.identity.get());
     if (!prepared.ok()) return fail_connect(ConnectError::Kind::kTls, prepared.message());
     ws_.next_layer().async_handshake(
         ssl::stream_base::client,

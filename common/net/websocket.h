@@ -125,6 +125,8 @@ struct WsClientOptions {
   uint16_t port = 0;
   std::string path = "/v1/tunnel";
   std::string local_address;  // bind the source address (e.g. "127.0.0.5"); empty: any
+  // This connection's client certificate and key instead of the context's (see TlsIdentity).
+  std::shared_ptr<TlsIdentity> identity;
   size_t max_message_bytes = 1 << 20;
   size_t max_queued_bytes = 8 << 20;
   std::chrono::milliseconds handshake_timeout{10'000};  // TCP connect + TLS + upgrade
