@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <string>
 
@@ -20,7 +21,10 @@
 #include "common/net/event_loop.h"
 #include "common/net/tls.h"
 #include "edgecore/hub/edge_hub.h"
+#include "edgecore/logs/log_streams.h"
 #include "edgecore/meta/meta_store.h"
+#include "edgecore/pods/pod_manager.h"
+#include "edgecore/runtime/cri_runtime.h"
 #include "edgecore/status/node_probe.h"
 #include "edgecore/status/status_tracker.h"
 
@@ -39,6 +43,13 @@ struct EdgecoreConfig {
   std::chrono::milliseconds heartbeat{15s};
   std::chrono::milliseconds backoff_base{1s};
   std::chrono::milliseconds backoff_cap{60s};
+  std::string runtime_endpoint = "unix:///run/containerd/containerd.sock";
+  std::chrono::milliseconds runtime_timeout{10s};
+  std::chrono::milliseconds pull_timeout{10min};
+  std::chrono::milliseconds relist_interval{1s};
+  std::chrono::milliseconds crash_backoff_base{10s};
+  std::chrono::milliseconds crash_backoff_cap{5min};
+  std::chrono::milliseconds node_status_interval{10s};
   common::LogConfig log;
 };
 
@@ -61,6 +72,32 @@ common::Status load_config(const std::string& path, EdgecoreConfig& c) {
                        .field("cap", &c.backoff_cap, std::chrono::milliseconds(1s),
                               std::chrono::milliseconds(1h));
                    if (c.backoff_cap < c.backoff_base) n.fail("cap", "must not be below base");
+                 })
+        .section("runtime",
+                 [&](common::ConfigNode& n) {
+                   n.field("endpoint", &c.runtime_endpoint)
+                       .field("timeout", &c.runtime_timeout, std::chrono::milliseconds(1s),
+                              std::chrono::milliseconds(10min))
+                       .field("pull_timeout", &c.pull_timeout, std::chrono::milliseconds(10s),
+                              std::chrono::milliseconds(24h));
+                   if (c.runtime_endpoint.rfind("unix://", 0) != 0 &&
+                       c.runtime_endpoint.rfind("/", 0) != 0) {
+                     n.fail("endpoint", "must be unix:///path/to/socket");
+                   }
+                 })
+        .section("pods",
+                 [&](common::ConfigNode& n) {
+                   n.field("relist_interval", &c.relist_interval, std::chrono::milliseconds(100ms),
+                           std::chrono::milliseconds(1min))
+                       .field("crash_backoff_base", &c.crash_backoff_base,
+                              std::chrono::milliseconds(100ms), std::chrono::milliseconds(10min))
+                       .field("crash_backoff_cap", &c.crash_backoff_cap,
+                              std::chrono::milliseconds(1s), std::chrono::milliseconds(1h))
+                       .field("node_status_interval", &c.node_status_interval,
+                              std::chrono::milliseconds(1s), std::chrono::milliseconds(10min));
+                   if (c.crash_backoff_cap < c.crash_backoff_base) {
+                     n.fail("crash_backoff_cap", "must not be below crash_backoff_base");
+                   }
                  })
         .section("log", &c.log);
   });
@@ -105,19 +142,27 @@ common::Result<std::string> read_file(const std::string& path, std::string_view 
 // Re-probes the node now and then; the tracker sends only what changed.
 class NodeReporter {
  public:
-  NodeReporter(common::EventLoop& loop, StatusTracker& tracker, NodeProbeOptions options)
-      : loop_(loop), tracker_(tracker), options_(std::move(options)) {}
+  NodeReporter(common::EventLoop& loop, StatusTracker& tracker, NodeProbeOptions options,
+               std::function<RuntimeView()> runtime, std::chrono::milliseconds interval)
+      : loop_(loop), tracker_(tracker), prober_(options), data_dir_(options.data_dir),
+        runtime_(std::move(runtime)), interval_(interval) {}
   void tick() {
-    common::Status s = tracker_.report_node(probe_node(options_));
+    auto now = std::chrono::duration_cast<std::chrono::seconds>(
+        common::system_clock().system_now().time_since_epoch());
+    common::Status s =
+        tracker_.report_node(prober_.status(read_node(data_dir_), runtime_(), now.count()));
     if (!s.ok()) spdlog::warn("node status: {}", s.to_string());
-    timer_ = loop_.schedule(60s, [this] { tick(); });
+    timer_ = loop_.schedule(interval_, [this] { tick(); });
   }
   void stop() { timer_.cancel(); }
 
  private:
   common::EventLoop& loop_;
   StatusTracker& tracker_;
-  NodeProbeOptions options_;
+  NodeProber prober_;
+  std::filesystem::path data_dir_;
+  std::function<RuntimeView()> runtime_;
+  std::chrono::milliseconds interval_;
   common::TimerHandle timer_;
 };
 
@@ -163,23 +208,51 @@ int run(const EdgecoreConfig& config) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
+  auto runtime = CriRuntime::create({.endpoint = config.runtime_endpoint,
+                                     .call_timeout = config.runtime_timeout,
+                                     .pull_timeout = config.pull_timeout});
+  if (!runtime.ok()) {
+    spdlog::critical("runtime: {}", runtime.status().message());
+    return 2;
+  }
+  auto readings = read_node(config.data_dir);
+  PodManager pods(**meta, **tracker, **runtime,
+                  {.data_dir = config.data_dir,
+                   .node_name = config.node_name,
+                   .host_ip = readings.internal_ips.empty() ? "" : readings.internal_ips.front(),
+                   .relist_interval = config.relist_interval,
+                   .crash_backoff_base = config.crash_backoff_base,
+                   .crash_backoff_cap = config.crash_backoff_cap});
+
   common::EventLoop loop(1);
   common::SystemRandom random;
+  LogStreams logs(
+      [&pods](const v1::LogRequest& r) -> common::Result<LogTarget> {
+        GANTRY_ASSIGN_OR_RETURN(ContainerLog log,
+                                pods.locate_log(r.namespace_(), r.pod(), r.container(), r.previous()));
+        return LogTarget{log.path, log.running};
+      },
+      common::system_clock());
   EdgeHubOptions hub_options;
   hub_options.host = address->first;
   hub_options.port = address->second;
   hub_options.ping_interval = config.heartbeat;
   hub_options.backoff = {config.backoff_base, config.backoff_cap};
+  hub_options.streams = &logs;
   EdgeHub hub(loop, *tls, **meta, **tracker, hub_options, common::system_clock(), random);
 
   auto started = std::chrono::duration_cast<std::chrono::seconds>(
       common::system_clock().system_now().time_since_epoch());
-  NodeReporter reporter(loop, **tracker,
-                        {.edgecore_version = common::kVersion, .started_at = started.count()});
-  spdlog::info("edgecore {} starting: node {}, cloudcore {}:{}, data in {}", common::kVersion,
-               config.node_name, address->first, address->second, config.data_dir);
-  spdlog::info("this edgecore build runs no containers yet: it syncs desired objects into its "
-               "cache and reports node status only");
+  NodeReporter reporter(
+      loop, **tracker,
+      {.edgecore_version = common::kVersion, .started_at = started.count(),
+       .data_dir = config.data_dir},
+      [&pods] { return pods.runtime_view(); }, config.node_status_interval);
+  spdlog::info("edgecore {} starting: node {}, cloudcore {}:{}, runtime {}, data in {}",
+               common::kVersion, config.node_name, address->first, address->second,
+               (*runtime)->endpoint(), config.data_dir);
+  // Pods start from the cache at once: the node runs what it last knew, cloud or no cloud.
+  pods.start();
   loop.run();
   loop.post([&] { reporter.tick(); });
   hub.start();
@@ -191,6 +264,8 @@ int run(const EdgecoreConfig& config) {
   loop.post([&] { reporter.stop(); });
   loop.stop();
   reporter.stop();
+  // The containers keep running: an edge node's pods outlive its agent.
+  pods.stop();
   spdlog::info("edgecore stopped");
   return 0;
 }
@@ -201,8 +276,8 @@ int run(const EdgecoreConfig& config) {
 int main(int argc, char** argv) {
   CLI::App app{
       "edgecore: the Gantry edge agent. Keeps a TLS WebSocket tunnel to cloudcore, caches the "
-      "node's desired objects in RocksDB and reports node status.\nThis build runs no "
-      "containers yet (the container runtime integration is not part of it)."};
+      "node's desired objects in RocksDB, runs its pods through containerd (CRI) with or "
+      "without the cloud, and reports node and pod status."};
   std::string config_path;
   app.add_option("--config", config_path, "edgecore.yaml")->check(CLI::ExistingFile);
   app.set_version_flag("--version", std::string("edgecore ") + gantry::common::kVersion +

@@ -199,12 +199,14 @@ std::string edgecore_yaml(const JoinOptions& options, const fs::path& dir,
       "  cert: {}\n"
       "  key: {}\n"
       "  ca: {}\n"
-      "# Container runtime given to join: {} (this edgecore has no runtime option yet).\n"
+      "# The container runtime (CRI) edgecore runs pods with.\n"
+      "runtime:\n"
+      "  endpoint: {}\n"
       "log:\n"
       "  level: info\n"
       "  format: text\n",
       common::kVersion, yaml_quote(options.node_name), yaml_quote(dir.string()), yaml_quote(tunnel),
-      p("pki/node.crt"), p("pki/node.key"), p("pki/ca.crt"), options.runtime_endpoint);
+      p("pki/node.crt"), p("pki/node.key"), p("pki/ca.crt"), yaml_quote(options.runtime_endpoint));
 }
 
 // A refusal from cloudcore: its JSON message as is, or the status line when there is none.
