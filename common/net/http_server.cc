@@ -202,6 +202,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       return self ? self->start_stream(status, std::move(headers))
                   : std::shared_ptr<ResponseStream>();
     };
+    request.defer_factory = [weak]() -> std::shared_ptr<DeferredResponse> {
+      auto self = weak.lock();
+      return self ? self->make_deferred() : nullptr;
+    };
 
     Response response;
     try {
@@ -212,6 +216,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       response = Response::text(500, "internal error\n");
     }
     if (request.taken_stream) return;  // the stream owns the rest of this connection
+    if (request.deferred) return;      // answered later (DeferredImpl)
     write_response(std::move(response), keep_alive_);
   }
 
@@ -237,6 +242,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   }
 
   std::shared_ptr<ResponseStream> start_stream(int status, HttpHeaders headers);
+  // On the strand: sends the header of `impl`'s response and starts pumping it.
+  void begin_stream(std::shared_ptr<StreamImpl> impl, int status, HttpHeaders headers);
+  std::shared_ptr<DeferredResponse> make_deferred();
   void on_stream_written(error_code ec);
   void watch_for_disconnect();
   void end_stream(bool notify);
@@ -286,7 +294,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   bool stream_finished_ = false;
   std::array<char, 1024> discard_{};
 
+  size_t stream_wire_payload_ = 0;  // body bytes in stream_wire_
+
   friend class StreamImpl;
+  friend class DeferredImpl;
 };
 
 class StreamImpl : public ResponseStream {
@@ -332,13 +343,30 @@ class StreamImpl : public ResponseStream {
     on_closed_ = std::move(fn);
   }
 
+  void on_drain(std::function<void(size_t)> fn) override {
+    std::lock_guard lock(mu_);
+    on_drain_ = std::move(fn);
+  }
+
+  // --- on the session's strand ---
+  void drained(size_t bytes) {
+    std::function<void(size_t)> fn;
+    {
+      std::lock_guard lock(mu_);
+      fn = on_drain_;
+    }
+    if (fn && bytes > 0) fn(bytes);
+  }
+
   // --- on the session's strand ---
   // Moves the queued chunks out as chunked-encoding bytes; sets *last when close() was called
   // and everything is out.
-  std::string take_wire(bool* last) {
+  std::string take_wire(bool* last, size_t* payload) {
     std::lock_guard lock(mu_);
     std::string wire;
+    *payload = 0;
     for (auto& chunk : pending_) {
+      *payload += chunk.size();
       wire += fmt::format("{:x}\r\n", chunk.size());
       wire += chunk;
       wire += "\r\n";
@@ -365,6 +393,7 @@ class StreamImpl : public ResponseStream {
       notified_ = true;
       if (notify && !handler_closed) fn = std::move(on_closed_);
       on_closed_ = nullptr;
+      on_drain_ = nullptr;
     }
     if (fn) fn();
   }
@@ -396,11 +425,77 @@ class StreamImpl : public ResponseStream {
   bool closed_ = false;
   bool notified_ = false;
   std::function<void()> on_closed_;
+  std::function<void(size_t)> on_drain_;
 };
 
+// Holds the session until it answers: nothing else does while a request waits for its answer.
+class DeferredImpl : public DeferredResponse {
+ public:
+  DeferredImpl(std::shared_ptr<HttpSession> session, asio::any_io_executor executor, size_t limit)
+      : session_(std::move(session)), executor_(std::move(executor)), limit_(limit) {}
+
+  ~DeferredImpl() override {
+    if (!answered_.exchange(true)) post(Response::text(500, "the server dropped this request\n"));
+  }
+
+  void respond(Response response) override {
+    if (answered_.exchange(true)) return;
+    post(std::move(response));
+  }
+
+  std::shared_ptr<ResponseStream> stream(int status, HttpHeaders headers) override {
+    if (answered_.exchange(true)) {
+      auto impl = std::make_shared<StreamImpl>(std::weak_ptr<HttpSession>(), executor_, limit_);
+      impl->close();
+      return impl;
+    }
+    auto session = take_session();
+    auto impl = std::make_shared<StreamImpl>(session, executor_, limit_);
+    asio::post(executor_, [session, impl, status, headers = std::move(headers)]() mutable {
+      session->begin_stream(impl, status, std::move(headers));
+    });
+    return impl;
+  }
+
+ private:
+  std::shared_ptr<HttpSession> take_session() {
+    std::lock_guard lock(mu_);
+    return std::move(session_);
+  }
+
+  void post(Response response) {
+    asio::post(executor_, [session = take_session(), response = std::move(response)]() mutable {
+      if (!session || session->closed_) return;
+      session->write_response(std::move(response), session->keep_alive_);
+    });
+  }
+
+  std::mutex mu_;
+  std::shared_ptr<HttpSession> session_;
+  asio::any_io_executor executor_;
+  const size_t limit_;
+  std::atomic<bool> answered_{false};
+};
+
+std::shared_ptr<DeferredResponse> HttpSession::make_deferred() {
+  return std::make_shared<DeferredImpl>(shared_from_this(), stream_.get_executor(),
+                                        server_->options.max_stream_buffer_bytes);
+}
+
 std::shared_ptr<ResponseStream> HttpSession::start_stream(int status, HttpHeaders headers) {
-  stream_impl_ = std::make_shared<StreamImpl>(shared_from_this(), stream_.get_executor(),
-                                              server_->options.max_stream_buffer_bytes);
+  auto impl = std::make_shared<StreamImpl>(shared_from_this(), stream_.get_executor(),
+                                           server_->options.max_stream_buffer_bytes);
+  begin_stream(impl, status, std::move(headers));
+  return impl;
+}
+
+void HttpSession::begin_stream(std::shared_ptr<StreamImpl> impl, int status,
+                               HttpHeaders headers) {
+  if (closed_ || stream_impl_) {
+    impl->finished(/*notify=*/true);
+    return;
+  }
+  stream_impl_ = std::move(impl);
   stream_header_.emplace(static_cast<http::status>(status), version_);
   stream_header_->set(http::field::server, kServerName);
   for (auto& [name, value] : headers) stream_header_->insert(name, value);
@@ -415,7 +510,6 @@ std::shared_ptr<ResponseStream> HttpSession::start_stream(int status, HttpHeader
                              self->on_stream_written(ec);
                            });
   watch_for_disconnect();
-  return stream_impl_;
 }
 
 void HttpSession::watch_for_disconnect() {
@@ -437,7 +531,7 @@ void HttpSession::watch_for_disconnect() {
 void HttpSession::pump_stream() {
   if (!stream_impl_ || stream_writing_ || stream_finished_) return;
   bool last = false;
-  stream_wire_ = stream_impl_->take_wire(&last);
+  stream_wire_ = stream_impl_->take_wire(&last, &stream_wire_payload_);
   if (stream_wire_.empty()) return;
   stream_writing_ = true;
   asio::async_write(stream_, asio::buffer(stream_wire_),
@@ -450,6 +544,7 @@ void HttpSession::pump_stream() {
                         self->tcp_layer().socket().cancel(ignored);
                         return self->graceful_close();
                       }
+                      if (!ec) self->stream_impl_->drained(self->stream_wire_payload_);
                       self->on_stream_written(ec);
                     });
 }

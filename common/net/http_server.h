@@ -38,12 +38,27 @@ class ResponseStream {
   // `fn` runs once (on a loop thread, or right here if that already happened) when the stream
   // ends for any reason other than close(): the client went away, or it was too slow.
   virtual void on_closed(std::function<void()> fn) = 0;
+  // `fn` runs on a loop thread each time queued body bytes have gone out to the socket, with their
+  // count (chunk framing not counted): lets a producer pace itself by what the client takes.
+  virtual void on_drain(std::function<void(size_t bytes)> fn) = 0;
+};
+
+struct Response;
+
+// An answer given later, from any thread (Request::defer()). The first of respond() and stream()
+// answers; later calls are ignored. Dropped without an answer: 500.
+class DeferredResponse {
+ public:
+  virtual ~DeferredResponse() = default;
+  virtual void respond(Response response) = 0;
+  // As Request::stream(); the returned stream is usable at once.
+  virtual std::shared_ptr<ResponseStream> stream(int status, HttpHeaders headers = {}) = 0;
 };
 
 struct Request {
-  std::string method;  // "GET"
-  std::string target;  // as sent: "/api/v1/pods?watch=1"
-  std::string path;    // percent-decoded path without the query
+  std::string method;                                      // "GET"
+  std::string target;                                      // as sent: "/api/v1/pods?watch=1"
+  std::string path;                                        // percent-decoded path without the query
   std::vector<std::pair<std::string, std::string>> query;  // decoded, in order
   std::map<std::string, std::string> path_params;          // from the matched route
   HttpHeaders headers;
@@ -59,10 +74,15 @@ struct Request {
   // the body to (the handler's return value is then ignored). Streamed responses end the
   // connection when they finish.
   std::shared_ptr<ResponseStream> stream(int status, HttpHeaders headers = {});
+  // Takes over the response to answer it later (when an answer depends on another party): the
+  // handler's return value is then ignored. Nothing is read from the connection meanwhile.
+  std::shared_ptr<DeferredResponse> defer();
 
   // Set by the server.
   std::function<std::shared_ptr<ResponseStream>(int, HttpHeaders)> stream_factory;
+  std::function<std::shared_ptr<DeferredResponse>()> defer_factory;
   std::shared_ptr<ResponseStream> taken_stream;
+  bool deferred = false;
 };
 
 struct Response {
@@ -115,9 +135,9 @@ std::string percent_decode(std::string_view text, bool plus_is_space = false);
 
 struct HttpServerOptions {
   std::string address = "0.0.0.0";
-  uint16_t port = 0;  // 0: the kernel picks; see HttpServer::port()
-  size_t max_header_bytes = 16 * 1024;       // past it: 431
-  size_t max_body_bytes = 3 * 1024 * 1024;   // past it: 413
+  uint16_t port = 0;                        // 0: the kernel picks; see HttpServer::port()
+  size_t max_header_bytes = 16 * 1024;      // past it: 431
+  size_t max_body_bytes = 3 * 1024 * 1024;  // past it: 413
   std::chrono::milliseconds handshake_timeout{10'000};
   // Reading one request, and waiting for the next on a kept-alive connection.
   std::chrono::milliseconds request_timeout{60'000};
@@ -138,9 +158,8 @@ struct HttpServerStats {
 class HttpServer {
  public:
   // Handlers run on loop threads, possibly several at once; they must not block for long.
-  static Result<std::unique_ptr<HttpServer>> start(EventLoop& loop,
-                                                    std::shared_ptr<TlsContext> tls,
-                                                    HttpServerOptions options, Router router);
+  static Result<std::unique_ptr<HttpServer>> start(EventLoop& loop, std::shared_ptr<TlsContext> tls,
+                                                   HttpServerOptions options, Router router);
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;

@@ -78,6 +78,12 @@ std::shared_ptr<ResponseStream> Request::stream(int status, HttpHeaders headers)
   return taken_stream;
 }
 
+std::shared_ptr<DeferredResponse> Request::defer() {
+  if (!defer_factory || deferred || taken_stream) return nullptr;
+  deferred = true;
+  return defer_factory();
+}
+
 Response Response::text(int status, std::string body) {
   return Response{status, {{"Content-Type", "text/plain; charset=utf-8"}}, std::move(body)};
 }

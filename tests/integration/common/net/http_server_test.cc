@@ -1,12 +1,12 @@
 // HttpServer over TLS on 127.0.0.1, driven by curl (what operators and kubectl-like clients use).
+#include "common/net/http_server.h"
+
+#include <catch2/catch.hpp>
 #include <cstdio>
 #include <fstream>
 #include <thread>
 
-#include <catch2/catch.hpp>
-
 #include "common/net/event_loop.h"
-#include "common/net/http_server.h"
 #include "tests/integration/common/net/net_test_support.h"
 #include "tests/support/test_support.h"
 
@@ -90,9 +90,9 @@ Router pods_router() {
 
 TEST_CASE("HTTPS routes fill path parameters and decoded query parameters", "[net][http]") {
   HttpFixture fixture(pods_router());
-  auto out = run(fixture.curl("-w ' %{http_code}' '" +
-                              fixture.url("/api/v1/namespaces/kube%2Dsystem/pods/web-1?watch=tr%75e") +
-                              "'"));
+  auto out = run(
+      fixture.curl("-w ' %{http_code}' '" +
+                   fixture.url("/api/v1/namespaces/kube%2Dsystem/pods/web-1?watch=tr%75e") + "'"));
   CHECK(out == "{\"ns\":\"kube-system\",\"name\":\"web-1\",\"watch\":\"true\"} 200");
 }
 
@@ -105,16 +105,14 @@ TEST_CASE("HTTPS answers 404 for unknown paths and 405 for a known path with ano
                          fixture.url("/api/v1/namespaces/a/pods/b"))) == "405");
 }
 
-TEST_CASE("HTTPS rejects a body above the limit with 413 and accepts one below it",
-          "[net][http]") {
+TEST_CASE("HTTPS rejects a body above the limit with 413 and accepts one below it", "[net][http]") {
   HttpServerOptions options;
   options.max_body_bytes = 1024;
   HttpFixture fixture(pods_router(), options);
   write_file(fixture.dir_ / "big", std::string(4096, 'x'));
   write_file(fixture.dir_ / "small", std::string(1000, 'x'));
   CHECK(run(fixture.curl("-o /dev/null -w '%{http_code}' --data-binary @" +
-                         (fixture.dir_ / "big").string() + " " + fixture.url("/upload"))) ==
-        "413");
+                         (fixture.dir_ / "big").string() + " " + fixture.url("/upload"))) == "413");
   CHECK(run(fixture.curl("-w ' %{http_code}' --data-binary @" + (fixture.dir_ / "small").string() +
                          " " + fixture.url("/upload"))) == "got 1000 bytes 200");
   CHECK(fixture.server_->stats().rejected_too_large == 1);
@@ -157,13 +155,15 @@ Router streaming_router(std::shared_ptr<StreamSlot> slot) {
   return router;
 }
 
-TEST_CASE("a streamed response delivers chunks while the handler keeps writing from another "
-          "thread",
-          "[net][http]") {
+TEST_CASE(
+    "a streamed response delivers chunks while the handler keeps writing from another "
+    "thread",
+    "[net][http]") {
   auto slot = std::make_shared<StreamSlot>();
   HttpFixture fixture(streaming_router(slot));
-  FILE* pipe = popen(fixture.curl("--no-buffer -D " + (fixture.dir_ / "headers").string() + " " +
-                                  fixture.url("/watch"))
+  FILE* pipe = popen(fixture
+                         .curl("--no-buffer -D " + (fixture.dir_ / "headers").string() + " " +
+                               fixture.url("/watch"))
                          .c_str(),
                      "r");
   REQUIRE(pipe != nullptr);
@@ -176,9 +176,8 @@ TEST_CASE("a streamed response delivers chunks while the handler keeps writing f
   REQUIRE(eventually([&] { return slot->get() != nullptr; }));
   auto stream = slot->get();
   for (int i = 1; i <= 3; ++i) {
-    std::thread writer([&] {
-      CHECK(stream->write("{\"type\":\"MODIFIED\",\"n\":" + std::to_string(i) + "}\n"));
-    });
+    std::thread writer(
+        [&] { CHECK(stream->write("{\"type\":\"MODIFIED\",\"n\":" + std::to_string(i) + "}\n")); });
     writer.join();
     CHECK(read_line() == "{\"type\":\"MODIFIED\",\"n\":" + std::to_string(i) + "}\n");
     CHECK(stream->is_open());
@@ -233,8 +232,8 @@ TEST_CASE("a slow stream reader is shed when the stream buffer would overflow", 
 TEST_CASE("HTTPS gives handlers the CN of an optional client certificate", "[net][http]") {
   Router router;
   router.add("GET", "/whoami", [](Request& request) {
-    return Response::text(200, request.peer.common_name.empty() ? "anonymous"
-                                                                : request.peer.common_name);
+    return Response::text(
+        200, request.peer.common_name.empty() ? "anonymous" : request.peer.common_name);
   });
   HttpFixture fixture(std::move(router), {}, /*request_client_cert=*/true);
   auto cert = fixture.ca_.issue("system:node:edge-7");
@@ -242,8 +241,65 @@ TEST_CASE("HTTPS gives handlers the CN of an optional client certificate", "[net
   write_file(fixture.dir_ / "client.key", cert.key_pem);
   CHECK(run(fixture.curl(fixture.url("/whoami"))) == "anonymous");
   CHECK(run(fixture.curl("--cert " + (fixture.dir_ / "client.pem").string() + " --key " +
-                         (fixture.dir_ / "client.key").string() + " " +
-                         fixture.url("/whoami"))) == "system:node:edge-7");
+                         (fixture.dir_ / "client.key").string() + " " + fixture.url("/whoami"))) ==
+        "system:node:edge-7");
+}
+
+TEST_CASE("a deferred response is answered later from another thread, plain or streamed",
+          "[net][http]") {
+  std::mutex mu;
+  std::vector<std::shared_ptr<DeferredResponse>> pending;
+  Router router;
+  router.add("GET", "/later/{how}", [&](Request& request) {
+    auto deferred = request.defer();
+    REQUIRE(deferred);
+    std::lock_guard lock(mu);
+    pending.push_back(deferred);
+    return Response::text(500, "the return value of a deferring handler is ignored");
+  });
+  HttpFixture fixture(std::move(router));
+  auto take = [&] {
+    std::shared_ptr<DeferredResponse> d;
+    REQUIRE(eventually([&] {
+      std::lock_guard lock(mu);
+      if (pending.empty()) return false;
+      d = pending.front();
+      pending.erase(pending.begin());
+      return true;
+    }));
+    return d;
+  };
+
+  std::string plain;
+  std::thread client(
+      [&] { plain = run(fixture.curl("-w ' %{http_code}' " + fixture.url("/later/plain"))); });
+  std::thread([d = take()] { d->respond(Response::text(404, "not yet")); }).join();
+  client.join();
+  CHECK(plain == "not yet 404");
+
+  std::string streamed;
+  std::thread stream_client(
+      [&] { streamed = run(fixture.curl("--no-buffer " + fixture.url("/later/stream"))); });
+  auto d = take();
+  std::atomic<size_t> drained{0};
+  std::thread([&] {
+    auto stream = d->stream(200, {{"Content-Type", "text/plain"}});
+    stream->on_drain([&](size_t n) { drained += n; });
+    CHECK(stream->write("hello "));
+    CHECK(stream->write("world\n"));
+    CHECK(eventually([&] { return drained.load() == 12; }));
+    stream->close();
+  }).join();
+  stream_client.join();
+  CHECK(streamed == "hello world\n");
+
+  // A deferred response dropped without an answer is a 500, not a hang.
+  std::string dropped;
+  std::thread drop_client(
+      [&] { dropped = run(fixture.curl("-w ' %{http_code}' " + fixture.url("/later/drop"))); });
+  take().reset();
+  drop_client.join();
+  CHECK_THAT(dropped, Catch::EndsWith(" 500"));
 }
 
 }  // namespace
