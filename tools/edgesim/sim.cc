@@ -720,8 +720,10 @@ void SimNode::on_close(uint64_t id, std::string_view reason) {
   if (id != conn_id_) return;
   if (conn_) {
     sim_.connected--;
-    sim_.disconnects++;
-    if (!sim_.stopping) sim_.count_error(fmt::format("closed: {}", reason.substr(0, 60)));
+    if (!sim_.stopping) {
+      sim_.disconnects++;
+      sim_.count_error(fmt::format("closed: {}", reason.substr(0, 60)));
+    }
   }
   conn_.reset();
   welcomed_ = false;
