@@ -334,7 +334,7 @@ TEST_CASE_METHOD(PodsFixture, "A missing configmap holds the container with a cl
   REQUIRE(eventually([&] { return phase_is("nocfg", v1::POD_PHASE_RUNNING); }));
 }
 
-TEST_CASE_METHOD(PodsFixture, "A runtime that stops answering is reported, and pods come back",
+TEST_CASE_METHOD(PodsFixture, "A runtime that stops answering is reported and pods come back",
                  "[pods]") {
   start();
   put(make_pod("web", "busybox:1"));
@@ -347,7 +347,7 @@ TEST_CASE_METHOD(PodsFixture, "A runtime that stops answering is reported, and p
   CHECK(runtime_.running().size() == 1);
 }
 
-TEST_CASE_METHOD(PodsFixture, "Logs are located by container, current and previous", "[pods]") {
+TEST_CASE_METHOD(PodsFixture, "Logs are located by container for the current and previous attempt", "[pods]") {
   start();
   put(make_pod("web", "busybox:1"));
   REQUIRE(eventually([&] { return runtime_.running().size() == 1; }));

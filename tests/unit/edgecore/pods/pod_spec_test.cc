@@ -45,7 +45,7 @@ TEST_CASE("Resources become Linux resources as Kubernetes converts them", "[pods
   CHECK(none.cpu_quota == 0);
 }
 
-TEST_CASE("A changed image changes the container hash, a changed label does not", "[pods]") {
+TEST_CASE("A changed image changes the container hash but a changed label does not", "[pods]") {
   auto a = pod_with("busybox:1");
   auto b = pod_with("busybox:2");
   CHECK(container_hash(a.pod().containers(0)) != container_hash(b.pod().containers(0)));
