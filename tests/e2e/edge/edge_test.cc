@@ -102,8 +102,9 @@ TEST_CASE("A container that exits 1 is restarted with growing back-off and shows
   CHECK(contains(messages[0], "back-off 1s"));
   CHECK(contains(messages[1], "back-off 2s"));
   CHECK(contains(messages[2], "back-off 4s"));
-  auto table = c.kubectl({"get", "pod", "crash"});
-  CHECK(contains(table.text, "CrashLoopBackOff"));
+  // kubectl's STATUS column (the server's Table) says so while the container waits.
+  CHECK(eventually([&] { return contains(c.kubectl({"get", "pod", "crash"}).text, "CrashLoopBackOff"); },
+                   60s, 100ms));
   CHECK(c.pod_field("crash", "{.status.containerStatuses[0].lastState.terminated.exitCode}") == "1");
   auto previous = c.kubectl({"logs", "crash", "--previous"});
   CHECK(contains(previous.text, "boom"));
