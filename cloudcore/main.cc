@@ -184,11 +184,34 @@ std::unique_ptr<JoinServer> start_join(common::EventLoop& loop, const CloudcoreC
   return std::move(server).value();
 }
 
+// pods/log for the API, through the hub's tunnel streams.
+class HubLogStreamer final : public api::LogStreamer {
+ public:
+  explicit HubLogStreamer(Hub& hub) : hub_(hub) {}
+  common::Result<std::unique_ptr<Stream>> open(const std::string& node, const v1::LogRequest& request,
+                                               Callbacks callbacks) override {
+    struct HubStream final : Stream {
+      std::unique_ptr<LogStream> stream;
+      void consumed(size_t bytes) override { stream->consumed(bytes); }
+    };
+    auto stream = hub_.open_log_stream(node, request,
+                                       {std::move(callbacks.on_ready), std::move(callbacks.on_data),
+                                        std::move(callbacks.on_close)});
+    if (!stream.ok()) return stream.status();
+    auto out = std::make_unique<HubStream>();
+    out->stream = std::move(stream).value();
+    return std::unique_ptr<Stream>(std::move(out));
+  }
+
+ private:
+  Hub& hub_;
+};
+
 // The REST API: the serving certificate; client certificates are requested but not required
 // (bearer tokens are the credential).
 std::unique_ptr<api::ApiServer> start_api(std::function<std::string()> metrics, common::EventLoop& loop,
-                                          const CloudcoreConfig& config,
-                                          Store& store, Registry& registry, common::Clock& clock) {
+                                          const CloudcoreConfig& config, Store& store, Registry& registry,
+                                          common::Clock& clock, api::LogStreamer* logs) {
   auto address = common::parse_host_port(config.api.listen, 10443);
   if (!address.ok()) {
     spdlog::critical("api.listen: {}", address.status().message());
@@ -223,6 +246,7 @@ std::unique_ptr<api::ApiServer> start_api(std::function<std::string()> metrics, 
   options.anonymous_health = config.api.anonymous_health;
   options.max_body_bytes = config.api.max_body.bytes;
   options.metrics = std::move(metrics);
+  options.logs = logs;
   auto server = api::ApiServer::start(loop, *tls, store, registry, clock, std::move(tokens).value(),
                                       options);
   if (!server.ok()) {
@@ -257,6 +281,10 @@ std::string render_metrics(const Hub& hub, const Store& store, const Registry& r
   counter("gantry_hub_refused_identity_total", "Upgrades refused for a certificate that names no node.", h.refused_identity);
   counter("gantry_hub_nodes_marked_unknown_total", "Nodes marked Ready=Unknown after the timeout.", h.nodes_marked_unknown);
   gauge("gantry_hub_resyncs_in_progress", "Nodes between Hello and the ack of their resume.", double(h.resyncs_in_progress.load()));
+  counter("gantry_hub_log_streams_opened_total", "Log streams opened to edge nodes.", h.log_streams_opened);
+  gauge("gantry_hub_log_streams", "Log streams open.", double(h.log_streams_open.load()));
+  counter("gantry_hub_log_stream_bytes_total", "Log output received from edge nodes.", h.log_stream_bytes);
+  counter("gantry_hub_log_streams_offline_total", "Log requests for nodes not connected.", h.log_streams_offline);
   gauge("gantry_store_revision", "The store's current revision.", double(store.current_revision()));
   gauge("gantry_store_compacted_revision", "History at or below this revision is compacted.", double(store.compacted_revision()));
   if (const auto* rocks = dynamic_cast<const RocksStore*>(&store)) {
@@ -272,6 +300,8 @@ std::string render_metrics(const Hub& hub, const Store& store, const Registry& r
     counter("gantry_api_unauthorized_total", "REST API requests refused with 401.", a.unauthorized);
     counter("gantry_api_forbidden_total", "REST API requests refused with 403.", a.forbidden);
     gauge("gantry_api_watches", "REST watches open.", double(a.watches_open.load()));
+    counter("gantry_api_log_requests_total", "pods/log requests.", a.log_requests);
+    gauge("gantry_api_logs", "pods/log responses in progress.", double(a.logs_open.load()));
   }
   return m.render_prometheus();
 }
@@ -344,12 +374,13 @@ int run(const CloudcoreConfig& config) {
     join = start_join(loop, config, **store, clock);
     if (!join) return 1;
   }
+  HubLogStreamer log_streamer(**hub);  // outlives the API server below
   std::unique_ptr<api::ApiServer> api_server;
   if (config.api.enabled) {
     auto metrics = [&hub, &store, &registry, &api_server] {
       return render_metrics(**hub, **store, **registry, api_server.get());
     };
-    api_server = start_api(metrics, loop, config, **store, **registry, clock);
+    api_server = start_api(metrics, loop, config, **store, **registry, clock, &log_streamer);
     if (!api_server) return 1;
   }
   loop.run();

@@ -280,8 +280,10 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
   std::unique_ptr<common::HttpServer> http;
 
   struct Watch;
+  struct LogSession;
   std::mutex watches_mu;
   std::set<std::shared_ptr<Watch>> watches;
+  std::set<std::shared_ptr<LogSession>> log_sessions;  // guarded by watches_mu too
   bool stopped = false;
 
   Impl(common::EventLoop& l, Store& s, Registry& r, common::Clock& c, TokenAuthenticator t, ApiServerOptions o)
@@ -807,6 +809,12 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
 
   Response watch(Request& req, const ResourceType& t, const std::string& ns, Filter filter);
 
+  // ----- pods/log -----------------------------------------------------------------------
+
+  Response logs(Request& req, const ResourceType& t, const std::string& ns, const std::string& name,
+                const Identity& who, const Permissions& p);
+  void end_log(const std::shared_ptr<LogSession>& session);
+
   // ----- provinces ----------------------------------------------------------------------
 
   json province(const std::string& name, const Permissions& p);
@@ -1067,6 +1075,301 @@ Response ApiServer::Impl::watch(Request& req, const ResourceType& t, const std::
 }
 
 // ---------------------------------------------------------------------------------------------
+// pods/log: the request goes through the hub to the pod's node, whose edgecore reads the CRI log
+// file. The answer waits (deferred) until the node accepts or refuses, so that "no such container"
+// is a 404 Status; then the body streams as the node sends. Flow control: what the client has
+// taken (on_drain) is what the node may send next, so a slow client holds at most a window here.
+
+namespace {
+
+std::string reason_for(uint32_t code) {
+  switch (code) {
+    case 400: return "BadRequest";
+    case 403: return "Forbidden";
+    case 404: return "NotFound";
+    case 429: return "TooManyRequests";
+    case 501: return "NotImplemented";
+    case 503: return "ServiceUnavailable";
+    case 504: return "Timeout";
+    default: return "InternalError";
+  }
+}
+
+// Kubernetes' query booleans (strconv.ParseBool).
+std::optional<bool> parse_bool(const std::string& v) {
+  if (v == "1" || v == "t" || v == "T" || v == "true" || v == "TRUE" || v == "True") return true;
+  if (v == "0" || v == "f" || v == "F" || v == "false" || v == "FALSE" || v == "False") return false;
+  return std::nullopt;
+}
+
+std::optional<int64_t> parse_int(const std::string& v) {
+  if (v.empty() || v.size() > 19) return std::nullopt;
+  size_t i = v[0] == '-' ? 1 : 0;
+  if (i == v.size()) return std::nullopt;
+  int64_t out = 0;
+  for (; i < v.size(); ++i) {
+    if (v[i] < '0' || v[i] > '9') return std::nullopt;
+    out = out * 10 + (v[i] - '0');
+  }
+  return v[0] == '-' ? -out : out;
+}
+
+// RFC 3339 (sinceTime) to seconds since the epoch; fractions are dropped.
+std::optional<int64_t> parse_rfc3339_seconds(const std::string& v) {
+  int y, mo, d, h, mi, sec;
+  char tail[16] = {0};
+  if (std::sscanf(v.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%15s", &y, &mo, &d, &h, &mi, &sec, tail) < 6)
+    return std::nullopt;
+  std::string rest = tail;
+  if (!rest.empty() && rest[0] == '.') {
+    size_t i = 1;
+    while (i < rest.size() && std::isdigit(static_cast<unsigned char>(rest[i]))) ++i;
+    rest = rest.substr(i);
+  }
+  int64_t offset = 0;
+  if (rest == "Z" || rest == "z") {
+  } else if (rest.size() == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':') {
+    auto oh = parse_int(rest.substr(1, 2));
+    auto om = parse_int(rest.substr(4, 2));
+    if (!oh || !om) return std::nullopt;
+    offset = (rest[0] == '-' ? -1 : 1) * (*oh * 3600 + *om * 60);
+  } else {
+    return std::nullopt;
+  }
+  std::tm tm{};
+  tm.tm_year = y - 1900;
+  tm.tm_mon = mo - 1;
+  tm.tm_mday = d;
+  tm.tm_hour = h;
+  tm.tm_min = mi;
+  tm.tm_sec = sec;
+  return static_cast<int64_t>(timegm(&tm)) - offset;
+}
+
+}  // namespace
+
+struct ApiServer::Impl::LogSession {
+  std::mutex mu;
+  std::shared_ptr<common::DeferredResponse> deferred;  // until the answer starts
+  std::shared_ptr<common::ResponseStream> stream;      // the body, once started
+  std::unique_ptr<LogStreamer::Stream> upstream;
+  bool done = false;
+};
+
+void ApiServer::Impl::end_log(const std::shared_ptr<LogSession>& session) {
+  std::unique_ptr<LogStreamer::Stream> upstream;
+  {
+    std::lock_guard lock(session->mu);
+    if (session->done) return;
+    session->done = true;
+    upstream = std::move(session->upstream);
+    if (session->stream) session->stream->close();
+    if (session->deferred) {
+      session->deferred->respond(failure_response({503, "ServiceUnavailable", "cloudcore is stopping"}));
+      session->deferred.reset();
+    }
+  }
+  upstream.reset();  // StreamClose to the node
+  --stats.logs_open;
+  std::lock_guard lock(watches_mu);
+  log_sessions.erase(session);
+}
+
+Response ApiServer::Impl::logs(Request& req, const ResourceType& t, const std::string& ns,
+                               const std::string& name, const Identity& who, const Permissions& p) {
+  ++stats.log_requests;
+  auto cur = load(t, ns, name);
+  if (failed(cur)) return failure_response(std::get<Failure>(cur));
+  auto& l = std::get<std::optional<Loaded>>(cur);
+  if (!l) return failure_response(not_found("pods", name));
+  if (auto f = check_object(who, p, t, l->object, false)) return failure_response(*f);
+
+  v1::LogRequest lr;
+  lr.set_namespace_(ns);
+  lr.set_pod(name);
+  lr.set_tail_lines(-1);
+  for (const char* flag : {"follow", "timestamps", "previous"}) {
+    auto v = query(req, flag);
+    if (!v) continue;
+    auto b = parse_bool(*v);
+    if (!b) return failure_response(bad_request(fmt::format("{}: \"{}\" is not a boolean", flag, *v)));
+    if (std::string_view(flag) == "follow") lr.set_follow(*b);
+    if (std::string_view(flag) == "timestamps") lr.set_timestamps(*b);
+    if (std::string_view(flag) == "previous") lr.set_previous(*b);
+  }
+  auto int_param = [&](const char* key, int64_t min, std::optional<Failure>* error) -> std::optional<int64_t> {
+    auto v = query(req, key);
+    if (!v) return std::nullopt;
+    auto n = parse_int(*v);
+    if (!n) {
+      *error = bad_request(fmt::format("{}: \"{}\" is not an integer", key, *v));
+    } else if (*n < min) {
+      *error = bad_request(fmt::format("{}: must be greater than or equal to {}", key, min));
+    }
+    return n;
+  };
+  std::optional<Failure> error;
+  auto tail = int_param("tailLines", 0, &error);
+  auto limit = int_param("limitBytes", 1, &error);
+  auto since = int_param("sinceSeconds", 1, &error);
+  if (error) return failure_response(*error);
+  if (tail) lr.set_tail_lines(*tail);
+  if (limit) lr.set_limit_bytes(*limit);
+  if (since) lr.set_since_seconds(*since);
+  if (auto st = query(req, "sinceTime")) {
+    if (since) return failure_response(bad_request("at most one of sinceTime or sinceSeconds may be specified"));
+    auto at = parse_rfc3339_seconds(*st);
+    if (!at) return failure_response(bad_request(fmt::format("sinceTime: \"{}\" is not an RFC 3339 time", *st)));
+    // The node counts back from its own clock: sent as seconds before now (at least 1).
+    lr.set_since_seconds(std::max<int64_t>(1, now_seconds() - *at));
+  }
+
+  // The container: the one asked for (a container or an init container of the pod), else the
+  // pod's only container.
+  std::vector<std::string> containers, init_containers;
+  const json& spec = l->object.contains("spec") ? l->object["spec"] : json::object();
+  for (const auto& [list, out] : {std::pair<const char*, std::vector<std::string>*>{"containers", &containers},
+                                  {"initContainers", &init_containers}}) {
+    if (!spec.is_object() || !spec.contains(list) || !spec[list].is_array()) continue;
+    for (const auto& c : spec[list])
+      if (c.is_object() && c.contains("name") && c["name"].is_string()) out->push_back(c["name"].get<std::string>());
+  }
+  auto join = [](const std::vector<std::string>& v) {
+    std::string out;
+    for (const auto& s : v) out += (out.empty() ? "" : " ") + s;
+    return out;
+  };
+  std::string container = query(req, "container").value_or("");
+  if (container.empty()) {
+    if (containers.size() != 1) {
+      std::string msg = fmt::format("a container name must be specified for pod {}, choose one of: [{}]", name,
+                                    join(containers));
+      if (!init_containers.empty()) msg += fmt::format(" or one of the init containers: [{}]", join(init_containers));
+      return failure_response(bad_request(msg));
+    }
+    container = containers.front();
+  } else if (std::find(containers.begin(), containers.end(), container) == containers.end() &&
+             std::find(init_containers.begin(), init_containers.end(), container) == init_containers.end()) {
+    return failure_response(bad_request(fmt::format("container {} is not valid for pod {}", container, name)));
+  }
+  lr.set_container(container);
+
+  std::string node = str_at(l->object, "spec.nodeName");
+  if (node.empty())
+    return failure_response(bad_request(fmt::format(
+        "pod {} does not have a host assigned: it is not scheduled to a node yet, so it has no logs", name)));
+  if (!options.logs)
+    return failure_response({501, "NotImplemented", "this cloudcore serves no container logs (no tunnel to the edge nodes)"});
+
+  auto session = std::make_shared<LogSession>();
+  session->deferred = req.defer();
+  if (!session->deferred) return failure_response(internal(common::make_error(Code::kInternal, "cannot defer")));
+  {
+    std::lock_guard lock(watches_mu);
+    if (stopped) {
+      session->deferred->respond(failure_response({503, "ServiceUnavailable", "cloudcore is stopping"}));
+      return {};
+    }
+    log_sessions.insert(session);
+  }
+  ++stats.logs_open;
+
+  auto self = shared_from_this();
+  std::weak_ptr<LogSession> weak = session;
+  // Called with session->mu held.
+  auto start_body = [self, weak](LogSession& s) {
+    if (s.stream || !s.deferred) return;
+    s.stream = s.deferred->stream(200, {{"Content-Type", "text/plain"}, {"Cache-Control", "no-cache"}});
+    s.deferred.reset();
+    s.stream->on_drain([weak](size_t n) {
+      auto s = weak.lock();
+      if (!s) return;
+      std::lock_guard lock(s->mu);
+      if (s->upstream) s->upstream->consumed(n);
+    });
+    // The client went away (or read too slowly): end the stream to the node. Posted, as on_closed
+    // may run right here with s.mu held.
+    s.stream->on_closed([self, weak] {
+      self->loop.post([self, weak] {
+        if (auto s = weak.lock()) self->end_log(s);
+      });
+    });
+  };
+  LogStreamer::Callbacks cbs;
+  cbs.on_ready = [weak, start_body] {
+    auto s = weak.lock();
+    if (!s) return;
+    std::lock_guard lock(s->mu);
+    if (!s->done) start_body(*s);
+  };
+  cbs.on_data = [self, weak, start_body](std::string data) {
+    auto s = weak.lock();
+    if (!s) return;
+    std::lock_guard lock(s->mu);
+    if (s->done) return;
+    start_body(*s);
+    if (!s->stream->write(std::move(data))) {
+      self->loop.post([self, weak] {
+        if (auto s = weak.lock()) self->end_log(s);
+      });
+    }
+  };
+  cbs.on_close = [self, weak, pod = ns + "/" + name](std::string error, uint32_t code) {
+    auto s = weak.lock();
+    if (!s) return;
+    std::unique_ptr<LogStreamer::Stream> upstream;
+    {
+      std::lock_guard lock(s->mu);
+      if (s->done) return;
+      s->done = true;
+      upstream = std::move(s->upstream);
+      if (s->stream) {
+        // Output was already sent: the body just ends (an error is in cloudcore's log).
+        if (!error.empty()) spdlog::info("api: logs of pod {} ended early: {}", pod, error);
+        s->stream->close();
+      } else if (s->deferred) {
+        if (error.empty()) {
+          s->deferred->respond(Response{200, {{"Content-Type", "text/plain"}}, ""});
+        } else {
+          s->deferred->respond(failure_response({static_cast<int>(code), reason_for(code), error}));
+        }
+        s->deferred.reset();
+      }
+    }
+    upstream.reset();
+    --self->stats.logs_open;
+    std::lock_guard lock(self->watches_mu);
+    self->log_sessions.erase(s);
+  };
+  auto opened = options.logs->open(node, lr, std::move(cbs));
+  if (!opened.ok()) {
+    const auto& st = opened.status();
+    int code = st.code() == Code::kUnavailable ? 503 : st.code() == Code::kNotFound ? 404 : 500;
+    std::string message = fmt::format("cannot read the logs of pod \"{}\": {}", name, st.message());
+    {
+      std::lock_guard lock(session->mu);
+      session->done = true;
+      if (session->deferred) session->deferred->respond(failure_response({code, reason_for(code), message}));
+      session->deferred.reset();
+    }
+    --stats.logs_open;
+    std::lock_guard lock(watches_mu);
+    log_sessions.erase(session);
+    return {};
+  }
+  std::unique_ptr<LogStreamer::Stream> late;
+  {
+    std::lock_guard lock(session->mu);
+    if (session->done) {
+      late = std::move(opened).value();  // it already ended (callbacks ran first)
+    } else {
+      session->upstream = std::move(opened).value();
+    }
+  }
+  return {};
+}
+
+// ---------------------------------------------------------------------------------------------
 // Provinces.
 
 json ApiServer::Impl::province(const std::string& name, const Permissions& p) {
@@ -1296,17 +1599,7 @@ Response ApiServer::Impl::handle_core(Request& req, const Identity& who, const P
   if (t->namespaced && !name.empty() && ns.empty())
     return failure_response({404, "NotFound", "the server could not find the requested resource"});
   if (!sub.empty()) {
-    if (t->name == "pods" && sub == "log" && req.method == "GET") {
-      auto cur = load(*t, ns, name);
-      if (failed(cur)) return failure_response(std::get<Failure>(cur));
-      auto& l = std::get<std::optional<Loaded>>(cur);
-      if (!l) return failure_response(not_found("pods", name));
-      if (auto f = check_object(who, p, *t, l->object, false)) return failure_response(*f);
-      return failure_response({501, "NotImplemented",
-                               fmt::format("logs of pod \"{}\" are not available yet: container logs come with the "
-                                           "edge runtime (they will be streamed from the edge node through its tunnel)",
-                                           name)});
-    }
+    if (t->name == "pods" && sub == "log" && req.method == "GET") return logs(req, *t, ns, name, who, p);
     return failure_response({404, "NotFound", fmt::format("the server could not find the requested resource ({}/{})", t->name, sub)});
   }
   bool write = req.method != "GET";
@@ -1400,6 +1693,12 @@ void ApiServer::stop() {
     handle.reset();
     --impl_->stats.watches_open;
   }
+  std::set<std::shared_ptr<Impl::LogSession>> logs;
+  {
+    std::lock_guard lock(impl_->watches_mu);
+    logs = impl_->log_sessions;
+  }
+  for (const auto& s : logs) impl_->end_log(s);
   if (impl_->http) impl_->http->stop();
 }
 

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "cloudcore/api/auth.h"
+#include "cloudcore/api/log_streamer.h"
 #include "cloudcore/registry/registry.h"
 #include "cloudcore/store/store.h"
 #include "common/base/clock.h"
@@ -32,6 +33,8 @@ struct ApiServerOptions {
   std::chrono::seconds max_watch_timeout{std::chrono::minutes(30)};
   size_t max_body_bytes = 3 * 1024 * 1024;  // past it: 413
   size_t max_list_limit = 5000;             // larger ?limit= values are capped
+  // Container logs from the edge (pods/log). Not owned; must outlive the server. Unset: 501.
+  LogStreamer* logs = nullptr;
 };
 
 struct ApiServerStats {
@@ -39,6 +42,8 @@ struct ApiServerStats {
   std::atomic<uint64_t> unauthorized{0};
   std::atomic<uint64_t> forbidden{0};
   std::atomic<int64_t> watches_open{0};
+  std::atomic<uint64_t> log_requests{0};
+  std::atomic<int64_t> logs_open{0};  // pods/log responses in progress
 };
 
 class ApiServer {

@@ -278,12 +278,12 @@ TEST_CASE_METHOD(ApiFixture, "a watch from a compacted revision ends with a 410 
   CHECK(events[0]["object"]["reason"] == "Expired");
 }
 
-TEST_CASE_METHOD(ApiFixture, "pod logs answer a clear error, never fake output", "[api][server]") {
+TEST_CASE_METHOD(ApiFixture, "pod logs without a tunnel answer a clear error, never fake output", "[api][server]") {
   put_node("n1", "zhejiang");
   put_pod("default", "web", "n1");
   auto r = call("GET", "/api/v1/namespaces/default/pods/web/log", kAdminToken);
   CHECK(r.code == 501);
-  CHECK(r.json()["message"].get<std::string>().find("edge runtime") != std::string::npos);
+  CHECK(r.json()["message"].get<std::string>().find("serves no container logs") != std::string::npos);
 }
 
 TEST_CASE_METHOD(ApiFixture, "unsupported pod fields come back as Warning headers", "[api][server]") {
