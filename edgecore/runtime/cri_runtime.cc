@@ -2,6 +2,8 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <mutex>
+#include <type_traits>
 #include <utility>
 
 #include "cri/api.grpc.pb.h"
@@ -24,8 +26,11 @@ std::shared_ptr<grpc::Channel> make_channel(const std::string& endpoint) {
   // A restarted containerd should be found again within about a second, not after gRPC's
   // default backoff of up to two minutes.
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  // This one is also the connect timeout (until the server's HTTP/2 SETTINGS arrive): a
+  // containerd that is starting may take a while to send them; too short, and every attempt
+  // times out and backs off again.
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 5000);
   // Each CriRuntime gets its own connection (tests run several against different sockets).
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
   return grpc::CreateCustomChannel(endpoint, grpc::InsecureChannelCredentials(), args);
@@ -33,23 +38,62 @@ std::shared_ptr<grpc::Channel> make_channel(const std::string& endpoint) {
 
 }  // namespace
 
-struct CriRuntime::Impl {
-  CriRuntimeOptions options;
+// One channel and its stubs. Replaced as a whole when it seems stuck (see Impl::call); calls in
+// flight keep the one they started with.
+struct Connection {
+  explicit Connection(const std::string& endpoint)
+      : channel(make_channel(endpoint)),
+        runtime(v1::RuntimeService::NewStub(channel)),
+        images(v1::ImageService::NewStub(channel)),
+        created(std::chrono::steady_clock::now()) {}
+
   std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<v1::RuntimeService::Stub> runtime;
   std::unique_ptr<v1::ImageService::Stub> images;
+  std::chrono::steady_clock::time_point created;
+};
+
+struct CriRuntime::Impl {
+  // After a restart of containerd, a channel that failed while it was down sometimes stays in
+  // TRANSIENT_FAILURE for 4-5 s although a new channel connects at once (gRPC 1.51, unix socket;
+  // resetting the backoff does not help). So a call that finds the runtime unavailable replaces
+  // the connection, at most once per this interval.
+  static constexpr auto kReconnectInterval = std::chrono::milliseconds(500);
+
+  CriRuntimeOptions options;
+  std::mutex mu;
+  std::shared_ptr<Connection> connection;  // guarded by mu
+
+  std::shared_ptr<Connection> current() {
+    std::lock_guard lock(mu);
+    return connection;
+  }
+
+  void replace(const std::shared_ptr<Connection>& failed) {
+    std::lock_guard lock(mu);
+    if (connection != failed) return;  // another call did it already
+    if (std::chrono::steady_clock::now() - failed->created < kReconnectInterval) return;
+    connection = std::make_shared<Connection>(options.endpoint);
+  }
 
   // Runs one unary call with a deadline. Fails fast (no wait-for-ready) when the socket is not
   // there: the caller retries on its own schedule, and a dead runtime costs no waiting.
   template <typename Stub, typename Request, typename Response>
-  Status call(Stub* stub,
-              grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&, Response*),
+  Status call(grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&, Response*),
               const Request& request, Response* response, std::string_view what,
               std::chrono::milliseconds deadline) {
+    auto conn = current();
+    Stub* stub = nullptr;
+    if constexpr (std::is_same_v<Stub, v1::RuntimeService::Stub>) {
+      stub = conn->runtime.get();
+    } else {
+      stub = conn->images.get();
+    }
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + deadline);
     grpc::Status status = (stub->*method)(&context, request, response);
     if (status.ok()) return common::ok_status();
+    if (status.error_code() == grpc::StatusCode::UNAVAILABLE) replace(conn);
     return cri::call_error(static_cast<int>(status.error_code()), status.error_message(), what,
                            options.endpoint, deadline);
   }
@@ -58,7 +102,7 @@ struct CriRuntime::Impl {
   Status rt(grpc::Status (v1::RuntimeService::Stub::*method)(grpc::ClientContext*, const Request&,
                                                              Response*),
             const Request& request, Response* response, std::string_view what) {
-    return call(runtime.get(), method, request, response, what, options.call_timeout);
+    return call(method, request, response, what, options.call_timeout);
   }
 };
 
@@ -69,9 +113,7 @@ Result<std::unique_ptr<CriRuntime>> CriRuntime::create(CriRuntimeOptions options
   }
   auto impl = std::make_unique<Impl>();
   impl->options = std::move(options);
-  impl->channel = make_channel(impl->options.endpoint);
-  impl->runtime = v1::RuntimeService::NewStub(impl->channel);
-  impl->images = v1::ImageService::NewStub(impl->channel);
+  impl->connection = std::make_shared<Connection>(impl->options.endpoint);
   return std::unique_ptr<CriRuntime>(new CriRuntime(std::move(impl)));
 }
 
@@ -193,8 +235,8 @@ Status CriRuntime::stop_container(const std::string& container_id, std::chrono::
   auto deadline =
       impl_->options.call_timeout + std::chrono::duration_cast<std::chrono::milliseconds>(
                                         std::max(grace, std::chrono::seconds(0)));
-  return gone_is_ok(impl_->call(impl_->runtime.get(), &v1::RuntimeService::Stub::StopContainer,
-                                request, &response, "StopContainer " + container_id, deadline));
+  return gone_is_ok(impl_->call(&v1::RuntimeService::Stub::StopContainer, request, &response,
+                                "StopContainer " + container_id, deadline));
 }
 
 Status CriRuntime::remove_container(const std::string& container_id) {
@@ -238,9 +280,8 @@ Result<std::optional<ImageInfo>> CriRuntime::image_status(const std::string& ima
   v1::ImageStatusRequest request;
   request.mutable_image()->set_image(image);
   v1::ImageStatusResponse response;
-  GANTRY_RETURN_IF_ERROR(impl_->call(impl_->images.get(), &v1::ImageService::Stub::ImageStatus,
-                                     request, &response, "ImageStatus " + image,
-                                     impl_->options.call_timeout));
+  GANTRY_RETURN_IF_ERROR(impl_->call(&v1::ImageService::Stub::ImageStatus, request, &response,
+                                     "ImageStatus " + image, impl_->options.call_timeout));
   if (!response.has_image()) return std::optional<ImageInfo>();
   return std::optional<ImageInfo>(cri::from_cri(response.image()));
 }
@@ -249,9 +290,8 @@ Result<std::string> CriRuntime::pull_image(const std::string& image) {
   v1::PullImageRequest request;
   request.mutable_image()->set_image(image);
   v1::PullImageResponse response;
-  GANTRY_RETURN_IF_ERROR(impl_->call(impl_->images.get(), &v1::ImageService::Stub::PullImage,
-                                     request, &response, "PullImage " + image,
-                                     impl_->options.pull_timeout));
+  GANTRY_RETURN_IF_ERROR(impl_->call(&v1::ImageService::Stub::PullImage, request, &response,
+                                     "PullImage " + image, impl_->options.pull_timeout));
   return response.image_ref();
 }
 
@@ -259,16 +299,15 @@ Status CriRuntime::remove_image(const std::string& image) {
   v1::RemoveImageRequest request;
   request.mutable_image()->set_image(image);
   v1::RemoveImageResponse response;
-  return impl_->call(impl_->images.get(), &v1::ImageService::Stub::RemoveImage, request, &response,
+  return impl_->call(&v1::ImageService::Stub::RemoveImage, request, &response,
                      "RemoveImage " + image, impl_->options.call_timeout);
 }
 
 Result<std::vector<FilesystemUsage>> CriRuntime::image_fs_info() {
   v1::ImageFsInfoRequest request;
   v1::ImageFsInfoResponse response;
-  GANTRY_RETURN_IF_ERROR(impl_->call(impl_->images.get(), &v1::ImageService::Stub::ImageFsInfo,
-                                     request, &response, "ImageFsInfo",
-                                     impl_->options.call_timeout));
+  GANTRY_RETURN_IF_ERROR(impl_->call(&v1::ImageService::Stub::ImageFsInfo, request, &response,
+                                     "ImageFsInfo", impl_->options.call_timeout));
   std::vector<FilesystemUsage> out;
   for (const auto& fs : response.image_filesystems()) out.push_back(cri::from_cri(fs));
   return out;

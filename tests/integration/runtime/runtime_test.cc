@@ -449,14 +449,15 @@ TEST_CASE_METHOD(RuntimeFixture,
   CHECK(down.status().code() == Code::kUnavailable);
   CHECK(rt_->container_status(id).status().code() == Code::kUnavailable);
 
-  auto begin = std::chrono::steady_clock::now();
-  containerd_.start_daemon();
-  REQUIRE(test::eventually([&] { return rt_->version().ok(); }, 30s, 20ms));
-  std::cout << "  timing: client answered again "
-            << std::chrono::duration_cast<std::chrono::milliseconds>(
-                   std::chrono::steady_clock::now() - begin)
-                   .count()
-            << " ms after start_daemon() began\n";
+  timed("containerd start (harness)", [&] {
+    containerd_.start_daemon();
+    return 0;
+  });
+  timed("client answers again after containerd is up", [&] {
+    // The client that saw containerd gone reconnects by itself (no new CriRuntime).
+    REQUIRE(test::eventually([&] { return rt_->version().ok(); }, 30s, 20ms));
+    return 0;
+  });
   CHECK(in_state(id, ContainerState::kRunning));
   auto sandboxes = rt_->list_pod_sandboxes({{kLabelPodUid, sandbox.uid}});
   REQUIRE(sandboxes.ok());
