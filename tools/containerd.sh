@@ -46,6 +46,7 @@ log() { echo "containerd.sh: $*" >&2; }
 
 readonly CNI_BRIDGE=${GANTRY_CNI_BRIDGE:-gantrycni0}
 readonly CNI_SUBNET=${GANTRY_CNI_SUBNET:-10.213.0.0/24}
+readonly CNI_NETWORK=gantry-test
 readonly RUNC_ROOT=/run/containerd/runc/k8s.io
 readonly START_TIMEOUT=${GANTRY_CONTAINERD_START_TIMEOUT:-60}
 
@@ -146,7 +147,7 @@ EOF
   cat >"$dir/cni/conf/10-gantry.conflist" <<EOF
 {
   "cniVersion": "1.0.0",
-  "name": "gantry-test",
+  "name": "$CNI_NETWORK",
   "plugins": [
     {
       "type": "bridge",
@@ -431,6 +432,19 @@ cmd_stop() {
       rm -f "$ns"
     fi
   done
+  # Host-port rules the portmap plugin added (CNI DEL never ran for sandboxes killed above).
+  if command -v iptables >/dev/null; then
+    local rule chain
+    while read -r rule; do
+      [ -n "$rule" ] || continue
+      chain=$(grep -oE 'CNI-DN-[0-9a-f]+' <<<"$rule" | tail -n1)
+      eval "iptables -t nat ${rule/#-A /-D }" 2>/dev/null || true
+      if [ -n "$chain" ]; then
+        iptables -t nat -F "$chain" 2>/dev/null || true
+        iptables -t nat -X "$chain" 2>/dev/null || true
+      fi
+    done < <(iptables -t nat -S CNI-HOSTPORT-DNAT 2>/dev/null | grep -F "$CNI_NETWORK" || true)
+  fi
   if ip link show "$CNI_BRIDGE" >/dev/null 2>&1; then
     ip link delete "$CNI_BRIDGE" 2>/dev/null || true
   fi

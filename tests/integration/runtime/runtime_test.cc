@@ -360,6 +360,31 @@ TEST_CASE_METHOD(RuntimeFixture, "a host-network pod sees the node's hostname an
   CHECK(rt_->container_status(id)->exit_code == 0);
 }
 
+TEST_CASE_METHOD(RuntimeFixture, "a port mapping publishes the container's port on the node",
+                 "[containerd]") {
+  auto sandbox = sandbox_config("ports");
+  auto host_port = test::free_port();
+  sandbox.ports = {{8080, host_port, "TCP", ""}};
+  auto sandbox_id = run_sandbox(sandbox);
+  auto id = start(sandbox_id, sandbox,
+                  container_config("web",
+                                   "mkdir -p /www && echo published > /www/index.html && "
+                                   "exec httpd -f -p 8080 -h /www"));
+  REQUIRE(test::eventually([&] { return in_state(id, ContainerState::kRunning); }));
+  auto url = "http://127.0.0.1:" + std::to_string(host_port) + "/index.html";
+  std::string body;
+  bool served = test::eventually(
+      [&] {
+        auto got = test::run_command({"/usr/bin/curl", "-fsS", "--max-time", "5", url}, 10s);
+        body = got.output;
+        return got.ok();
+      },
+      30s, 100ms);
+  INFO(body);
+  CHECK(served);
+  CHECK_THAT(body, Catch::Contains("published"));
+}
+
 TEST_CASE_METHOD(RuntimeFixture, "image_status tells a present image from an absent one",
                  "[containerd]") {
   auto present = rt_->image_status(test::kBusyboxImage);
@@ -470,10 +495,7 @@ TEST_CASE_METHOD(RuntimeFixture,
 
 TEST_CASE_METHOD(RuntimeFixture, "a stuck containerd costs a call its deadline, not a hang",
                  "[containerd]") {
-  CriRuntimeOptions options;
-  options.endpoint = containerd_.endpoint();
-  options.call_timeout = 1s;
-  auto impatient = CriRuntime::create(options);
+  auto impatient = CriRuntime::create({.endpoint = containerd_.endpoint(), .call_timeout = 1s});
   REQUIRE(impatient.ok());
   REQUIRE((*impatient)->version().ok());  // connected
 
