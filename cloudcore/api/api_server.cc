@@ -1324,9 +1324,14 @@ Response ApiServer::Impl::logs(Request& req, const ResourceType& t, const std::s
       s->done = true;
       upstream = std::move(s->upstream);
       if (s->stream) {
-        // Output was already sent: the body just ends (an error is in cloudcore's log).
-        if (!error.empty()) spdlog::info("api: logs of pod {} ended early: {}", pod, error);
-        s->stream->close();
+        // Output was already sent: an error can only cut the body short, which the client sees
+        // as a truncated response (kubectl: "unexpected EOF") instead of a complete log.
+        if (error.empty()) {
+          s->stream->close();
+        } else {
+          spdlog::info("api: logs of pod {} cut short: {}", pod, error);
+          s->stream->abort();
+        }
       } else if (s->deferred) {
         if (error.empty()) {
           s->deferred->respond(Response{200, {{"Content-Type", "text/plain"}}, ""});

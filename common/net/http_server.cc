@@ -328,6 +328,14 @@ class StreamImpl : public ResponseStream {
     schedule_pump(lock);
   }
 
+  void abort() override {
+    std::unique_lock lock(mu_);
+    if (closed_ || closing_) return;
+    closing_ = true;
+    aborted_ = true;
+    schedule_pump(lock);
+  }
+
   bool is_open() const override {
     std::lock_guard lock(mu_);
     return !closed_ && !closing_;
@@ -377,9 +385,14 @@ class StreamImpl : public ResponseStream {
     *last = closing_ && !final_taken_;
     if (*last) {
       final_taken_ = true;
-      wire += "0\r\n\r\n";
+      if (!aborted_) wire += "0\r\n\r\n";
     }
     return wire;
+  }
+
+  bool aborted() const {
+    std::lock_guard lock(mu_);
+    return aborted_;
   }
 
   // The stream ended (client gone, shed, or finished). Notifies unless the handler closed it.
@@ -422,6 +435,7 @@ class StreamImpl : public ResponseStream {
   bool pump_scheduled_ = false;
   bool closing_ = false;      // close() called
   bool final_taken_ = false;  // the last chunk is on its way
+  bool aborted_ = false;      // abort(): no last chunk, the connection is dropped
   bool closed_ = false;
   bool notified_ = false;
   std::function<void()> on_closed_;
@@ -532,10 +546,20 @@ void HttpSession::pump_stream() {
   if (!stream_impl_ || stream_writing_ || stream_finished_) return;
   bool last = false;
   stream_wire_ = stream_impl_->take_wire(&last, &stream_wire_payload_);
+  const bool abort = last && stream_impl_->aborted();
+  if (stream_wire_.empty() && abort) {
+    end_stream(/*notify=*/false);
+    return close_socket();
+  }
   if (stream_wire_.empty()) return;
   stream_writing_ = true;
   asio::async_write(stream_, asio::buffer(stream_wire_),
-                    [self = shared_from_this(), last](error_code ec, size_t) {
+                    [self = shared_from_this(), last, abort](error_code ec, size_t) {
+                      if (!ec && abort) {
+                        self->stream_writing_ = false;
+                        self->end_stream(/*notify=*/false);
+                        return self->close_socket();
+                      }
                       if (!ec && last) {
                         self->stream_writing_ = false;
                         self->end_stream(/*notify=*/false);

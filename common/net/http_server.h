@@ -34,6 +34,9 @@ class ResponseStream {
   virtual bool write(std::string chunk) = 0;
   // Ends the response after the queued chunks.
   virtual void close() = 0;
+  // Ends the response after the queued chunks but without its last chunk, and drops the
+  // connection: the client sees a truncated response (an error), not a complete one.
+  virtual void abort() = 0;
   virtual bool is_open() const = 0;
   // `fn` runs once (on a loop thread, or right here if that already happened) when the stream
   // ends for any reason other than close(): the client went away, or it was too slow.
