@@ -1,5 +1,8 @@
 #include "common/net/websocket.h"
 
+#include <sys/socket.h>
+
+#include <cerrno>
 #include <deque>
 #include <mutex>
 #include <unordered_map>
@@ -15,9 +18,59 @@
 #include <boost/beast/websocket/ssl.hpp>
 #include <spdlog/spdlog.h>
 
+#include "common/net/lean_tls_stream.h"
 #include "common/net/tcp_info.h"
 
 namespace gantry::common {
+
+namespace detail {
+namespace {
+
+int bio_write(BIO* bio, const char* data, int size) {
+  BIO_clear_retry_flags(bio);
+  const ssize_t n = ::send(static_cast<int>(reinterpret_cast<intptr_t>(BIO_get_data(bio))), data,
+                           static_cast<size_t>(size), MSG_NOSIGNAL);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) BIO_set_retry_write(bio);
+  return static_cast<int>(n);
+}
+
+int bio_read(BIO* bio, char* data, int size) {
+  BIO_clear_retry_flags(bio);
+  const ssize_t n = ::recv(static_cast<int>(reinterpret_cast<intptr_t>(BIO_get_data(bio))), data,
+                           static_cast<size_t>(size), 0);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) BIO_set_retry_read(bio);
+  return static_cast<int>(n);
+}
+
+long bio_ctrl(BIO*, int cmd, long, void*) { return cmd == BIO_CTRL_FLUSH ? 1 : 0; }
+
+int bio_create(BIO* bio) {
+  BIO_set_init(bio, 1);
+  return 1;
+}
+
+const BIO_METHOD* nosignal_socket_method() {
+  static const BIO_METHOD* method = [] {
+    BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "gantry socket");
+    BIO_meth_set_write(m, bio_write);
+    BIO_meth_set_read(m, bio_read);
+    BIO_meth_set_ctrl(m, bio_ctrl);
+    BIO_meth_set_create(m, bio_create);
+    return m;
+  }();
+  return method;
+}
+
+}  // namespace
+
+BIO* new_nosignal_socket_bio(int fd) {
+  BIO* bio = BIO_new(nosignal_socket_method());
+  if (bio != nullptr) BIO_set_data(bio, reinterpret_cast<void*>(static_cast<intptr_t>(fd)));
+  return bio;
+}
+
+}  // namespace detail
+
 namespace {
 
 namespace asio = boost::asio;
@@ -99,7 +152,7 @@ struct WsServer::State : std::enable_shared_from_this<WsServer::State> {
 // WsConnection methods post onto it.
 class WsSession : public WsConnection, public std::enable_shared_from_this<WsSession> {
  public:
-  using Stream = websocket::stream<beast::ssl_stream<beast::tcp_stream>>;
+  using Stream = websocket::stream<detail::LeanTlsStream>;
 
   // Server side, from an accepted socket.
   WsSession(std::shared_ptr<WsServer::State> server, tcp::socket socket)
@@ -212,7 +265,7 @@ class WsSession : public WsConnection, public std::enable_shared_from_this<WsSes
     tcp_layer().socket().set_option(tcp::no_delay(true), ec);
     auto remote = tcp_layer().socket().remote_endpoint(ec);
     peer_.remote_address = ec ? "unknown" : endpoint_string(remote);
-    tcp_layer().expires_after(handshake_timeout_);
+    arm_handshake_timer();
     ws_.next_layer().async_handshake(
         ssl::stream_base::server,
         beast::bind_front_handler(&WsSession::on_server_tls_handshake, shared_from_this()));
@@ -300,7 +353,21 @@ class WsSession : public WsConnection, public std::enable_shared_from_this<WsSes
     end_handshake();
   }
 
+  // The TLS stream has no deadline of its own: cancel its socket wait when the handshake (TLS +
+  // upgrade) takes too long. arm_timer() replaces this once the session is open.
+  void arm_handshake_timer() {
+    timer_.expires_after(handshake_timeout_);
+    timer_.async_wait([self = shared_from_this()](error_code ec) {
+      if (ec || self->phase_ != Phase::kHandshake) return;
+      self->handshake_timed_out_ = true;
+      error_code ignored;
+      self->tcp_layer().socket().cancel(ignored);
+      self->tcp_layer().socket().shutdown(tcp::socket::shutdown_both, ignored);
+    });
+  }
+
   void end_handshake() {
+    timer_.cancel();
     release_handshake_slot();
     phase_ = Phase::kClosed;
     error_code ignored;
@@ -318,7 +385,8 @@ class WsSession : public WsConnection, public std::enable_shared_from_this<WsSes
   // --- client side ---
   void on_client_start() {
     const auto& options = client_options_;
-    tcp_layer().expires_after(handshake_timeout_);
+    tcp_layer().expires_after(handshake_timeout_);  // the TCP connect
+    arm_handshake_timer();                          // everything up to the upgrade
     error_code ec;
     auto address = asio::ip::make_address(options.host, ec);
     if (!ec) {
@@ -390,7 +458,7 @@ class WsSession : public WsConnection, public std::enable_shared_from_this<WsSes
   }
 
   void on_client_tls_handshake(error_code ec) {
-    if (ec == beast::error::timeout) {
+    if (ec == beast::error::timeout || (ec && handshake_timed_out_)) {
       return fail_connect(ConnectError::Kind::kTimeout,
                           fmt::format("timed out after {} ms in the TLS handshake with {}",
                                       handshake_timeout_.count(), peer_.remote_address));
@@ -435,7 +503,7 @@ class WsSession : public WsConnection, public std::enable_shared_from_this<WsSes
                                   error.body.empty() ? std::string() : ": " + error.body);
       return fail_connect(std::move(error));
     }
-    if (ec == beast::error::timeout) {
+    if (ec == beast::error::timeout || (ec && handshake_timed_out_)) {
       return fail_connect(ConnectError::Kind::kTimeout,
                           fmt::format("timed out after {} ms waiting for the upgrade from {}",
                                       handshake_timeout_.count(), url));
@@ -474,6 +542,7 @@ class WsSession : public WsConnection, public std::enable_shared_from_this<WsSes
 
   void fail_connect(ConnectError error) {
     phase_ = Phase::kClosed;
+    timer_.cancel();
     error_code ignored;
     tcp_layer().socket().close(ignored);
     handler_.reset();
@@ -706,6 +775,7 @@ class WsSession : public WsConnection, public std::enable_shared_from_this<WsSes
   bool control_in_flight_ = false;
   bool close_after_control_ = false;
   bool close_after_drain_ = false;
+  bool handshake_timed_out_ = false;
   std::string close_reason_;
   Clock::time_point last_received_;
   Clock::time_point last_sent_;
