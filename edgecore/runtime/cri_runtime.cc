@@ -161,7 +161,7 @@ namespace {
 // Stop and remove are idempotent (as CRI asks; containerd 1.6 still says NotFound for an object
 // that is already gone): the caller wanted it gone, and it is.
 Status gone_is_ok(Status status) {
-  return status.code() == Code::kNotFound ? common::ok_status() : status;
+  return status.code() == Code::kNotFound ? common::ok_status() : std::move(status);
 }
 }  // namespace
 

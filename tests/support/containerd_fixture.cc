@@ -57,8 +57,8 @@ std::filesystem::path containerd_script() {
   // Run by hand: look upwards from the working directory and from the test binary (build trees
   // live inside the source tree).
   std::error_code ec;
-  for (auto start : {std::filesystem::current_path(ec),
-                     std::filesystem::read_symlink("/proc/self/exe", ec).parent_path()}) {
+  for (const auto& start : {std::filesystem::current_path(ec),
+                            std::filesystem::read_symlink("/proc/self/exe", ec).parent_path()}) {
     for (auto dir = start; !dir.empty(); dir = dir.parent_path()) {
       auto candidate = dir / "tools" / "containerd.sh";
       if (std::filesystem::exists(candidate, ec)) return candidate;
@@ -68,7 +68,7 @@ std::filesystem::path containerd_script() {
   return "tools/containerd.sh";
 }
 
-Containerd::Containerd(std::vector<std::string> cgroup_roots) {
+Containerd::Containerd(const std::vector<std::string>& cgroup_roots) {
   lock_fd_ = ::open(kLockFile, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (lock_fd_ < 0) throw std::runtime_error(std::string("cannot open ") + kLockFile);
   bool locked = eventually([&] { return ::flock(lock_fd_, LOCK_EX | LOCK_NB) == 0; }, kLockWait,
@@ -143,7 +143,9 @@ bool Containerd::daemon_answers() const {
 std::filesystem::path Containerd::build_image(const std::string& name, const std::string& tag,
                                               const std::string& marker) const {
   std::string file;
-  for (char c : name + "_" + tag + "_" + marker) {
+  std::string label = name;
+  label.append("_").append(tag).append("_").append(marker);
+  for (char c : label) {
     file += (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_') ? c : '_';
   }
   auto archive = dir() / "images" / (file + ".tar");

@@ -40,7 +40,7 @@ class Containerd {
  public:
   // Starts containerd; `cgroup_roots` are cgroup paths (e.g. "/gantry-test") under which the
   // tests create pod cgroups: empty directories below them are removed at teardown.
-  explicit Containerd(std::vector<std::string> cgroup_roots = {});
+  explicit Containerd(const std::vector<std::string>& cgroup_roots = {});
   ~Containerd();
   Containerd(const Containerd&) = delete;
   Containerd& operator=(const Containerd&) = delete;
