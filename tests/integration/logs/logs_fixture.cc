@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <fstream>
 
 #include "cloudcore/hub/hub.h"
 
@@ -98,6 +99,19 @@ LogsCluster::~LogsCluster() {
   cloud_->stop();
   api_loop_.stop();
   edge_loop_.stop();
+}
+
+std::string LogsCluster::write_kubeconfig() {
+  auto ca = dir_ / "ca.crt";
+  std::ofstream(ca) << cluster_.ca_pem();
+  auto path = dir_ / "kubeconfig";
+  std::ofstream(path) << "apiVersion: v1\nkind: Config\nclusters:\n- name: gantry\n  cluster:\n"
+                      << "    server: https://127.0.0.1:" << api_port()
+                      << "\n    certificate-authority: " << ca.string()
+                      << "\nusers:\n- name: admin\n  user:\n    token: " << kLogsToken
+                      << "\ncontexts:\n- name: gantry\n  context:\n    cluster: gantry\n"
+                      << "    user: admin\ncurrent-context: gantry\n";
+  return path.string();
 }
 
 void LogsCluster::set_container(const std::string& container, const std::string& path,

@@ -27,6 +27,8 @@ class LogsCluster {
   void set_container(const std::string& container, const std::string& path, bool running);
   void remove_container(const std::string& container);
   std::filesystem::path log_path(const std::string& name) const { return dir_ / name; }
+  // A kubeconfig for the admin token against this API server.
+  std::string write_kubeconfig();
 
   Cloud& cloud() { return *cloud_; }
   Edge& edge() { return *edge_; }
