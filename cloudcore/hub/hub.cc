@@ -526,6 +526,9 @@ void Hub::Impl::sweep() {
       if (now - state.last_seen >= options.node_timeout) {
         state.marked_unknown = true;
         to_mark.push_back(node);
+        // Queued under `mu`: a Hello that sees the mark (attach) queues its clearing after this,
+        // never before (found by edgesim: a node connecting during a large sweep stayed Unknown).
+        writer->set_unreachable(node, true);
       }
     }
   }
@@ -533,7 +536,6 @@ void Hub::Impl::sweep() {
     spdlog::info("hub: node {} silent for more than {} ms: Ready=Unknown (its pods stay)", node,
                  options.node_timeout.count());
     ++stats.nodes_marked_unknown;
-    writer->set_unreachable(node, true);
   }
 }
 
