@@ -70,3 +70,27 @@ TEST_CASE("kubectl logs and kubectl logs -f --tail=2 read a container's log thro
   CHECK(follow->wait(std::chrono::seconds(60)) == 0);
   CHECK(follow->log() == "two\nthree\nfour\n");
 }
+
+TEST_CASE("kubectl logs -f reports an error when the node drops mid-stream",
+          "[integration][logs][kubectl]") {
+  auto binaries = kubectl_binaries();
+  if (binaries.empty()) {
+    WARN("no kubectl on this machine");
+    return;
+  }
+  auto binary = GENERATE_COPY(from_range(binaries));
+  LogsCluster cluster;
+  auto path = cluster.log_path("c-0.log");
+  append(path, cri(1, "before the cut"));
+  cluster.set_container("c", path.string(), /*running=*/true);
+  std::string kubeconfig = cluster.write_kubeconfig();
+  ChildProcess follow({binary, "--kubeconfig", kubeconfig, "logs", "-f", "web"},
+                      cluster.log_path("kubectl-cut.out"));
+  REQUIRE(eventually([&] { return follow.log() == "before the cut\n"; }, std::chrono::seconds(60)));
+  cluster.edge().stop();
+  int code = follow.wait(std::chrono::seconds(60));
+  INFO(follow.log());
+  CHECK(code != 0);
+  CHECK(code != -1);
+  CHECK_THAT(follow.log(), Catch::Contains("unexpected EOF"));
+}
