@@ -74,14 +74,15 @@ std::optional<int64_t> parse_rfc3339_nanos(std::string_view t) {
         !digits(t, pos + 4, 2, &om) || oh > 23 || om > 59) {
       return std::nullopt;
     }
-    offset_seconds = (t[pos] == '-' ? -1 : 1) * (oh * 3600 + om * 60);
+    offset_seconds = (t[pos] == '-' ? -1 : 1) * (int64_t{oh} * 3600 + int64_t{om} * 60);
     pos += 6;
   } else {
     return std::nullopt;
   }
   if (pos != t.size()) return std::nullopt;
   int64_t days = days_from_civil(year, static_cast<unsigned>(month), static_cast<unsigned>(day));
-  int64_t seconds = days * 86400 + hour * 3600 + minute * 60 + second - offset_seconds;
+  int64_t seconds =
+      days * 86400 + int64_t{hour} * 3600 + int64_t{minute} * 60 + second - offset_seconds;
   return seconds * kNanosPerSecond + nanos;
 }
 

@@ -17,7 +17,7 @@ using common::make_error;
 
 namespace {
 
-constexpr size_t kChunkBytes = 64 * 1024;
+constexpr size_t kChunkBytes = size_t{64} * 1024;
 
 common::Status errno_error(const char* what, const std::string& path) {
   int e = errno;
@@ -106,7 +106,7 @@ common::Result<uint64_t> LogReader::find_tail_start(int fd, uint64_t end, int64_
       }
       last_newline = lo + i;
     }
-    head = block.substr(0, kMaxCriHeaderBytes) + head;
+    head.insert(0, block, 0, kMaxCriHeaderBytes);
     head.resize(std::min(head.size(), kMaxCriHeaderBytes));
     pos = lo;
   }
