@@ -136,6 +136,10 @@ int run(int argc, char** argv) {
     fmt::print("stopped edgecore (pid {}{})\n", report->stopped_pid,
                report->killed ? ", killed after it ignored SIGTERM" : "");
   }
+  if (report->pods_removed > 0) {
+    fmt::print("stopped and removed {} pod(s) edgecore ran on {}\n", report->pods_removed,
+               report->runtime_endpoint);
+  }
   fmt::print("removed from {}: {}\n", reset_dir, fmt::join(report->removed, ", "));
   if (!report->left.empty()) {
     fmt::print("left alone (not made by Gantry): {}\n", fmt::join(report->left, ", "));

@@ -11,7 +11,10 @@
 #include <fstream>
 #include <thread>
 
+#include <yaml-cpp/yaml.h>
+
 #include "common/base/atomic_file.h"
+#include "edgecore/runtime/cri_runtime.h"
 
 namespace gantry::adm {
 namespace {
@@ -122,6 +125,57 @@ std::vector<int> edgecores_using(const fs::path& dir) {
   return pids;
 }
 
+// The runtime endpoint edgecore used: edgecore.yaml's runtime.endpoint, or the default.
+std::string runtime_endpoint(const fs::path& config) {
+  std::string endpoint = "unix:///run/containerd/containerd.sock";
+  try {
+    YAML::Node root = YAML::LoadFile(config.string());
+    if (root["runtime"] && root["runtime"]["endpoint"]) {
+      endpoint = root["runtime"]["endpoint"].as<std::string>();
+    }
+  } catch (const std::exception&) {
+    // No readable config: the default runtime is the one edgecore would have used.
+  }
+  return endpoint;
+}
+
+// Stops and removes every sandbox (with its containers) that edgecore started, and nothing else.
+void remove_pods(const fs::path& dir, ResetReport& report) {
+  report.runtime_endpoint = runtime_endpoint(dir / "edgecore.yaml");
+  auto runtime = edge::CriRuntime::create({.endpoint = report.runtime_endpoint,
+                                           .call_timeout = std::chrono::seconds(10)});
+  if (!runtime.ok()) {
+    report.warnings.push_back(fmt::format("pods were not removed: {}", runtime.status().message()));
+    return;
+  }
+  const std::map<std::string, std::string> ours{{edge::kLabelManagedBy, "edgecore"}};
+  auto sandboxes = (*runtime)->list_pod_sandboxes(ours);
+  if (!sandboxes.ok()) {
+    report.warnings.push_back(fmt::format(
+        "pods edgecore started may still run: {} (remove them with `crictl rmp` or `ctr -n "
+        "k8s.io`, looking for the label {}=edgecore)",
+        sandboxes.status().message(), edge::kLabelManagedBy));
+    return;
+  }
+  for (const auto& sandbox : *sandboxes) {
+    edge::ContainerFilter filter;
+    filter.sandbox_id = sandbox.id;
+    if (auto containers = (*runtime)->list_containers(filter); containers.ok()) {
+      for (const auto& c : *containers) {
+        (void)(*runtime)->stop_container(c.id, std::chrono::seconds(10));
+        (void)(*runtime)->remove_container(c.id);
+      }
+    }
+    (void)(*runtime)->stop_pod_sandbox(sandbox.id);
+    if (auto s = (*runtime)->remove_pod_sandbox(sandbox.id); s.ok()) {
+      ++report.pods_removed;
+    } else {
+      report.warnings.push_back(
+          fmt::format("pod {}/{}: {}", sandbox.ns, sandbox.name, s.message()));
+    }
+  }
+}
+
 }  // namespace
 
 common::Result<ResetReport> reset(const ResetOptions& options) {
@@ -163,6 +217,9 @@ common::Result<ResetReport> reset(const ResetOptions& options) {
                       "disable --now edgecore`), then run reset again.",
                       fmt::join(pids, ", "), dir.string());
   }
+
+  // Pods go while edgecore.yaml still says which runtime ran them.
+  if (exists_no_follow(dir / "meta") || exists_no_follow(dir / "pods")) remove_pods(dir, report);
 
   for (const std::string& name : kEdgeEntries) {
     const fs::path p = dir / name;

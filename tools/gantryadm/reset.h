@@ -12,7 +12,7 @@ namespace gantry::adm {
 
 // What join and edgecore create in an edge data dir: reset removes these and nothing else.
 inline const std::vector<std::string> kEdgeEntries = {"edgecore.yaml", "edgecore.pid", "pki",
-                                                      "meta"};
+                                                      "meta", "pods", "logs"};
 
 struct ResetOptions {
   std::filesystem::path data_dir;
@@ -26,11 +26,16 @@ struct ResetReport {
   std::vector<std::string> removed;   // entries of kEdgeEntries that were there
   std::vector<std::string> left;      // other entries, left alone
   std::vector<std::string> warnings;  // e.g. a pid file naming a process that is not edgecore
+  // Pods edgecore started (sandboxes labelled gantry.io/managed-by=edgecore) stopped and removed
+  // from the runtime named in edgecore.yaml; containers of other software are never touched.
+  int pods_removed = 0;
+  std::string runtime_endpoint;
 };
 
 // Refuses (kFailedPrecondition) a directory holding none of kEdgeEntries (a typo must not wipe an
 // unrelated directory) and a cloudcore data dir (it holds the CA key). Stops the edgecore named by
-// DIR/edgecore.pid first, if that process is an edgecore.
+// DIR/edgecore.pid first, if that process is an edgecore, then removes the pods it ran (through
+// the runtime endpoint of DIR/edgecore.yaml; a runtime that does not answer is a warning).
 common::Result<ResetReport> reset(const ResetOptions& options);
 
 }  // namespace gantry::adm

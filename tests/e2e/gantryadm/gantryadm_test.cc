@@ -390,7 +390,9 @@ TEST_CASE("deploy/edgecore.yaml sets every option and loads in edgecore", "[e2e]
   make_edge_pki(dir / "pki", "gantry-01");
   const std::string yaml = edge_sample_for(dir);
   for (const char* key : {"node_name:", "data_dir:", "cloudcore:", "cert:", "key:", "ca:",
-                          "heartbeat:", "base:", "cap:", "level:", "format:"}) {
+                          "heartbeat:", "base:", "cap:", "level:", "format:", "endpoint:",
+                          "timeout:", "pull_timeout:", "relist_interval:", "crash_backoff_base:",
+                          "crash_backoff_cap:", "node_status_interval:"}) {
     INFO(key);
     CHECK(yaml.find(key) != std::string::npos);
   }
