@@ -186,6 +186,9 @@ class SessionCore : public NodeListener, public std::enable_shared_from_this<Ses
     end_log_streams(fmt::format("the connection to node \"{}\" was lost{}{}", node_,
                                 reason.empty() ? "" : ": ", reason));
     --hub_->stats.sessions_open;
+    // Pings do not reach on_message: a connection that ends any other way than by the idle
+    // timeout was alive until now, and the node gets its full node_timeout to come back.
+    if (reason != "idle timeout") last_seen_ = hub_->clock.steady_now();
     hub_->detach(node_, this, last_seen_);
     spdlog::info("hub: node {} disconnected: {}", node_, reason.empty() ? "closed" : std::string(reason));
   }
