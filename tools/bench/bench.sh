@@ -113,6 +113,11 @@ steady | idle-bytes | propagation)
   start_cloudcore
   RSS0=$(awk '/VmRSS/ {print $2}' "/proc/$CLOUD_PID/status")
   start_sampler "$CLOUD_PID" "$WORK/cloud.samples"
+  # PERF=seconds: a CPU profile of cloudcore from the first connection on ($WORK/perf.data).
+  if [[ -n ${PERF:-} ]]; then
+    perf record -F 499 -g -p "$CLOUD_PID" -o "$WORK/perf.data" -- sleep "$PERF" >/dev/null 2>&1 &
+    PIDS+=($!)
+  fi
   case "$SCENARIO" in
   steady) CHURN=600 ;;
   idle-bytes) CHURN=0 ;;

@@ -1123,6 +1123,16 @@ json Sim::run() {
   const bool settled = wait_for(tally, options.settle);
   tally();
 
+  size_t ready = 0, unknown = 0, not_seen = 0;
+  {
+    // Before the nodes leave: the cloud marks nodes that disconnect.
+    std::lock_guard lock(ready_mu);
+    for (char c : node_ready) {
+      ready += c == 'T';
+      unknown += c == 'U';
+      not_seen += c == 0;
+    }
+  }
   stopping = true;
   for (auto& node : nodes) node->stop();
   wait_for([&] { return connected.load() <= 0; }, 10s);
@@ -1130,12 +1140,6 @@ json Sim::run() {
   for (auto& t : watchers) t.join();
   loop.stop();
 
-  size_t ready = 0, unknown = 0, not_seen = 0;
-  for (char c : node_ready) {
-    ready += c == 'T';
-    unknown += c == 'U';
-    not_seen += c == 0;
-  }
   json report;
   report["nodes"] = total;
   report["pods"] = pods_total;
