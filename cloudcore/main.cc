@@ -285,6 +285,10 @@ std::string render_metrics(const Hub& hub, const Store& store, const Registry& r
   gauge("gantry_hub_log_streams", "Log streams open.", double(h.log_streams_open.load()));
   counter("gantry_hub_log_stream_bytes_total", "Log output received from edge nodes.", h.log_stream_bytes);
   counter("gantry_hub_log_streams_offline_total", "Log requests for nodes not connected.", h.log_streams_offline);
+  counter("gantry_hub_certificates_renewed_total", "Node certificates renewed over the tunnel.", h.certificates_renewed);
+  counter("gantry_hub_certificate_requests_refused_total", "Certificate renewal requests answered with an error.", h.certificate_requests_refused);
+  counter("gantry_hub_refused_expired_total", "Node connections refused for an expired certificate.", h.refused_expired);
+  counter("gantry_hub_refused_certificate_total", "Client certificates that failed TLS verification otherwise.", h.refused_certificate);
   gauge("gantry_store_revision", "The store's current revision.", double(store.current_revision()));
   gauge("gantry_store_compacted_revision", "History at or below this revision is compacted.", double(store.compacted_revision()));
   if (const auto* rocks = dynamic_cast<const RocksStore*>(&store)) {
@@ -359,6 +363,25 @@ int run(const CloudcoreConfig& config) {
       std::chrono::duration_cast<std::chrono::seconds>(config.tunnel.retry_after).count());
   hub_options.max_frame_bytes = config.tunnel.max_frame.bytes;
   hub_options.max_queued_bytes = config.tunnel.max_queued.bytes;
+  // Certificate rotation over the tunnel: the join section's CA and lifetime.
+  std::shared_ptr<NodeCertificateSigner> signer;
+  if (config.join.enabled) {
+    auto credentials = load_join_credentials(config.tls.ca, config.join.ca_key,
+                                             config.join.token_signing_key);
+    if (!credentials.ok()) {
+      spdlog::critical("join: {}", credentials.status().to_string());
+      return 1;
+    }
+    const auto lifetime =
+        std::chrono::duration_cast<std::chrono::seconds>(config.join.certificate_lifetime);
+    signer = std::make_shared<NodeCertificateSigner>(std::move(credentials).value(), lifetime, clock);
+    hub_options.renew_certificate = [signer](const std::string& node, std::string_view csr) {
+      return signer->sign(node, csr);
+    };
+    // Short test lifetimes renew more often than every 10 s.
+    hub_options.renewal_interval =
+        std::min<std::chrono::milliseconds>(10s, std::chrono::milliseconds(lifetime) / 4);
+  }
   auto hub = Hub::start(loop, *tls, **store, **registry, clock, hub_options);
   if (!hub.ok()) {
     spdlog::critical("{}", hub.status().to_string());

@@ -50,6 +50,7 @@ struct EdgecoreConfig {
   std::chrono::milliseconds crash_backoff_base{10s};
   std::chrono::milliseconds crash_backoff_cap{5min};
   std::chrono::milliseconds node_status_interval{10s};
+  bool rotation_enabled = true;  // renew the node certificate over the tunnel
   common::LogConfig log;
 };
 
@@ -99,6 +100,8 @@ common::Status load_config(const std::string& path, EdgecoreConfig& c) {
                      n.fail("crash_backoff_cap", "must not be below crash_backoff_base");
                    }
                  })
+        .section("rotation",
+                 [&](common::ConfigNode& n) { n.field("enabled", &c.rotation_enabled); })
         .section("log", &c.log);
   });
 }
@@ -129,14 +132,6 @@ common::Result<std::pair<std::string, uint16_t>> parse_address(const std::string
     return make_error(Code::kInvalidArgument, "cloudcore: '{}' is not host:port", address);
   }
   return std::pair{host, static_cast<uint16_t>(value)};
-}
-
-common::Result<std::string> read_file(const std::string& path, std::string_view what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return make_error(Code::kNotFound, "{}: cannot read {}", what, path);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
 }
 
 // Re-probes the node now and then; the tracker sends only what changed.
@@ -172,23 +167,20 @@ int run(const EdgecoreConfig& config) {
     spdlog::critical("{}", address.status().message());
     return 2;
   }
-  common::TlsOptions tls_options;
-  for (auto [path, out, what] : {std::tuple{&config.tls_cert, &tls_options.cert_pem, "tls.cert"},
-                                 std::tuple{&config.tls_key, &tls_options.key_pem, "tls.key"},
-                                 std::tuple{&config.tls_ca, &tls_options.ca_pem, "tls.ca"}}) {
-    auto pem = read_file(*path, what);
-    if (!pem.ok()) {
-      spdlog::critical("{}", pem.status().message());
-      return 2;
-    }
-    *out = std::move(pem).value();
-  }
-  tls_options.verify_peer = true;
-  auto tls = common::TlsContext::create(common::TlsRole::kClient, tls_options);
-  if (!tls.ok()) {
-    spdlog::critical("TLS: {}", tls.status().to_string());
+  // The node certificate (tls.*), renewed over the tunnel (rotation.enabled); it finishes a
+  // rotation a power cut interrupted.
+  common::SystemRandom cert_random;
+  auto certificate = CertRotation::load({.node_name = config.node_name,
+                                         .cert_file = config.tls_cert,
+                                         .key_file = config.tls_key,
+                                         .ca_file = config.tls_ca,
+                                         .enabled = config.rotation_enabled},
+                                        common::system_clock(), cert_random);
+  if (!certificate.ok()) {
+    spdlog::critical("TLS: {}", certificate.status().to_string());
     return 2;
   }
+  std::shared_ptr<common::TlsContext> tls = (*certificate)->tls();
 
   auto meta = MetaStore::open(std::filesystem::path(config.data_dir) / "meta");
   if (!meta.ok()) {
@@ -239,7 +231,8 @@ int run(const EdgecoreConfig& config) {
   hub_options.ping_interval = config.heartbeat;
   hub_options.backoff = {config.backoff_base, config.backoff_cap};
   hub_options.streams = &logs;
-  EdgeHub hub(loop, *tls, **meta, **tracker, hub_options, common::system_clock(), random);
+  hub_options.rotation = certificate->get();
+  EdgeHub hub(loop, tls, **meta, **tracker, hub_options, common::system_clock(), random);
 
   auto started = std::chrono::duration_cast<std::chrono::seconds>(
       common::system_clock().system_now().time_since_epoch());

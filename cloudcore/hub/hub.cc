@@ -49,6 +49,7 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
   HubStats stats;
   std::unique_ptr<StatusWriter> writer;
   std::unique_ptr<common::WsServer> server;
+  std::shared_ptr<common::TlsContext> tls;  // to unhook the rejection handler at stop
   common::TimerHandle sweep_timer;
   std::atomic<bool> stopped{false};
 
@@ -58,6 +59,7 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
     bool seen = false;  // connected at least once since this hub started
     bool marked_unknown = false;
     Revision acked = 0;
+    std::chrono::steady_clock::time_point last_renewal{};  // last CertificateRequest (rate limit)
     std::chrono::steady_clock::time_point last_seen;
   };
   mutable std::mutex mu;
@@ -77,6 +79,8 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
     std::lock_guard lock(mu);
     nodes[node].acked = acked;
   }
+  // Seconds to wait before `node` may ask for a certificate again; 0 = now (and counted).
+  int64_t take_renewal_slot(const std::string& node);
   // Why `node` has no session, for a person ("offline since ..."). Called with mu held.
   std::string offline_reason_locked(const std::string& node) const;
 };
@@ -136,6 +140,7 @@ class SessionCore : public NodeListener, public std::enable_shared_from_this<Ses
   void on_open(std::shared_ptr<common::WsConnection> conn) {
     conn_ = std::move(conn);
     last_seen_ = hub_->clock.steady_now();
+    certificate_not_after_ = conn_->peer().certificate_not_after;
     ++hub_->stats.sessions_opened;
     ++hub_->stats.sessions_open;
     ++hub_->stats.resyncs_in_progress;
@@ -174,6 +179,8 @@ class SessionCore : public NodeListener, public std::enable_shared_from_this<Ses
         return on_stream_close(frame.stream_close());
       case v1::Frame::kStreamWindow:
         return;  // nothing flows from the cloud to the edge on a log stream
+      case v1::Frame::kCertificateRequest:
+        return on_certificate_request(frame.certificate_request());
       default:
         return violation(fmt::format("frame type {} is not one an edge may send", static_cast<int>(frame.msg_case())));
     }
@@ -411,6 +418,42 @@ class SessionCore : public NodeListener, public std::enable_shared_from_this<Ses
     });
   }
 
+  // Certificate rotation. A bad or refused request is answered with the reason; the connection
+  // stays up. The identity is this session's.
+  void on_certificate_request(const v1::CertificateRequest& request) {
+    v1::Frame answer;
+    auto* response = answer.mutable_certificate_response();
+    auto refuse = [&](std::string why) {
+      ++hub_->stats.certificate_requests_refused;
+      spdlog::warn("hub: refused to renew the certificate of node {}: {}", node_, why);
+      response->set_error(std::move(why));
+      send(answer);
+    };
+    if (!hub_->options.renew_certificate) {
+      return refuse("certificate renewal is not enabled on this cloudcore (no join: section)");
+    }
+    if (int64_t wait = hub_->take_renewal_slot(node_); wait > 0) {
+      return refuse(fmt::format("too many certificate requests; retry in {} s", wait));
+    }
+    const auto now = hub_->clock.system_now();
+    // A session outlives its certificate's expiry only by renewing it: the last certificate
+    // issued on this session is what it now stands on.
+    if (certificate_not_after_ != std::chrono::system_clock::time_point{} &&
+        certificate_not_after_ <= now) {
+      return refuse(fmt::format("this connection's certificate expired at {}; reconnect with a "
+                                "valid certificate",
+                                common::format_rfc3339(certificate_not_after_)));
+    }
+    auto issued = hub_->options.renew_certificate(node_, request.csr_pem());
+    if (!issued.ok()) return refuse(issued.status().message());
+    certificate_not_after_ = issued->not_after();
+    ++hub_->stats.certificates_renewed;
+    spdlog::info("hub: renewed certificate of node {} (serial {}, valid until {})", node_,
+                 issued->serial_hex(), common::format_rfc3339(issued->not_after()));
+    response->set_certificate_pem(issued->to_pem());
+    send(answer);
+  }
+
   void maybe_release_resync_slot() {
     if (holds_resync_slot_ && dispatch_.caught_up()) release_resync_slot();
   }
@@ -432,6 +475,7 @@ class SessionCore : public NodeListener, public std::enable_shared_from_this<Ses
   std::chrono::steady_clock::time_point last_seen_;
   std::unordered_map<uint32_t, OpenLog> logs_;
   uint32_t next_stream_id_ = 0;
+  std::chrono::system_clock::time_point certificate_not_after_{};
 };
 
 class SessionHandler : public common::WsHandler {
@@ -455,6 +499,18 @@ common::Admission Hub::Impl::admit(const common::PeerInfo& peer) {
             fmt::format("the client certificate's CN '{}' is not system:node:NAME with a valid node name; "
                         "join the node with gantryadm join", peer.common_name)};
   }
+  // A full handshake already refused an expired certificate (see on_tls_rejected); a resumed
+  // session carries the certificate it was first made with, so check again here.
+  if (peer.certificate_not_after != std::chrono::system_clock::time_point{} &&
+      peer.certificate_not_after <= clock.system_now()) {
+    ++stats.refused_expired;
+    const std::string expiry = common::format_rfc3339(peer.certificate_not_after);
+    spdlog::warn("hub: refused node {}: its certificate expired at {} (from {}, resumed TLS "
+                 "session)", *name, expiry, peer.remote_address);
+    return {403, 0,
+            fmt::format("the certificate of node {} expired at {}; get a new one with gantryadm "
+                        "join", *name, expiry)};
+  }
   if (stopped) return {503, options.retry_after_seconds, "cloudcore is shutting down"};
   if (stats.resyncs_in_progress.load() >= options.max_concurrent_resyncs) {
     ++stats.refused_busy;
@@ -462,6 +518,32 @@ common::Admission Hub::Impl::admit(const common::PeerInfo& peer) {
             fmt::format("cloudcore is resyncing {} nodes; retry later", stats.resyncs_in_progress.load())};
   }
   return {};
+}
+
+int64_t Hub::Impl::take_renewal_slot(const std::string& node) {
+  const auto now = clock.steady_now();
+  std::lock_guard lock(mu);
+  auto& last = nodes[node].last_renewal;
+  if (last != std::chrono::steady_clock::time_point{} && now - last < options.renewal_interval) {
+    auto wait = std::chrono::ceil<std::chrono::seconds>(options.renewal_interval - (now - last));
+    return std::max<int64_t>(1, wait.count());
+  }
+  last = now;
+  return 0;
+}
+
+static void on_tls_rejected(HubStats& stats, const common::TlsPeerRejection& r) {
+  auto name = common::node_name_from_common_name(r.common_name);
+  const std::string who = name ? "node " + *name : fmt::format("a client (CN '{}')", r.common_name);
+  if (r.expired) {
+    ++stats.refused_expired;
+    spdlog::warn("hub: refused {}: its certificate expired at {} (from {})", who,
+                 common::format_rfc3339(r.not_after), r.remote_address);
+  } else {
+    ++stats.refused_certificate;
+    spdlog::info("hub: refused {} from {}: its certificate does not verify: {}", who,
+                 r.remote_address, r.reason);
+  }
 }
 
 std::shared_ptr<SessionCore> Hub::Impl::attach(const std::string& node, const std::shared_ptr<SessionCore>& session,
@@ -583,6 +665,11 @@ common::Result<std::unique_ptr<Hub>> Hub::start(common::EventLoop& loop, std::sh
     if (!self || !name) return nullptr;
     return std::make_unique<SessionHandler>(std::make_shared<SessionCore>(self, *name));
   };
+  // Who a failed TLS handshake was, in our log (the client only gets an alert).
+  tls->set_peer_rejected_handler([weak](const common::TlsPeerRejection& rejection) {
+    if (auto self = weak.lock()) on_tls_rejected(self->stats, rejection);
+  });
+  impl->tls = tls;
   auto server = common::WsServer::start(loop, std::move(tls), std::move(ws));
   if (!server.ok()) return server.status().with_context("starting the tunnel server");
   impl->server = std::move(server).value();
@@ -663,6 +750,7 @@ void LogStream::consumed(size_t bytes) {
 void Hub::stop() {
   if (impl_->stopped.exchange(true)) return;
   impl_->sweep_timer.cancel();
+  if (impl_->tls) impl_->tls->set_peer_rejected_handler(nullptr);
   if (impl_->server) impl_->server->stop();
   // Sessions end on the loop; wait (bounded) so none outlives the store and registry.
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);

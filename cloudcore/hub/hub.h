@@ -15,6 +15,7 @@
 #include "common/base/clock.h"
 #include "common/net/event_loop.h"
 #include "common/net/tls.h"
+#include "common/pki/pki.h"
 #include "gantry/v1/tunnel.pb.h"
 
 namespace gantry::cloud {
@@ -34,6 +35,15 @@ struct HubOptions {
   // Bytes of log output a node may send on one stream before the reader has taken them: the most
   // the cloud holds per log stream (re-granted as the reader drains).
   uint32_t log_stream_window = 64 << 10;
+  // Certificate rotation: signs a new certificate for `node` (the node of the TLS session, never
+  // a name from the frame) from the CSR of a CertificateRequest. Unset: requests are answered
+  // with an error. Called on the session's thread; must be thread-safe.
+  std::function<common::Result<common::Certificate>(const std::string& node,
+                                                    std::string_view csr_pem)>
+      renew_certificate;
+  // At most one CertificateRequest per node per interval; more are answered with an error (the
+  // edge asks again later).
+  std::chrono::milliseconds renewal_interval{10'000};
 };
 
 struct HubStats {
@@ -55,6 +65,10 @@ struct HubStats {
   std::atomic<int64_t> log_streams_open{0};
   std::atomic<uint64_t> log_stream_bytes{0};     // log output received from nodes
   std::atomic<uint64_t> log_streams_offline{0};  // refused at once: the node is not connected
+  std::atomic<uint64_t> certificates_renewed{0};
+  std::atomic<uint64_t> certificate_requests_refused{0};  // answered with an error
+  std::atomic<uint64_t> refused_expired{0};      // expired node certificates (TLS or upgrade)
+  std::atomic<uint64_t> refused_certificate{0};  // other client certificates failing TLS verify
 };
 
 // What a log stream reports, on the node session's thread, one call at a time.

@@ -317,6 +317,7 @@ Response JoinService::post_certificate(Request& request) {
   spec.server_auth = false;
   spec.client_auth = true;
   spec.lifetime = options_.certificate_lifetime;
+  spec.backdate = node_certificate_backdate(spec.lifetime);
   spec.now = clock_.system_now();
   // Signed before the write so that a signing failure leaves no node object behind.
   auto cert = common::sign_csr(csr, spec, credentials_.ca, credentials_.ca_key);
@@ -335,6 +336,46 @@ Response JoinService::post_certificate(Request& request) {
   spdlog::info("join: node {} joined province {} from {} (certificate until {}, token {})", name,
                province, ip, common::format_rfc3339(cert->not_after()), claims->id);
   return Response::json(200, dump(json{{"certificate", cert->to_pem()}, {"ca", ca_pem_}}));
+}
+
+std::chrono::seconds node_certificate_backdate(std::chrono::seconds lifetime) {
+  return std::min(std::chrono::seconds(300), lifetime / 10);
+}
+
+NodeCertificateSigner::NodeCertificateSigner(JoinCredentials credentials,
+                                             std::chrono::seconds lifetime,
+                                             const common::Clock& clock)
+    : credentials_(std::move(credentials)), lifetime_(lifetime), clock_(clock) {}
+
+common::Result<common::Certificate> NodeCertificateSigner::sign(const std::string& node,
+                                                                std::string_view csr_pem) const {
+  if (csr_pem.empty()) return common::make_error(Code::kInvalidArgument, "the request has no CSR");
+  auto info = common::read_csr(csr_pem);
+  if (!info.ok()) {
+    return common::make_error(Code::kInvalidArgument, "the certificate request is not valid: {}",
+                              info.status().message());
+  }
+  const std::string expected_cn = std::string(kNodeCnPrefix) + node;
+  if (info->common_name != expected_cn) {
+    return common::make_error(Code::kInvalidArgument,
+                              "the certificate request's CN is '{}'; this connection is node {}, "
+                              "so it must be '{}'",
+                              info->common_name, node, expected_cn);
+  }
+  common::CertificateSpec spec;
+  spec.common_name = expected_cn;
+  spec.server_auth = false;
+  spec.client_auth = true;
+  spec.lifetime = lifetime_;
+  spec.backdate = node_certificate_backdate(lifetime_);
+  spec.now = clock_.system_now();
+  auto cert = common::issue_certificate(info->public_key.get(), spec, credentials_.ca,
+                                        credentials_.ca_key);
+  if (!cert.ok()) {
+    return common::make_error(Code::kInvalidArgument, "the certificate request cannot be signed: {}",
+                              cert.status().message());
+  }
+  return cert;
 }
 
 common::Router JoinService::router() {

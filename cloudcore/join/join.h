@@ -79,6 +79,28 @@ common::Result<JoinCredentials> load_join_credentials(const std::filesystem::pat
                                                       const std::filesystem::path& ca_key,
                                                       const std::filesystem::path& signing_key);
 
+// How far back a node certificate's notBefore is set: clock skew between cloudcore replicas, but
+// at most a tenth of the lifetime, so that the edge's renewal point (a share of notBefore ..
+// notAfter) stays where it should be for short test lifetimes.
+std::chrono::seconds node_certificate_backdate(std::chrono::seconds lifetime);
+
+// Renews node certificates over the tunnel (certificate rotation): same CA, same lifetime as a
+// join. The node is the one the tunnel's TLS session names; the CSR must ask for exactly that
+// CN. Thread-safe (the hub calls it from many sessions).
+class NodeCertificateSigner {
+ public:
+  NodeCertificateSigner(JoinCredentials credentials, std::chrono::seconds lifetime,
+                        const common::Clock& clock);
+  // kInvalidArgument naming what is wrong with the CSR.
+  common::Result<common::Certificate> sign(const std::string& node, std::string_view csr_pem) const;
+  std::chrono::seconds lifetime() const { return lifetime_; }
+
+ private:
+  JoinCredentials credentials_;
+  std::chrono::seconds lifetime_;
+  const common::Clock& clock_;
+};
+
 // The request handling, without sockets (unit-tested directly).
 class JoinService {
  public:

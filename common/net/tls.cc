@@ -1,5 +1,10 @@
 #include "common/net/tls.h"
 
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cstring>
+#include <ctime>
 #include <mutex>
 
 #include <boost/asio/ip/address.hpp>
@@ -30,6 +35,48 @@ int context_ex_index() {
   return index;
 }
 
+std::optional<std::chrono::system_clock::time_point> asn1_time_point(const ASN1_TIME* time) {
+  struct tm tm {};
+  if (time == nullptr || ASN1_TIME_to_tm(time, &tm) != 1) return std::nullopt;
+  return std::chrono::system_clock::from_time_t(timegm(&tm));
+}
+
+std::string subject_common_name(X509* cert) {
+  if (cert == nullptr) return "";
+  X509_NAME* subject = X509_get_subject_name(cert);
+  int index = X509_NAME_get_index_by_NID(subject, NID_commonName, -1);
+  if (index < 0) return "";
+  ASN1_STRING* data = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, index));
+  unsigned char* utf8 = nullptr;
+  int length = ASN1_STRING_to_UTF8(&utf8, data);
+  if (length < 0) return "";
+  std::string cn(reinterpret_cast<char*>(utf8), static_cast<size_t>(length));
+  OPENSSL_free(utf8);
+  return cn;
+}
+
+std::string remote_address_of(const SSL* ssl) {
+  int fd = SSL_get_fd(ssl);
+  if (fd < 0) return "";
+  sockaddr_storage addr{};
+  socklen_t len = sizeof addr;
+  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return "";
+  if (addr.ss_family == AF_INET) {
+    auto* in = reinterpret_cast<sockaddr_in*>(&addr);
+    boost::asio::ip::address_v4::bytes_type b;
+    std::memcpy(b.data(), &in->sin_addr, b.size());
+    return fmt::format("{}:{}", boost::asio::ip::address_v4(b).to_string(), ntohs(in->sin_port));
+  }
+  if (addr.ss_family == AF_INET6) {
+    auto* in6 = reinterpret_cast<sockaddr_in6*>(&addr);
+    boost::asio::ip::address_v6::bytes_type b;
+    std::memcpy(b.data(), &in6->sin6_addr, b.size());
+    return fmt::format("[{}]:{}", boost::asio::ip::address_v6(b).to_string(),
+                       ntohs(in6->sin6_port));
+  }
+  return "";
+}
+
 bool is_ip_literal(std::string_view host) {
   boost::system::error_code ec;
   boost::asio::ip::make_address(std::string(host), ec);
@@ -42,6 +89,7 @@ struct TlsContext::Impl {
   ssl::context context{ssl::context::tls};
   mutable std::mutex mu;
   SSL_SESSION* session = nullptr;  // client: the last session the server issued
+  std::shared_ptr<const std::function<void(const TlsPeerRejection&)>> on_rejected;  // under mu
 };
 
 TlsContext::TlsContext(TlsRole role, TlsOptions options)
@@ -100,6 +148,8 @@ Result<std::shared_ptr<TlsContext>> TlsContext::create(TlsRole role, const TlsOp
       mode = ssl::verify_peer;
     }
     ctx.set_verify_mode(mode);
+    SSL_CTX_set_verify(native, mode, &TlsContext::on_verify);
+    SSL_CTX_set_ex_data(native, context_ex_index(), tls.get());
     // Resumption: a session cache for TLS 1.2 session ids, tickets (OpenSSL's default) for both.
     // The id context is what lets sessions with verified client certificates resume at all.
     SSL_CTX_set_session_cache_mode(native, SSL_SESS_CACHE_SERVER);
@@ -152,6 +202,44 @@ int TlsContext::on_new_session(SSL* ssl, SSL_SESSION* session) {
   if (self->impl_->session != nullptr) SSL_SESSION_free(self->impl_->session);
   self->impl_->session = session;
   return 1;  // we keep the reference OpenSSL handed us
+}
+
+int TlsContext::on_verify(int preverify_ok, X509_STORE_CTX* store) {
+  if (preverify_ok == 1) return 1;
+  auto* ssl = static_cast<SSL*>(
+      X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()));
+  if (ssl == nullptr) return 0;
+  auto* self =
+      static_cast<TlsContext*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), context_ex_index()));
+  if (self == nullptr) return 0;
+  std::shared_ptr<const std::function<void(const TlsPeerRejection&)>> handler;
+  {
+    std::lock_guard lock(self->impl_->mu);
+    handler = self->impl_->on_rejected;
+  }
+  if (!handler || !*handler) return 0;
+  // The client's own certificate, whichever certificate of its chain failed.
+  X509* leaf = X509_STORE_CTX_get0_cert(store);
+  const int error = X509_STORE_CTX_get_error(store);
+  TlsPeerRejection rejection;
+  rejection.common_name = subject_common_name(leaf);
+  if (leaf != nullptr) {
+    rejection.not_after = asn1_time_point(X509_get0_notAfter(leaf)).value_or(
+        std::chrono::system_clock::time_point{});
+  }
+  rejection.expired = error == X509_V_ERR_CERT_HAS_EXPIRED;
+  rejection.reason = X509_verify_cert_error_string(error);
+  rejection.remote_address = remote_address_of(ssl);
+  (*handler)(rejection);
+  return 0;
+}
+
+void TlsContext::set_peer_rejected_handler(std::function<void(const TlsPeerRejection&)> handler) {
+  auto shared = handler ? std::make_shared<const std::function<void(const TlsPeerRejection&)>>(
+                              std::move(handler))
+                        : nullptr;
+  std::lock_guard lock(impl_->mu);
+  impl_->on_rejected = std::move(shared);
 }
 
 ssl::context& TlsContext::native() { return impl_->context; }
@@ -208,6 +296,12 @@ std::string peer_common_name(const SSL* ssl) {
   std::string cn(reinterpret_cast<char*>(utf8), static_cast<size_t>(length));
   OPENSSL_free(utf8);
   return cn;
+}
+
+std::optional<std::chrono::system_clock::time_point> peer_not_after(const SSL* ssl) {
+  X509* cert = SSL_get0_peer_certificate(ssl);
+  if (cert == nullptr) return std::nullopt;
+  return asn1_time_point(X509_get0_notAfter(cert));
 }
 
 bool tls_session_resumed(const SSL* ssl) { return SSL_session_reused(ssl) == 1; }

@@ -3,6 +3,8 @@
 // session on reconnect).
 #pragma once
 
+#include <chrono>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -36,6 +38,15 @@ struct TlsOptions {
 };
 
 enum class TlsRole { kServer, kClient };
+
+// A client certificate a server refused in the TLS handshake (see set_peer_rejected_handler).
+struct TlsPeerRejection {
+  std::string common_name;  // of the client's own certificate
+  std::chrono::system_clock::time_point not_after;
+  bool expired = false;        // the reason is the certificate's (or its chain's) expiry
+  std::string reason;          // OpenSSL's verification result, for a person
+  std::string remote_address;  // "127.0.0.1:51234", "" when unknown
+};
 
 // A client certificate and key for one connection, overriding the context's own, with the TLS
 // session that identity last got (a session is resumed only by the identity it was issued to).
@@ -73,6 +84,11 @@ class TlsContext {
   // Client: prepares `ssl` before the handshake (SNI, name verification, cached session). With
   // an identity, its certificate and key are used and its own session is offered.
   Status prepare_client(SSL* ssl, std::string_view host, TlsIdentity* identity = nullptr);
+  // Server: `handler` is told about every client certificate that fails verification, on the
+  // handshaking thread (so that the application can log who was refused and why; the TLS alert
+  // alone tells the client little). Thread-safe; an empty function removes it.
+  void set_peer_rejected_handler(std::function<void(const TlsPeerRejection&)> handler);
+
   // Client: drops the cached session (e.g. after the server refused it).
   void forget_session();
   bool has_session() const;
@@ -80,6 +96,7 @@ class TlsContext {
  private:
   TlsContext(TlsRole role, TlsOptions options);
   static int on_new_session(SSL* ssl, struct ssl_session_st* session);
+  static int on_verify(int preverify_ok, struct x509_store_ctx_st* store);
 
   struct Impl;
   std::unique_ptr<Impl> impl_;
@@ -89,6 +106,8 @@ class TlsContext {
 
 // The peer certificate's subject CN, "" when there is no peer certificate or no CN.
 std::string peer_common_name(const SSL* ssl);
+// The peer certificate's notAfter; nullopt without a peer certificate.
+std::optional<std::chrono::system_clock::time_point> peer_not_after(const SSL* ssl);
 // Whether the handshake on `ssl` resumed a previous session.
 bool tls_session_resumed(const SSL* ssl);
 // "system:node:edge-01" -> "edge-01"; nullopt for any other CN.

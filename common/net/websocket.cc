@@ -241,6 +241,7 @@ class WsSession : public WsConnection, public std::enable_shared_from_this<WsSes
     SSL* ssl = ws_.next_layer().native_handle();
     peer_.common_name = peer_common_name(ssl);
     peer_.tls_resumed = tls_session_resumed(ssl);
+    peer_.certificate_not_after = peer_not_after(ssl).value_or(peer_.certificate_not_after);
   }
 
   void configure_open_stream() {

@@ -22,6 +22,9 @@ struct PeerInfo {
   std::string common_name;     // the peer certificate's CN ("" without a certificate)
   std::string remote_address;  // "127.0.0.1:51234"
   bool tls_resumed = false;    // the TLS handshake resumed an earlier session
+  // The peer certificate's notAfter (epoch without a certificate). A resumed session carries the
+  // certificate of the handshake it resumes, which may have expired since.
+  std::chrono::system_clock::time_point certificate_not_after{};
 };
 
 // A thread-safe handle on one connection; every method may be called from any thread (work is

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <mutex>
 
 #include "common/net/websocket.h"
@@ -19,7 +20,7 @@ struct EdgeHub::Core : std::enable_shared_from_this<Core> {
         tracker(tracker),
         options(std::move(options)),
         clock(clock),
-        sync(meta, tracker, sync_options(this->options)),
+        sync(meta, tracker, sync_options()),
         backoff(this->options.backoff, clock, random) {}
 
   common::EventLoop& loop;
@@ -58,9 +59,21 @@ struct EdgeHub::Core : std::enable_shared_from_this<Core> {
   // Arms the stream poll timer when the stream handler has followed streams waiting for data.
   void arm_stream_poll_locked();
 
-  static EdgeSyncOptions sync_options(const EdgeHubOptions& options) {
+  // Certificate rotation (options.rotation), one timer for the renewal point, the answer's
+  // deadline and the retry after a failure.
+  common::TimerHandle rotation_timer;
+  void arm_rotation_locked();
+  void request_certificate_locked();
+  void retry_certificate_locked();
+  void on_certificate_locked(const v1::CertificateResponse& response);
+
+  EdgeSyncOptions sync_options() {
     EdgeSyncOptions o = options.sync;
     if (options.streams) o.streams = options.streams;
+    // EdgeSync calls it from on_message, with `mu` held.
+    if (options.rotation) {
+      o.on_certificate = [this](const v1::CertificateResponse& r) { on_certificate_locked(r); };
+    }
     return o;
   }
 };
@@ -89,11 +102,20 @@ class Handler final : public common::WsHandler {
 
 void EdgeHub::Core::connect() {
   uint64_t id;
+  std::shared_ptr<common::TlsContext> dial_tls = tls;
   {
     std::lock_guard lock(mu);
     if (stopped) return;
     id = ++connection_id;
     ++stats.connect_attempts;
+    if (options.rotation) {
+      // Dialing anyway when expired: the cloud refuses and says so in its own log, which is
+      // where an operator watching the fleet sees it.
+      if (auto s = options.rotation->check_before_connect(); !s.ok()) {
+        spdlog::error("tunnel: {}", s.message());
+      }
+      dial_tls = options.rotation->tls();
+    }
   }
   common::WsClientOptions ws;
   ws.host = options.host;
@@ -104,7 +126,7 @@ void EdgeHub::Core::connect() {
   ws.ping_interval = options.ping_interval;
   ws.idle_timeout = options.idle_timeout;
   std::weak_ptr<Core> weak = weak_from_this();
-  common::ws_connect(loop, tls, std::move(ws), std::make_unique<Handler>(weak, id),
+  common::ws_connect(loop, std::move(dial_tls), std::move(ws), std::make_unique<Handler>(weak, id),
                      [weak, id](common::ConnectResult result) {
                        if (auto core = weak.lock()) core->on_connect_result(id, result);
                      });
@@ -163,6 +185,7 @@ void EdgeHub::Core::on_message(uint64_t id, std::string_view data) {
     spdlog::info("tunnel: welcomed (resume {}, cloud acked sequence {}, resend status {})",
                  v1::ResumeMode_Name(welcome.resume()), welcome.acked_sequence(),
                  welcome.resend_status());
+    arm_rotation_locked();
   }
   stats.objects_applied = sync.counters().objects_applied;
   // A Welcome or an ack may have opened room for status batches.
@@ -186,11 +209,17 @@ void EdgeHub::Core::on_close(uint64_t id, std::string_view reason) {
   batch_timer_armed = false;
   poll_timer.cancel();
   poll_timer_armed = false;
+  rotation_timer.cancel();
+  if (options.rotation) options.rotation->abandon_request();
   if (!stopped) schedule_reconnect_locked();
 }
 
 void EdgeHub::Core::schedule_reconnect_locked() {
   auto delay = backoff.next_delay();
+  if (options.rotation && options.rotation->expired()) {
+    delay = std::max(delay, std::chrono::duration_cast<decltype(delay)>(
+                                options.expired_retry_interval));
+  }
   spdlog::info("tunnel: reconnecting in {} ms", delay.count());
   std::weak_ptr<Core> weak = weak_from_this();
   reconnect_timer = loop.schedule(delay, [weak] {
@@ -248,6 +277,79 @@ void EdgeHub::Core::arm_stream_poll_locked() {
   });
 }
 
+void EdgeHub::Core::arm_rotation_locked() {
+  CertRotation* rotation = options.rotation;
+  if (!rotation || !rotation->enabled() || !connection || !sync.welcomed()) return;
+  if (rotation->request_pending()) return;
+  auto delay = std::max(rotation->renew_at() - clock.system_now(),
+                        std::chrono::system_clock::duration::zero());
+  std::weak_ptr<Core> weak = weak_from_this();
+  rotation_timer = loop.schedule(delay, [weak] {
+    auto core = weak.lock();
+    if (!core) return;
+    std::lock_guard lock(core->mu);
+    core->request_certificate_locked();
+  });
+}
+
+void EdgeHub::Core::request_certificate_locked() {
+  CertRotation* rotation = options.rotation;
+  if (stopped || !connection || !sync.welcomed()) return;  // re-armed at the next Welcome
+  auto request = rotation->make_request();
+  if (!request.ok()) {
+    ++stats.certificate_failures;
+    spdlog::warn("tunnel: cannot make a certificate request: {}", request.status().to_string());
+    return retry_certificate_locked();
+  }
+  spdlog::info("tunnel: asking cloudcore to renew this node's certificate (serial {}, valid until "
+               "{})", rotation->certificate().serial_hex(),
+               common::format_rfc3339(rotation->certificate().not_after()));
+  send_locked(*request);
+  std::weak_ptr<Core> weak = weak_from_this();
+  rotation_timer = loop.schedule(options.certificate_answer_timeout, [weak] {
+    auto core = weak.lock();
+    if (!core) return;
+    std::lock_guard lock(core->mu);
+    if (core->stopped || !core->options.rotation->request_pending()) return;
+    core->options.rotation->abandon_request();
+    ++core->stats.certificate_failures;
+    spdlog::warn("tunnel: cloudcore did not answer the certificate request within {} ms",
+                 core->options.certificate_answer_timeout.count());
+    core->retry_certificate_locked();
+  });
+}
+
+void EdgeHub::Core::retry_certificate_locked() {
+  auto delay = options.rotation->retry_delay();
+  spdlog::info("tunnel: asking for a new certificate again in {} ms", delay.count());
+  std::weak_ptr<Core> weak = weak_from_this();
+  rotation_timer = loop.schedule(delay, [weak] {
+    auto core = weak.lock();
+    if (!core) return;
+    std::lock_guard lock(core->mu);
+    core->request_certificate_locked();
+  });
+}
+
+void EdgeHub::Core::on_certificate_locked(const v1::CertificateResponse& response) {
+  CertRotation* rotation = options.rotation;
+  if (!rotation->request_pending()) {
+    spdlog::warn("tunnel: ignoring a certificate this edgecore did not ask for (or gave up on)");
+    return;
+  }
+  rotation_timer.cancel();
+  if (auto s = rotation->on_response(response); !s.ok()) {
+    ++stats.certificate_failures;
+    spdlog::warn("tunnel: certificate renewal failed: {}", s.message());
+    return retry_certificate_locked();
+  }
+  ++stats.certificates_renewed;
+  spdlog::info("tunnel: certificate renewed (serial {}, valid until {}); new connections use it, "
+               "this one stays up", rotation->certificate().serial_hex(),
+               common::format_rfc3339(rotation->certificate().not_after()));
+  arm_rotation_locked();
+}
+
 EdgeHub::EdgeHub(common::EventLoop& loop, std::shared_ptr<common::TlsContext> tls, MetaStore& meta,
                  StatusTracker& tracker, EdgeHubOptions options, const common::Clock& clock,
                  common::Random& random)
@@ -277,6 +379,7 @@ void EdgeHub::stop() {
   core_->reconnect_timer.cancel();
   core_->batch_timer.cancel();
   core_->poll_timer.cancel();
+  core_->rotation_timer.cancel();
   if (core_->connection) core_->connection->close("edgecore stopping");
 }
 

@@ -17,6 +17,7 @@
 #include "common/base/clock.h"
 #include "common/net/event_loop.h"
 #include "common/net/tls.h"
+#include "edgecore/hub/cert_rotation.h"
 #include "edgecore/hub/edge_sync.h"
 
 namespace gantry::edge {
@@ -36,6 +37,15 @@ struct EdgeHubOptions {
   // Serves the cloud's streams (`kubectl logs`): edgecore wires edgecore/logs' LogStreams here.
   // Not owned; must outlive the hub. Unset: StreamOpen is answered with 501.
   StreamHandler* streams = nullptr;
+  // The node's certificate: with it, every connect dials with its current TLS context (the
+  // context passed to the constructor is then unused), checks it for expiry first, and renews it
+  // over the tunnel when due (if enabled). Not owned; must outlive the hub.
+  CertRotation* rotation = nullptr;
+  // A CertificateRequest unanswered this long is abandoned and asked again later.
+  std::chrono::milliseconds certificate_answer_timeout{std::chrono::seconds(60)};
+  // With an expired certificate, connection attempts are at least this far apart (the cloud
+  // refuses them; each attempt re-reads the files in case an operator replaced them).
+  std::chrono::milliseconds expired_retry_interval{std::chrono::seconds(60)};
 };
 
 struct EdgeHubStats {
@@ -51,6 +61,8 @@ struct EdgeHubStats {
   uint64_t status_batches_sent = 0;
   uint64_t bytes_sent = 0;  // WebSocket payload bytes
   uint64_t bytes_received = 0;
+  uint64_t certificates_renewed = 0;
+  uint64_t certificate_failures = 0;  // refused, unanswered or unusable renewals
   bool connected = false;  // a Welcome arrived on the current connection
 };
 

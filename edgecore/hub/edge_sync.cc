@@ -70,9 +70,14 @@ Result<std::vector<v1::Frame>> EdgeSync::on_frame(const v1::Frame& frame) {
         close.mutable_stream_close()->set_code(501);
         return std::vector<v1::Frame>{std::move(close)};
       }
+    case v1::Frame::kCertificateResponse:
+      if (!options_.on_certificate) break;
+      options_.on_certificate(frame.certificate_response());
+      return std::vector<v1::Frame>{};
     case v1::Frame::kHello:
     case v1::Frame::kObjectAck:
     case v1::Frame::kStatusDelta:
+    case v1::Frame::kCertificateRequest:
       return make_error(Code::kInvalidArgument, "the cloud sent an edge-to-cloud frame (field {})",
                         static_cast<int>(frame.msg_case()));
     case v1::Frame::MSG_NOT_SET:

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -28,6 +29,8 @@ struct EdgeSyncOptions {
   // Gets the stream frames (logs); not owned, must outlive the EdgeSync. Unset: every StreamOpen
   // is refused with 501.
   StreamHandler* streams = nullptr;
+  // Gets the cloud's CertificateResponse (certificate rotation). Unset: such frames are ignored.
+  std::function<void(const v1::CertificateResponse&)> on_certificate;
 };
 
 struct EdgeSyncCounters {
