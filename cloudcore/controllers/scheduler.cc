@@ -69,6 +69,9 @@ struct Scheduler::Impl {
   bool dirty = false;
   uint64_t node_epoch = 0;  // bumped by every change that may let an unschedulable pod fit
   std::unordered_map<std::string, PodEntry> pods;  // by store key
+  // Entries of `pods` with `pending` set: with none, a pass has nothing to decide and skips the
+  // whole-fleet snapshot (node status changes alone otherwise trigger one pass each).
+  size_t pending_count = 0;
   std::map<std::string, NodeState> node_specs;     // name -> labels, taints, cordon
   std::map<std::string, v1::StoredStatus> node_statuses;
   std::vector<std::unique_ptr<WatchHandle>> watches;  // touched by the worker only
@@ -86,6 +89,7 @@ struct Scheduler::Impl {
     if (!object.ParseFromString(kv.value)) return;  // not ours to judge; the API wrote it
     PodEntry& e = pods[kv.key];
     if (kv.mod_revision < e.mod_revision) return;  // our own bind already applied it
+    if (e.pending) --pending_count;  // recounted below
     bool was_bound = !e.node.empty();
     e.mod_revision = kv.mod_revision;
     e.node = object.node_name();
@@ -110,6 +114,7 @@ struct Scheduler::Impl {
       p->object = std::make_shared<const v1::StoredObject>(std::move(object));
       p->request = std::move(request);
       e.pending = std::move(p);
+      ++pending_count;
       dirty = true;
     } else {
       e.pending.reset();
@@ -121,6 +126,7 @@ struct Scheduler::Impl {
     auto it = pods.find(key);
     if (it == pods.end()) return;
     if (!it->second.node.empty()) bump_nodes();  // its resources are free again
+    if (it->second.pending) --pending_count;
     pods.erase(it);
   }
 
@@ -198,6 +204,7 @@ struct Scheduler::Impl {
     {
       std::lock_guard lock(mu);
       pods.clear();
+      pending_count = 0;
       node_specs.clear();
       node_statuses.clear();
       for (auto& [prefix, list] : lists) {
@@ -332,6 +339,7 @@ struct Scheduler::Impl {
       std::lock_guard lock(mu);
       dirty = false;
       epoch = node_epoch;
+      if (pending_count == 0) return true;
       next_due = snapshot(nodes, work);
     }
     ++stats.passes;
@@ -381,6 +389,7 @@ struct Scheduler::Impl {
       if (it != pods.end() && it->second.mod_revision <= *rev) {
         it->second.mod_revision = *rev;
         it->second.node = *d.node;
+        if (it->second.pending) --pending_count;
         it->second.pending.reset();
       }
     }
