@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -207,6 +208,15 @@ int run(const EdgecoreConfig& config) {
     spdlog::critical("runtime: {}", runtime.status().message());
     return 2;
   }
+  common::EventLoop loop(1);
+  // The node's status goes up at once when the runtime comes or goes (the reporter is made
+  // below: it reads the pod manager's view of the runtime).
+  std::atomic<NodeReporter*> reporter_ptr{nullptr};
+  auto report_node_now = [&loop, &reporter_ptr] {
+    loop.post([&reporter_ptr] {
+      if (NodeReporter* r = reporter_ptr.load()) r->tick();
+    });
+  };
   auto readings = read_node(config.data_dir);
   PodManager pods(**meta, **tracker, **runtime,
                   {.data_dir = config.data_dir,
@@ -214,9 +224,9 @@ int run(const EdgecoreConfig& config) {
                    .host_ip = readings.internal_ips.empty() ? "" : readings.internal_ips.front(),
                    .relist_interval = config.relist_interval,
                    .crash_backoff_base = config.crash_backoff_base,
-                   .crash_backoff_cap = config.crash_backoff_cap});
+                   .crash_backoff_cap = config.crash_backoff_cap,
+                   .on_runtime_change = report_node_now});
 
-  common::EventLoop loop(1);
   common::SystemRandom random;
   LogStreams logs(
       [&pods](const v1::LogRequest& r) -> common::Result<LogTarget> {
@@ -241,6 +251,7 @@ int run(const EdgecoreConfig& config) {
       {.edgecore_version = common::kVersion, .started_at = started.count(),
        .data_dir = config.data_dir},
       [&pods] { return pods.runtime_view(); }, config.node_status_interval);
+  reporter_ptr = &reporter;
   spdlog::info("edgecore {} starting: node {}, cloudcore {}:{}, runtime {}, data in {}",
                common::kVersion, config.node_name, address->first, address->second,
                (*runtime)->endpoint(), config.data_dir);
@@ -254,6 +265,7 @@ int run(const EdgecoreConfig& config) {
   sigwait(&signals, &signal);
   spdlog::info("edgecore: {} received, stopping", signal == SIGTERM ? "SIGTERM" : "SIGINT");
   hub.stop();
+  reporter_ptr = nullptr;
   loop.post([&] { reporter.stop(); });
   loop.stop();
   reporter.stop();

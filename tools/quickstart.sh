@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Brings up a local Gantry on this machine: installs what is missing, builds, starts cloudcore on
-# its embedded store, joins one local edge node and starts its edgecore, then prints how to look.
+# Brings up a local Gantry on this machine: installs what is missing, builds, starts a private
+# containerd (tools/containerd.sh), cloudcore on its embedded store, joins one local edge node and
+# starts its edgecore, runs a sample busybox pod on it, then prints how to look.
 #
 #   tools/quickstart.sh          start (idempotent: reuses the cluster it made, restarts what runs)
 #   tools/quickstart.sh stop     stop what it started
@@ -17,6 +18,7 @@ state=${GANTRY_QUICKSTART_DIR:-$default_state}
 build=${GANTRY_BUILD_DIR:-build}
 cloud_dir=$state/cloud
 edge_dir=$state/edge
+containerd_dir=$state/containerd
 node=quickstart-edge
 province=quickstart
 
@@ -41,6 +43,10 @@ stop_all() {
   stop_pid cloudcore "$state/cloudcore.pid"
 }
 
+stop_containerd() {
+  [ -d "$containerd_dir" ] && tools/containerd.sh stop "$containerd_dir" || true
+}
+
 # wait_for_log FILE PATTERN SECONDS PIDFILE: polls the log until the pattern shows up.
 wait_for_log() {
   local file=$1 pattern=$2 seconds=$3 pidfile=$4
@@ -59,8 +65,8 @@ wait_for_log() {
 }
 
 case "${1:-start}" in
-  stop) stop_all; exit 0 ;;
-  reset) stop_all; rm -rf "$state"; echo "removed $state"; exit 0 ;;
+  stop) stop_all; stop_containerd; exit 0 ;;
+  reset) stop_all; stop_containerd; rm -rf "$state"; echo "removed $state"; exit 0 ;;
   start) ;;
   *) echo "usage: $0 [start|stop|reset]" >&2; exit 2 ;;
 esac
@@ -88,36 +94,15 @@ nohup "$cloudcore" --config "$cloud_dir/cloudcore.yaml" >"$state/cloudcore.log" 
 echo $! >"$state/cloudcore.pid"
 wait_for_log "$state/cloudcore.log" "ready" 30 "$state/cloudcore.pid"
 
+say "Starting containerd (tools/containerd.sh, busybox images imported offline)"
+runtime=$(tools/containerd.sh start "$containerd_dir")
+echo "  $runtime"
+
 if [ ! -f "$edge_dir/edgecore.yaml" ]; then
-  if "$gantryadm" --help | grep -qE "^  join +"; then
-    say "Joining the edge node '$node' (gantryadm gettoken + join)"
-    token=$("$gantryadm" gettoken --data-dir "$cloud_dir" --ttl 1h --province "$province" 2>/dev/null)
-    "$gantryadm" join --cloudcore 127.0.0.1:10002 --token "$token" --node-name "$node" \
-      --province "$province" --data-dir "$edge_dir" >/dev/null
-  else
-    # This build of gantryadm has no join command (it arrives with cloudcore's join endpoint):
-    # issue the node's certificate straight from the cluster CA instead, as join would.
-    say "Issuing the edge node's certificate from the cluster CA (this build has no gantryadm join)"
-    mkdir -p "$edge_dir/pki"
-    chmod 700 "$edge_dir/pki"
-    openssl ecparam -name prime256v1 -genkey -noout -out "$edge_dir/pki/node.key" 2>/dev/null
-    chmod 600 "$edge_dir/pki/node.key"
-    openssl req -new -key "$edge_dir/pki/node.key" -subj "/CN=system:node:$node" -out "$edge_dir/pki/node.csr"
-    printf 'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=clientAuth\n' >"$edge_dir/pki/ext.cnf"
-    openssl x509 -req -in "$edge_dir/pki/node.csr" -CA "$cloud_dir/pki/ca.crt" -CAkey "$cloud_dir/pki/ca.key" \
-      -CAcreateserial -days 365 -sha256 -extfile "$edge_dir/pki/ext.cnf" -out "$edge_dir/pki/node.crt" 2>/dev/null
-    cp "$cloud_dir/pki/ca.crt" "$edge_dir/pki/ca.crt"
-    rm -f "$edge_dir/pki/node.csr" "$edge_dir/pki/ext.cnf"
-    cat >"$edge_dir/edgecore.yaml" <<YAML
-node_name: $node
-data_dir: $edge_dir
-cloudcore: 127.0.0.1:10000
-tls:
-  cert: $edge_dir/pki/node.crt
-  key: $edge_dir/pki/node.key
-  ca: $edge_dir/pki/ca.crt
-YAML
-  fi
+  say "Joining the edge node '$node' (gantryadm gettoken + join)"
+  token=$("$gantryadm" gettoken --data-dir "$cloud_dir" --ttl 1h --province "$province" 2>/dev/null)
+  "$gantryadm" join --cloudcore 127.0.0.1:10002 --token "$token" --node-name "$node" \
+    --province "$province" --data-dir "$edge_dir" --runtime-endpoint "$runtime" >/dev/null
 fi
 
 say "Starting edgecore for '$node'"
@@ -125,24 +110,49 @@ nohup "$edgecore" --config "$edge_dir/edgecore.yaml" >"$state/edgecore.log" 2>&1
 echo $! >"$edge_dir/edgecore.pid"
 wait_for_log "$state/edgecore.log" "welcomed" 30 "$edge_dir/edgecore.pid"
 
+kubeconfig=$cloud_dir/admin.kubeconfig
+kc() { kubectl --kubeconfig "$kubeconfig" "$@"; }
+
+say "Running a sample pod 'hello' on '$node'"
+for _ in $(seq 1 300); do
+  [ "$(kc get node "$node" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" = True ] && break
+  sleep 0.1
+done
+kc apply -f - <<YAML
+apiVersion: v1
+kind: Pod
+metadata:
+  name: hello
+  namespace: default
+spec:
+  nodeName: $node
+  containers:
+  - name: hello
+    image: gantry.local/busybox:1
+    command: ["sh", "-c", "echo hello from the edge; while true; do date; sleep 10; done"]
+YAML
+for _ in $(seq 1 600); do
+  [ "$(kc get pod hello -o 'jsonpath={.status.phase}' 2>/dev/null)" = Running ] && break
+  sleep 0.1
+done
+
 echo
 say "Gantry is up"
 cat <<EOF2
-  cloudcore   pid $(cat "$state/cloudcore.pid"), tunnel on :10000, log $state/cloudcore.log
+  containerd  $runtime (log $containerd_dir/containerd.log)
+  cloudcore   pid $(cat "$state/cloudcore.pid"), tunnel :10000, join :10002, API :10443, log $state/cloudcore.log
   edgecore    pid $(cat "$edge_dir/edgecore.pid"), node '$node', cache $edge_dir/meta, log $state/edgecore.log
 
+  kubectl --kubeconfig $kubeconfig get nodes,pods -A
 EOF2
-if curl -skf --max-time 2 https://127.0.0.1:10443/healthz >/dev/null 2>&1; then
-  echo "  kubectl:  kubectl --kubeconfig $cloud_dir/admin.kubeconfig get nodes,pods -A"
-  kubectl --kubeconfig "$cloud_dir/admin.kubeconfig" get nodes,pods -A 2>&1 | sed 's/^/    /' || true
-else
-  cat <<EOF2
-  This build has no REST API yet: kubectl and the dashboard (:10443) and pods on containerd
-  come with later issues. What you can see now: the node's tunnel in the logs, e.g.
-    grep -E 'connected|welcomed|resumed' $state/edgecore.log $state/cloudcore.log
-EOF2
-fi
+kc get nodes,pods -A -o wide 2>&1 | sed 's/^/    /' || true
 cat <<EOF2
 
-  Stop:   tools/quickstart.sh stop      Remove everything: tools/quickstart.sh reset
+  kubectl --kubeconfig $kubeconfig logs hello
+EOF2
+kc logs hello 2>&1 | head -3 | sed 's/^/    /' || true
+cat <<EOF2
+
+  Stop everything (the pods too):   tools/quickstart.sh stop
+  Remove everything:                tools/quickstart.sh reset
 EOF2

@@ -777,19 +777,31 @@ void PodManager::relist() {
     }
   }
 
-  std::lock_guard lock(mu_);
+  std::unique_lock lock(mu_);
+  RuntimeView before = runtime_view_;
+  auto notify_change = [&] {
+    if (options_.on_runtime_change &&
+        (before.ready != runtime_view_.ready || before.version != runtime_view_.version)) {
+      lock.unlock();
+      options_.on_runtime_change();
+      lock.lock();
+    }
+  };
   if (!containers.ok()) {
     if (runtime_view_.ready) {
       spdlog::warn("container runtime unavailable: {}", containers.status().message());
     }
     runtime_view_.ready = false;
     runtime_view_.message = containers.status().message();
+    notify_change();
     return;
   }
   if (!runtime_view_.ready) spdlog::info("container runtime ready");
   runtime_view_.ready = true;
   runtime_view_.message.clear();
   if (!version.empty()) runtime_view_.version = version;
+  notify_change();
+  if (stopping_) return;
 
   // What the runtime holds per pod uid; a change wakes that pod's worker.
   std::map<std::string, std::string> seen;

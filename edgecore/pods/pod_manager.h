@@ -15,6 +15,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -45,6 +46,9 @@ struct PodManagerOptions {
   // Image pull back-off (ErrImagePull, then ImagePullBackOff).
   std::chrono::milliseconds pull_backoff_base{std::chrono::seconds(10)};
   std::chrono::milliseconds pull_backoff_cap{std::chrono::minutes(5)};
+  // Called (from the relist thread, no lock held) when the runtime's readiness or version
+  // changes, so that the node's status says so at once rather than at the next probe.
+  std::function<void()> on_runtime_change;
 };
 
 struct PodManagerStats {
