@@ -179,6 +179,7 @@ storm)
   sleep "$KILL_AFTER"
   kill -9 "$CLOUD_PID"
   KILL_MS=$(date +%s%3N)
+  wait "$CLOUD_PID" 2>/dev/null || true  # its store lock goes with the process
   start_cloudcore
   RESTART_MS=$CLOUD_START_MS
   start_sampler "$CLOUD_PID" "$WORK/cloud.samples"
