@@ -116,6 +116,9 @@ TEST_CASE("With the cloud down a killed edgecore and a restarted machine bring t
   REQUIRE(c.kubectl_apply(c.pod_yaml("keep", "echo up; sleep 3600")).exit_code == 0);
   REQUIRE(eventually([&] { return c.pod_field("keep", "{.status.phase}") == "Running"; }, 60s));
   REQUIRE(c.running_containers_of("keep").size() == 1);
+  std::string started_before =
+      c.pod_field("keep", "{.status.containerStatuses[0].state.running.startedAt}");
+  REQUIRE_FALSE(started_before.empty());
 
   c.kill_cloudcore();
   c.kill_edgecore();
@@ -146,6 +149,14 @@ TEST_CASE("With the cloud down a killed edgecore and a restarted machine bring t
       [&] {
         return c.pod_field("keep", "{.status.phase}") == "Running" &&
                c.pod_field("keep", "{.status.conditions[?(@.type==\"Ready\")].status}") == "True";
+      },
+      60s));
+  // What happened offline reached the cloud: the container the edge started on its own.
+  REQUIRE(eventually(
+      [&] {
+        std::string now =
+            c.pod_field("keep", "{.status.containerStatuses[0].state.running.startedAt}");
+        return !now.empty() && now != started_before;
       },
       60s));
   // The cloud's return recreates nothing.
