@@ -42,7 +42,14 @@ int bio_read(BIO* bio, char* data, int size) {
   return static_cast<int>(n);
 }
 
-long bio_ctrl(BIO*, int cmd, long, void*) { return cmd == BIO_CTRL_FLUSH ? 1 : 0; }
+long bio_ctrl(BIO* bio, int cmd, long, void* ptr) {
+  if (cmd == BIO_C_GET_FD) {  // SSL_get_fd: lets a verify callback name the peer's address
+    const int fd = static_cast<int>(reinterpret_cast<intptr_t>(BIO_get_data(bio)));
+    if (ptr != nullptr) *static_cast<int*>(ptr) = fd;
+    return fd;
+  }
+  return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+}
 
 int bio_create(BIO* bio) {
   BIO_set_init(bio, 1);
@@ -51,7 +58,8 @@ int bio_create(BIO* bio) {
 
 const BIO_METHOD* nosignal_socket_method() {
   static const BIO_METHOD* method = [] {
-    BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "gantry socket");
+    BIO_METHOD* m = BIO_meth_new(
+        BIO_get_new_index() | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR, "gantry socket");
     BIO_meth_set_write(m, bio_write);
     BIO_meth_set_read(m, bio_read);
     BIO_meth_set_ctrl(m, bio_ctrl);

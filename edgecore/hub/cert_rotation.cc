@@ -3,9 +3,8 @@
 #include <fcntl.h>
 #include <openssl/err.h>
 #include <openssl/x509.h>
-#include <unistd.h>
-
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -30,11 +29,13 @@ common::Status rename_durably(const fs::path& from, const fs::path& to) {
   }
   fs::path dir = to.parent_path().empty() ? fs::path(".") : to.parent_path();
   int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return make_error(Code::kInternal, "opening {}: {}", dir.string(), std::strerror(errno));
+  if (fd < 0)
+    return make_error(Code::kInternal, "opening {}: {}", dir.string(), std::strerror(errno));
   int rc = ::fsync(fd);
   int err = errno;
   ::close(fd);
-  if (rc != 0) return make_error(Code::kInternal, "syncing {}: {}", dir.string(), std::strerror(err));
+  if (rc != 0)
+    return make_error(Code::kInternal, "syncing {}: {}", dir.string(), std::strerror(err));
   return common::ok_status();
 }
 
@@ -58,8 +59,10 @@ common::Status recover_interrupted(const fs::path& cert_file, const fs::path& ke
   const bool has_key = fs::exists(key_next, ec);
   if (!has_cert) {
     if (has_key) {
-      spdlog::warn("certificate rotation: {} without {}: the rotation was interrupted before the "
-                   "certificate arrived; discarding it", key_next.string(), cert_next.string());
+      spdlog::warn(
+          "certificate rotation: {} without {}: the rotation was interrupted before the "
+          "certificate arrived; discarding it",
+          key_next.string(), cert_next.string());
       fs::remove(key_next, ec);
     }
     return common::ok_status();
@@ -91,11 +94,13 @@ common::Status recover_interrupted(const fs::path& cert_file, const fs::path& ke
 
 }  // namespace
 
-fs::path next_file(const fs::path& file) { return fs::path(file.string() + ".next"); }
+fs::path next_file(const fs::path& file) {
+  return fs::path(file.string() + ".next");
+}
 
 common::Result<std::unique_ptr<CertRotation>> CertRotation::load(CertRotationOptions options,
-                                                                  const common::Clock& clock,
-                                                                  common::Random& random) {
+                                                                 const common::Clock& clock,
+                                                                 common::Random& random) {
   if (!(options.window_start > 0 && options.window_start <= options.window_end &&
         options.window_end < 1)) {
     return make_error(Code::kInvalidArgument, "the renewal window must lie within (0, 1)");
@@ -140,13 +145,15 @@ common::Status CertRotation::install(common::Certificate cert, common::PrivateKe
 void CertRotation::draw_renew_at() {
   const auto not_before = cert_.not_before();
   const auto lifetime = cert_.not_after() - not_before;
-  const double fraction = options_.window_start +
-                          random_.uniform01() * (options_.window_end - options_.window_start);
-  renew_at_ = not_before + std::chrono::duration_cast<std::chrono::system_clock::duration>(
-                               lifetime * fraction);
+  const double fraction =
+      options_.window_start + random_.uniform01() * (options_.window_end - options_.window_start);
+  renew_at_ = not_before +
+              std::chrono::duration_cast<std::chrono::system_clock::duration>(lifetime * fraction);
 }
 
-bool CertRotation::expired() const { return clock_.system_now() >= cert_.not_after(); }
+bool CertRotation::expired() const {
+  return clock_.system_now() >= cert_.not_after();
+}
 
 common::Status CertRotation::check_before_connect() {
   if (!expired()) return common::ok_status();

@@ -50,8 +50,8 @@ class CertRotation {
   // when complete and consistent, discarded otherwise, so that the files on disk always form a
   // matching pair. Errors name the file.
   static common::Result<std::unique_ptr<CertRotation>> load(CertRotationOptions options,
-                                                    const common::Clock& clock,
-                                                    common::Random& random);
+                                                            const common::Clock& clock,
+                                                            common::Random& random);
 
   // The TLS context with the current certificate and key (new connections use it; open ones
   // keep theirs).

@@ -1,9 +1,9 @@
 // Certificate rotation with the real binaries: a node whose certificate lives 20 s renews it over
 // the tunnel again and again without losing the tunnel or its pods, and reconnects with the renewed
 // one; a node whose certificate expired is refused, and both sides say why in their logs.
-#include <catch2/catch.hpp>
 #include <fmt/format.h>
 
+#include <catch2/catch.hpp>
 #include <fstream>
 #include <regex>
 #include <sstream>
@@ -57,16 +57,18 @@ void set_certificate_lifetime(EdgeCluster& c, const std::string& lifetime) {
 }
 
 std::string node_ready(EdgeCluster& c) {
-  return c.kubectl({"get", "node", EdgeCluster::kNode, "-o",
-                    "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}"})
+  return c
+      .kubectl({"get", "node", EdgeCluster::kNode, "-o",
+                "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}"})
       .text;
 }
 
 // A quick back-off so that reconnects after a cloudcore restart do not wait long.
 constexpr const char* kFastBackoff = "backoff:\n  base: 200ms\n  cap: 2s";
 
-TEST_CASE("A 20 s certificate is renewed over the tunnel twice while the tunnel and the pod stay up",
-          "[rotation]") {
+TEST_CASE(
+    "A 20 s certificate is renewed over the tunnel twice while the tunnel and the pod stay up",
+    "[rotation]") {
   EdgeCluster c(kFastBackoff);
   auto applied = c.kubectl_apply(c.pod_yaml("steady", "while true; do sleep 1; done"));
   INFO(applied.text);
@@ -123,16 +125,17 @@ TEST_CASE("A 20 s certificate is renewed over the tunnel twice while the tunnel 
   CHECK(c.running_containers_of("steady").size() == 1);
 }
 
-TEST_CASE("An expired certificate is refused with a clear line on both sides and the node stays out",
-          "[rotation]") {
+TEST_CASE(
+    "An expired certificate is refused with a clear line on both sides and the node stays out",
+    "[rotation]") {
   EdgeCluster c(kFastBackoff);
   c.kill_edgecore();
   const size_t cloud_from = c.cloudcore_log().size();
   const size_t edge_from = c.edgecore_log().size();
   const auto cert = reissue_node_certificate(c, 2s);
   // Past its expiry (certificate times have whole seconds).
-  REQUIRE(eventually([&] { return std::chrono::system_clock::now() > cert.not_after() + 1s; },
-                     10s, 100ms));
+  REQUIRE(eventually([&] { return std::chrono::system_clock::now() > cert.not_after() + 1s; }, 10s,
+                     100ms));
   c.start_edgecore();
   const std::string expiry = common::format_rfc3339(cert.not_after());
   auto edge_log = [&] { return c.edgecore_log().substr(edge_from); };

@@ -4,7 +4,6 @@
 #include <openssl/ssl.h>
 
 #include <catch2/catch.hpp>
-
 #include <mutex>
 
 #include "cloudcore/hub/hub.h"
@@ -130,10 +129,12 @@ struct Fixture {
                          std::lock_guard lock(mu);
                          result = std::move(r);
                        });
-    REQUIRE(test::eventually([&] {
-      std::lock_guard lock(mu);
-      return result.has_value();
-    }, 30s));
+    REQUIRE(test::eventually(
+        [&] {
+          std::lock_guard lock(mu);
+          return result.has_value();
+        },
+        30s));
     std::lock_guard lock(mu);
     return *result;
   }
@@ -161,14 +162,17 @@ v1::Frame request_for(const common::PrivateKey& key, const std::string& cn) {
 }
 
 // Sends `request` and returns the answer.
-v1::CertificateResponse ask(const common::ConnectResult& c, Inbox& inbox, const v1::Frame& request) {
+v1::CertificateResponse ask(const common::ConnectResult& c, Inbox& inbox,
+                            const v1::Frame& request) {
   const size_t before = inbox.responses().size();
   send(c, request);
   REQUIRE(test::eventually([&] { return inbox.responses().size() == before + 1; }));
   return inbox.responses().back().certificate_response();
 }
 
-TEST_CASE("hub: renews the session's node certificate and refuses bad requests with a reason while the tunnel stays up") {
+TEST_CASE(
+    "hub: renews the session's node certificate and refuses bad requests with a reason while the "
+    "tunnel stays up") {
   Fixture f;
   auto inbox = std::make_shared<Inbox>();
   auto c = f.connect("system:node:e1", inbox, f.clock.system_now());

@@ -23,7 +23,8 @@ struct Ca {
     (void)clock;
   }
   common::Certificate issue(const EVP_PKEY* subject, const std::string& cn,
-                            std::chrono::system_clock::time_point now, std::chrono::seconds lifetime,
+                            std::chrono::system_clock::time_point now,
+                            std::chrono::seconds lifetime,
                             std::chrono::seconds backdate = 0s) const {
     common::CertificateSpec spec;
     spec.common_name = cn;
@@ -114,7 +115,9 @@ TEST_CASE("rotation: the renewal point is drawn between 70% and 90% of the lifet
         CertRotation::load(node.files.options(), node.clock, b).value()->renew_at());
 }
 
-TEST_CASE("rotation: a renewal asks for system:node:NAME with a new key and installs the answer as a pair") {
+TEST_CASE(
+    "rotation: a renewal asks for system:node:NAME with a new key and installs the answer as a "
+    "pair") {
   Node node;
   auto rotation = node.load();
   auto old_tls = rotation->tls();
@@ -148,7 +151,8 @@ TEST_CASE("rotation: a renewal asks for system:node:NAME with a new key and inst
   CHECK(node.load()->certificate().serial_hex() == rotation->certificate().serial_hex());
 }
 
-TEST_CASE("rotation: an answer that is not for this key or node or CA or is expired changes nothing") {
+TEST_CASE(
+    "rotation: an answer that is not for this key or node or CA or is expired changes nothing") {
   Node node;
   auto rotation = node.load();
   const std::string serial = rotation->certificate().serial_hex();
@@ -156,8 +160,8 @@ TEST_CASE("rotation: an answer that is not for this key or node or CA or is expi
   auto request = rotation->make_request().value();
   Ca other_ca(node.clock, "another-ca");
 
-  std::string what = GENERATE("refused", "other key", "other node", "other CA", "expired", "garbage",
-                              "unasked");
+  std::string what =
+      GENERATE("refused", "other key", "other node", "other CA", "expired", "garbage", "unasked");
   v1::CertificateResponse response;
   std::string expect;
   if (what == "refused") {
@@ -197,7 +201,9 @@ TEST_CASE("rotation: an answer that is not for this key or node or CA or is expi
   CHECK_FALSE(rotation->request_pending());
 }
 
-TEST_CASE("rotation: a rotation cut short at any step is finished or discarded at load and the pair always matches") {
+TEST_CASE(
+    "rotation: a rotation cut short at any step is finished or discarded at load and the pair "
+    "always matches") {
   Node node;
   auto old_key = node.key.to_pem();
   auto old_serial = node.cert.serial_hex();
@@ -218,11 +224,11 @@ TEST_CASE("rotation: a rotation cut short at any step is finished or discarded a
   if (cut == "after the key rename") fs::rename(key_next, node.files.key);
   if (cut == "cert.next not matching") {
     auto stranger = common::PrivateKey::generate().value();
-    REQUIRE(common::write_file_atomic(
-                cert_next,
-                node.ca.issue(stranger.get(), "system:node:e1", node.clock.system_now(), 100s)
-                    .to_pem())
-                .ok());
+    REQUIRE(
+        common::write_file_atomic(
+            cert_next,
+            node.ca.issue(stranger.get(), "system:node:e1", node.clock.system_now(), 100s).to_pem())
+            .ok());
   }
 
   auto rotation = node.load();
@@ -235,7 +241,9 @@ TEST_CASE("rotation: a rotation cut short at any step is finished or discarded a
   if (expect_serial == old_serial) CHECK(common::read_file(node.files.key).value() == old_key);
 }
 
-TEST_CASE("rotation: an expired certificate is reported with what to do and replaced files are picked up") {
+TEST_CASE(
+    "rotation: an expired certificate is reported with what to do and replaced files are picked "
+    "up") {
   Node node(30s);
   auto rotation = node.load();
   CHECK(rotation->check_before_connect().ok());
@@ -271,8 +279,8 @@ TEST_CASE("rotation: retries come sooner as the expiry nears") {
 
 TEST_CASE("rotation: a key that is not the certificate's is refused at load") {
   Node node;
-  REQUIRE(common::write_file_atomic(node.files.key,
-                                    common::PrivateKey::generate().value().to_pem(), 0600)
+  REQUIRE(common::write_file_atomic(node.files.key, common::PrivateKey::generate().value().to_pem(),
+                                    0600)
               .ok());
   common::SeededRandom random(1);
   auto r = CertRotation::load(node.files.options(), node.clock, random);
