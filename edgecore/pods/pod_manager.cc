@@ -139,6 +139,11 @@ class PodSync {
                                  const std::string& sandbox_id, const SandboxConfig& sandbox,
                                  uint32_t attempt, const std::string& image_ref, Waiting& why);
   void remove_sandbox(const SandboxInfo& sandbox, std::chrono::seconds grace);
+  // Runs the init containers in order, each to a successful end. True when all are done and the
+  // app containers may start; otherwise the app containers of `obs` say what holds them.
+  bool run_init_containers(const v1::Object& pod, const std::string& sandbox_id,
+                           const SandboxConfig& sandbox, const std::vector<ContainerInfo>& all,
+                           PodObservation& obs);
   void stop_all(const std::vector<ContainerInfo>& containers, std::chrono::seconds grace);
   void report(const v1::Object& pod, PodObservation& obs);
   std::optional<v1::ConfigData> lookup(v1::ObjectKind kind, const std::string& ns,
@@ -369,6 +374,12 @@ void PodSync::sync(const v1::Object& pod) {
     obs.pod_ip = w_.pod_ip;
   }
 
+  if (!run_init_containers(pod, sandbox_id, sandbox_config, *all, obs)) {
+    w_.first_sync = false;
+    report(pod, obs);
+    return;
+  }
+
   auto now = steady_clock::now();
   for (size_t i = 0; i < static_cast<size_t>(m.containers_size()); ++i) {
     const v1::Container& c = m.containers(i);
@@ -518,6 +529,80 @@ void PodSync::sync(const v1::Object& pod) {
   }
   w_.first_sync = false;
   report(pod, obs);
+}
+
+bool PodSync::run_init_containers(const v1::Object& pod, const std::string& sandbox_id,
+                                  const SandboxConfig& sandbox,
+                                  const std::vector<ContainerInfo>& all, PodObservation& obs) {
+  const v1::PodManifest& m = pod.pod();
+  const int count = m.init_containers_size();
+  auto hold = [&](const std::string& reason, const std::string& message) {
+    for (auto& o : obs.containers) {
+      if (!o.waiting) o.waiting = Waiting{reason, message};
+    }
+    return false;
+  };
+  for (int i = 0; i < count; ++i) {
+    const v1::Container& c = m.init_containers(i);
+    const std::string progress = fmt::format("Init:{}/{}", i, count);
+    std::vector<const ContainerInfo*> mine;
+    for (const auto& info : all) {
+      if (info.sandbox_id == sandbox_id && label(info.labels, kLabelContainerName) == c.name()) {
+        mine.push_back(&info);
+      }
+    }
+    std::sort(mine.begin(), mine.end(),
+              [](const auto* a, const auto* b) { return a->attempt > b->attempt; });
+    for (size_t k = 2; k < mine.size(); ++k) (void)rt_.remove_container(mine[k]->id);
+    std::optional<ContainerStatus> cur;
+    if (!mine.empty()) {
+      auto st = rt_.container_status(mine[0]->id);
+      if (st.ok()) cur = *st;
+    }
+    uint32_t attempt = mine.empty() ? 0 : mine[0]->attempt + 1;
+    auto start = [&] {
+      Waiting why;
+      auto image = ensure_image(c, why);
+      if (image.ok() && start_container(pod, c, sandbox_id, sandbox, attempt, *image, why).ok()) {
+        return hold("PodInitializing", fmt::format("init container {} is running", c.name()));
+      }
+      wake_in(5s);
+      return hold("Init:" + why.reason,
+                  fmt::format("init container {}: {}", c.name(), why.message));
+    };
+    if (!cur) return start();
+    if (cur->info.state == ContainerState::kRunning ||
+        cur->info.state == ContainerState::kCreated) {
+      if (cur->info.state == ContainerState::kCreated) (void)rt_.start_container(cur->info.id);
+      return hold("PodInitializing",
+                  fmt::format("waiting for init container {} ({})", c.name(), progress));
+    }
+    if (cur->exit_code == 0) continue;  // done
+    // It failed: the pod's restart policy decides (Always and OnFailure retry, with back-off).
+    if (m.restart_policy() == v1::RESTART_POLICY_NEVER) {
+      obs.init_failed = true;
+      obs.reason = "InitContainerFailed";
+      obs.message = fmt::format("init container {} exited with {}", c.name(), cur->exit_code);
+      return hold("Init:Error", obs.message);
+    }
+    auto& crash = w_.crashes["init/" + c.name()];
+    auto now = steady_clock::now();
+    if (crash.seen != cur->info.id) {
+      crash.delay = crash.delay.count() == 0 ? opt_.crash_backoff_base
+                                             : std::min(opt_.crash_backoff_cap, crash.delay * 2);
+      crash.seen = cur->info.id;
+      crash.restart_at = now + crash.delay;
+    }
+    if (now < crash.restart_at) {
+      wake_in(std::chrono::duration_cast<milliseconds>(crash.restart_at - now));
+      return hold("Init:CrashLoopBackOff",
+                  fmt::format("back-off {} restarting failed init container {} (exit code {})",
+                              go_duration(crash.delay), c.name(), cur->exit_code));
+    }
+    stat([](auto& s) { ++s.containers_restarted; });
+    return start();
+  }
+  return true;
 }
 
 bool PodSync::teardown(const std::optional<v1::Object>& pod) {

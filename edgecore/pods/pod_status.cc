@@ -93,7 +93,9 @@ v1::PodStatus pod_status(const PodObservation& o) {
   }
 
   v1::PodPhase phase = v1::POD_PHASE_PENDING;
-  if (waiting > 0 || o.containers.empty()) {
+  if (o.init_failed) {
+    phase = v1::POD_PHASE_FAILED;
+  } else if (waiting > 0 || o.containers.empty()) {
     phase = v1::POD_PHASE_PENDING;
   } else if (run > 0) {
     phase = v1::POD_PHASE_RUNNING;

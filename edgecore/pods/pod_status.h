@@ -38,6 +38,7 @@ struct PodObservation {
   std::vector<ContainerObservation> containers;
   std::string reason;  // pod level, e.g. why no sandbox could be made
   std::string message;
+  bool init_failed = false;  // an init container failed and will not be retried (Never): Failed
 };
 
 v1::PodStatus pod_status(const PodObservation& observation);

@@ -347,7 +347,8 @@ TEST_CASE_METHOD(PodsFixture, "A runtime that stops answering is reported and po
   CHECK(runtime_.running().size() == 1);
 }
 
-TEST_CASE_METHOD(PodsFixture, "Logs are located by container for the current and previous attempt", "[pods]") {
+TEST_CASE_METHOD(PodsFixture, "Logs are located by container for the current and previous attempt",
+                 "[pods]") {
   start();
   put(make_pod("web", "busybox:1"));
   REQUIRE(eventually([&] { return runtime_.running().size() == 1; }));
@@ -360,6 +361,65 @@ TEST_CASE_METHOD(PodsFixture, "Logs are located by container for the current and
   CHECK_THAT(previous.status().message(), Catch::Contains("previous terminated container"));
   CHECK(manager_->locate_log("default", "nope", "main", false).status().code() ==
         common::Code::kNotFound);
+}
+
+}  // namespace
+}  // namespace gantry::edge
+
+namespace gantry::edge {
+namespace {
+
+v1::Object with_init(v1::Object pod) {
+  auto* init = pod.mutable_pod()->add_init_containers();
+  init->set_name("setup");
+  init->set_image("busybox:1");
+  init->add_command("prepare");
+  return pod;
+}
+
+std::optional<ContainerStatus> container_named(const test::FakeRuntime& rt,
+                                               const std::string& name) {
+  std::optional<ContainerStatus> latest;
+  for (const auto& c : rt.containers()) {
+    if (c.info.name == name && (!latest || c.info.attempt > latest->info.attempt)) latest = c;
+  }
+  return latest;
+}
+
+TEST_CASE_METHOD(PodsFixture, "Init containers run to completion before the app containers start",
+                 "[pods]") {
+  start();
+  put(with_init(make_pod("init", "busybox:1")));
+  REQUIRE(eventually([&] { return container_named(runtime_, "setup").has_value(); }));
+  REQUIRE(eventually([&] { return waiting_reason("init") == "PodInitializing"; }));
+  CHECK(phase_is("init", v1::POD_PHASE_PENDING));
+  CHECK_FALSE(container_named(runtime_, "main"));
+  runtime_.exit(container_named(runtime_, "setup")->info.id, 0);
+  REQUIRE(eventually([&] { return phase_is("init", v1::POD_PHASE_RUNNING); }));
+  CHECK(container_named(runtime_, "main")->info.state == ContainerState::kRunning);
+  CHECK(runtime_.count_calls("create_container setup") == 1);  // not run again
+}
+
+TEST_CASE_METHOD(PodsFixture, "A failed init container fails a pod that never restarts", "[pods]") {
+  start();
+  put(with_init(make_pod("initfail", "busybox:1", v1::RESTART_POLICY_NEVER)));
+  REQUIRE(eventually([&] { return container_named(runtime_, "setup").has_value(); }));
+  runtime_.exit(container_named(runtime_, "setup")->info.id, 2);
+  REQUIRE(eventually([&] { return phase_is("initfail", v1::POD_PHASE_FAILED); }));
+  CHECK(waiting_reason("initfail") == "Init:Error");
+  CHECK_THAT(status("initfail")->message(), Catch::Contains("exited with 2"));
+  CHECK_FALSE(container_named(runtime_, "main"));
+}
+
+TEST_CASE_METHOD(PodsFixture, "A failing init container is retried with back-off", "[pods]") {
+  start();
+  put(with_init(make_pod("initloop", "busybox:1")));
+  REQUIRE(eventually([&] { return container_named(runtime_, "setup").has_value(); }));
+  runtime_.exit(container_named(runtime_, "setup")->info.id, 1);
+  REQUIRE(eventually([&] { return waiting_reason("initloop") == "Init:CrashLoopBackOff"; }));
+  REQUIRE(eventually([&] { return container_named(runtime_, "setup")->info.attempt == 1; }));
+  runtime_.exit(container_named(runtime_, "setup")->info.id, 0);
+  REQUIRE(eventually([&] { return phase_is("initloop", v1::POD_PHASE_RUNNING); }));
 }
 
 }  // namespace
