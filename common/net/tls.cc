@@ -9,6 +9,7 @@
 
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ssl/context.hpp>
+#include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
@@ -28,6 +29,22 @@ constexpr unsigned char kSessionIdContext[] = "gantry";
 int identity_ex_index() {
   static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
   return index;
+}
+
+// 80 bytes of ticket keys (name, HMAC key, AES key) from SHA-512(label || key PEM).
+bool set_ticket_keys_from(SSL_CTX* ctx, const std::string& key_pem) {
+  unsigned char keys[80];
+  unsigned char digest[64];
+  unsigned int size = 0;
+  for (int part = 0; part < 2; ++part) {
+    const std::string input = fmt::format("gantry session ticket keys v1 part {}\n{}", part, key_pem);
+    if (EVP_Digest(input.data(), input.size(), digest, &size, EVP_sha512(), nullptr) != 1) return false;
+    std::memcpy(keys + part * 64, digest, part == 0 ? 64 : 16);
+  }
+  const bool ok = SSL_CTX_set_tlsext_ticket_keys(ctx, keys, sizeof(keys)) == 1;
+  OPENSSL_cleanse(keys, sizeof(keys));
+  OPENSSL_cleanse(digest, sizeof(digest));
+  return ok;
 }
 
 int context_ex_index() {
@@ -155,6 +172,12 @@ Result<std::shared_ptr<TlsContext>> TlsContext::create(TlsRole role, const TlsOp
     SSL_CTX_set_session_cache_mode(native, SSL_SESS_CACHE_SERVER);
     SSL_CTX_sess_set_cache_size(native, 200000);
     SSL_CTX_set_session_id_context(native, kSessionIdContext, sizeof(kSessionIdContext) - 1);
+    // Tickets that survive a restart: the ticket keys derive from the serving key, so the fleet
+    // reconnecting after a cloudcore restart resumes its sessions (no certificate signature or
+    // verification: a reconnect storm costs mostly ECDHE). They change when the serving key does.
+    if (!set_ticket_keys_from(native, options.key_pem)) {
+      return make_error(Code::kInternal, "TLS: OpenSSL refused the session ticket keys");
+    }
   } else {
     ctx.set_verify_mode(options.verify_peer ? ssl::verify_peer : ssl::verify_none);
     // Sessions (TLS 1.3 tickets arrive after the handshake) are caught by the callback; OpenSSL

@@ -200,7 +200,8 @@ storm)
     "all_sessions_back_s=$(python3 -c "print(round(($ALL_MS - $RESTART_MS)/1000,1))")" \
     "all_resynced_s=$(python3 -c "print(round(($(j "$R" 'd["last_resync_unix_ms"]') - $RESTART_MS)/1000,1))")" \
     "reconnect_resync_ms_p50/p99/max=$(j "$R" '"%s/%s/%s" % tuple(d["resync_ms"]["reconnect"].get(k) for k in ("p50","p99","max"))')" \
-    "(n=$(j "$R" 'd["resync_ms"]["reconnect"]["count"]')) peak_rss_mb=$HWM refused_503=${REFUSED:-?}" \
+    "(n=$(j "$R" 'd["resync_ms"]["reconnect"]["count"]')) tls_resumed=$(j "$R" 'd["tls_resumed"]')/$(j "$R" 'd["tunnels_opened"]')" \
+    "peak_rss_mb=$HWM refused_503=${REFUSED:-?}" \
     "not_ready_events=$(j "$R" 'd["cloud_watch"]["not_ready_events"]') ready_at_end=$(j "$R" 'd["cloud_watch"]["nodes_ready"]')" \
     "unacked=$(j "$R" 'd["status"]["pods_unacked_at_end"]') unseen=$(j "$R" 'd["status"]["pods_not_seen_in_watch_at_end"]')" \
     "errors=$(j "$R" 'd["errors"]' | tr -d ' ')"

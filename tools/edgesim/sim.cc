@@ -346,6 +346,8 @@ class Sim {
   std::atomic<uint64_t> resync_requests{0};
   std::atomic<uint64_t> refused_503{0};
   std::atomic<uint64_t> disconnects{0};
+  std::atomic<uint64_t> connections{0};  // tunnels opened
+  std::atomic<uint64_t> tls_resumed{0};  // of which resumed a TLS session
 
   // From the watch on nodes: the Ready condition each node last showed.
   std::mutex ready_mu;
@@ -442,6 +444,8 @@ void SimNode::on_open(uint64_t id, std::shared_ptr<common::WsConnection> conn) {
   }
   conn_ = std::move(conn);
   sim_.connected++;
+  sim_.connections++;
+  if (conn_->peer().tls_resumed) sim_.tls_resumed++;
   welcomed_ = false;
   v1::Frame frame;
   auto* hello = frame.mutable_hello();
@@ -1183,6 +1187,8 @@ json Sim::run() {
            : json()}};
   report["refused_503"] = refused_503.load();
   report["disconnects"] = disconnects.load();
+  report["tunnels_opened"] = connections.load();
+  report["tls_resumed"] = tls_resumed.load();
   report["errors"] = errors;
   report["edgesim_rss_kib"] = {{"connected", rss_connected}, {"end", rss_end}};
   return report;
