@@ -505,8 +505,8 @@ common::Admission Hub::Impl::admit(const common::PeerInfo& peer) {
       peer.certificate_not_after <= clock.system_now()) {
     ++stats.refused_expired;
     const std::string expiry = common::format_rfc3339(peer.certificate_not_after);
-    spdlog::warn("hub: refused node {}: its certificate expired at {} (from {}, resumed TLS "
-                 "session)", *name, expiry, peer.remote_address);
+    spdlog::warn("hub: refused node {}: its certificate expired at {} (from {}{})", *name, expiry,
+                 peer.remote_address, peer.tls_resumed ? ", resumed TLS session" : "");
     return {403, 0,
             fmt::format("the certificate of node {} expired at {}; get a new one with gantryadm "
                         "join", *name, expiry)};

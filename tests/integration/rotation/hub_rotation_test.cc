@@ -109,22 +109,33 @@ struct Fixture {
     return common::issue_certificate(key.get(), spec, ca, ca_key).value();
   }
 
-  // Connects as `cn` with a certificate valid from `now` for `lifetime`.
-  common::ConnectResult connect(const std::string& cn, std::shared_ptr<Inbox> inbox,
-                                std::chrono::system_clock::time_point now,
-                                std::chrono::seconds lifetime = 1h) {
+  // A client TLS context for `cn` with a certificate valid from `now` for `lifetime`.
+  std::shared_ptr<common::TlsContext> client_tls(const std::string& cn,
+                                                 std::chrono::system_clock::time_point now,
+                                                 std::chrono::seconds lifetime = 1h) {
     auto key = common::PrivateKey::generate().value();
     auto cert = issue(key, cn, now, lifetime);
     auto tls = common::TlsContext::create(
         common::TlsRole::kClient,
         {.cert_pem = cert.to_pem(), .key_pem = key.to_pem(), .ca_pem = ca.to_pem()});
     REQUIRE(tls.ok());
+    return std::move(tls).value();
+  }
+
+  common::ConnectResult connect(const std::string& cn, std::shared_ptr<Inbox> inbox,
+                                std::chrono::system_clock::time_point now,
+                                std::chrono::seconds lifetime = 1h) {
+    return connect(client_tls(cn, now, lifetime), std::move(inbox));
+  }
+
+  common::ConnectResult connect(std::shared_ptr<common::TlsContext> tls,
+                                std::shared_ptr<Inbox> inbox) {
     common::WsClientOptions options;
     options.host = "127.0.0.1";
     options.port = hub->port();
     std::mutex mu;
     std::optional<common::ConnectResult> result;
-    common::ws_connect(loop, *tls, options, std::make_unique<ScriptedEdge>(inbox),
+    common::ws_connect(loop, tls, options, std::make_unique<ScriptedEdge>(inbox),
                        [&](common::ConnectResult r) {
                          std::lock_guard lock(mu);
                          result = std::move(r);
@@ -236,6 +247,27 @@ TEST_CASE("hub: an expired node certificate is refused at the TLS handshake and 
   CHECK(c.error->kind == common::ConnectError::Kind::kTls);
   CHECK(test::eventually([&] { return f.hub->stats().refused_expired == 1; }));
   CHECK_FALSE(f.hub->connected("e1"));
+}
+
+TEST_CASE("hub: a resumed TLS session whose certificate expired since is refused at the upgrade") {
+  Fixture f;
+  auto tls = f.client_tls("system:node:e1", f.clock.system_now(), 1h);
+  auto inbox = std::make_shared<Inbox>();
+  auto first = f.connect(tls, inbox);
+  REQUIRE(first.ok());
+  hello(first, *inbox);
+  REQUIRE(test::eventually([&] { return tls->has_session(); }));  // the TLS 1.3 ticket
+  first.connection->close("bye");
+  REQUIRE(test::eventually([&] { return !f.hub->connected("e1"); }));
+
+  // By the hub's clock the certificate has expired; the resumed handshake does not look at it.
+  f.clock.advance(2h);
+  auto second = f.connect(tls, std::make_shared<Inbox>());
+  REQUIRE_FALSE(second.ok());
+  CHECK(second.error->kind == common::ConnectError::Kind::kHttpRefused);
+  CHECK(second.error->http_status == 403);
+  CHECK(second.error->body.rfind("the certificate of node e1 expired at ", 0) == 0);
+  CHECK(f.hub->stats().refused_expired == 1);
 }
 
 }  // namespace
