@@ -163,6 +163,13 @@ class NodeReporter {
 };
 
 int run(const EdgecoreConfig& config) {
+  // SIGTERM/SIGINT are taken with sigwait below; block them before any thread starts (RocksDB's
+  // and gRPC's included: a signal delivered to one of those would kill the process).
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   auto address = parse_address(config.cloudcore);
   if (!address.ok()) {
     spdlog::critical("{}", address.status().message());
@@ -194,12 +201,6 @@ int run(const EdgecoreConfig& config) {
     return 1;
   }
 
-  // SIGTERM/SIGINT are taken with sigwait below; block them before any thread starts.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   auto runtime = CriRuntime::create({.endpoint = config.runtime_endpoint,
                                      .call_timeout = config.runtime_timeout,
