@@ -1,12 +1,11 @@
 // edgecore: flags, config, wiring. Everything else lives in the edgecore_* libraries.
 #include <openssl/ssl.h>
 #include <signal.h>
-
-#include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
-#include <chrono>
+#include <CLI/CLI.hpp>
 #include <atomic>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -60,11 +59,11 @@ common::Status load_config(const std::string& path, EdgecoreConfig& c) {
     root.required("node_name", &c.node_name)
         .field("data_dir", &c.data_dir)
         .required("cloudcore", &c.cloudcore)
-        .section("tls",
-                 [&](common::ConfigNode& n) {
-                   n.required("cert", &c.tls_cert).required("key", &c.tls_key).required("ca",
-                                                                                          &c.tls_ca);
-                 })
+        .section(
+            "tls",
+            [&](common::ConfigNode& n) {
+              n.required("cert", &c.tls_cert).required("key", &c.tls_key).required("ca", &c.tls_ca);
+            })
         .field("heartbeat", &c.heartbeat, std::chrono::milliseconds(1s),
                std::chrono::milliseconds(10min))
         .section("backoff",
@@ -140,8 +139,12 @@ class NodeReporter {
  public:
   NodeReporter(common::EventLoop& loop, StatusTracker& tracker, NodeProbeOptions options,
                std::function<RuntimeView()> runtime, std::chrono::milliseconds interval)
-      : loop_(loop), tracker_(tracker), prober_(options), data_dir_(options.data_dir),
-        runtime_(std::move(runtime)), interval_(interval) {}
+      : loop_(loop),
+        tracker_(tracker),
+        prober_(options),
+        data_dir_(options.data_dir),
+        runtime_(std::move(runtime)),
+        interval_(interval) {}
   void tick() {
     auto now = std::chrono::duration_cast<std::chrono::seconds>(
         common::system_clock().system_now().time_since_epoch());
@@ -201,7 +204,6 @@ int run(const EdgecoreConfig& config) {
     return 1;
   }
 
-
   auto runtime = CriRuntime::create({.endpoint = config.runtime_endpoint,
                                      .call_timeout = config.runtime_timeout,
                                      .pull_timeout = config.pull_timeout});
@@ -231,8 +233,8 @@ int run(const EdgecoreConfig& config) {
   common::SystemRandom random;
   LogStreams logs(
       [&pods](const v1::LogRequest& r) -> common::Result<LogTarget> {
-        GANTRY_ASSIGN_OR_RETURN(ContainerLog log,
-                                pods.locate_log(r.namespace_(), r.pod(), r.container(), r.previous()));
+        GANTRY_ASSIGN_OR_RETURN(ContainerLog log, pods.locate_log(r.namespace_(), r.pod(),
+                                                                  r.container(), r.previous()));
         return LogTarget{log.path, log.running};
       },
       common::system_clock());
@@ -249,7 +251,8 @@ int run(const EdgecoreConfig& config) {
       common::system_clock().system_now().time_since_epoch());
   NodeReporter reporter(
       loop, **tracker,
-      {.edgecore_version = common::kVersion, .started_at = started.count(),
+      {.edgecore_version = common::kVersion,
+       .started_at = started.count(),
        .data_dir = config.data_dir},
       [&pods] { return pods.runtime_view(); }, config.node_status_interval);
   reporter_ptr = &reporter;
