@@ -211,20 +211,29 @@ TlsIdentity::~TlsIdentity() {
   EVP_PKEY_free(key_);
 }
 
+// A copy of the session is kept, not OpenSSL's object: OpenSSL marks a connection's session
+// unresumable when the connection ends without close_notify (a cut link, a killed cloudcore:
+// exactly when a fleet reconnects at once), and the copy stays resumable. (edgesim found it: no
+// node resumed after a kill -9 of cloudcore.)
 int TlsContext::on_new_session(SSL* ssl, SSL_SESSION* session) {
+  SSL_SESSION* copy = SSL_SESSION_dup(session);
+  if (copy == nullptr) return 0;
   if (auto* identity = static_cast<TlsIdentity*>(SSL_get_ex_data(ssl, identity_ex_index()))) {
     std::lock_guard lock(identity->mu_);
     if (identity->session_ != nullptr) SSL_SESSION_free(identity->session_);
-    identity->session_ = session;
-    return 1;
+    identity->session_ = copy;
+    return 0;  // OpenSSL keeps (and frees) its own reference
   }
   auto* self =
       static_cast<TlsContext*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), context_ex_index()));
-  if (self == nullptr) return 0;
+  if (self == nullptr) {
+    SSL_SESSION_free(copy);
+    return 0;
+  }
   std::lock_guard lock(self->impl_->mu);
   if (self->impl_->session != nullptr) SSL_SESSION_free(self->impl_->session);
-  self->impl_->session = session;
-  return 1;  // we keep the reference OpenSSL handed us
+  self->impl_->session = copy;
+  return 0;
 }
 
 int TlsContext::on_verify(int preverify_ok, X509_STORE_CTX* store) {
