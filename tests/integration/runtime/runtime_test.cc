@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 #include <fstream>
 #include <iostream>
 #include <random>
@@ -501,6 +502,12 @@ TEST_CASE_METHOD(RuntimeFixture, "a stuck containerd costs a call its deadline, 
 
   auto pid = std::stoi(read_file(containerd_.dir() / "containerd.pid"));
   REQUIRE(::kill(pid, SIGSTOP) == 0);
+  // The stop is asynchronous: wait until the kernel says every thread is stopped.
+  REQUIRE(test::eventually([&] {
+    std::string stat = read_file(fmt::format("/proc/{}/stat", pid));
+    auto close = stat.rfind(')');
+    return close != std::string::npos && close + 2 < stat.size() && stat[close + 2] == 'T';
+  }));
   auto begin = std::chrono::steady_clock::now();
   auto stuck = (*impatient)->list_containers();
   auto elapsed = std::chrono::steady_clock::now() - begin;
