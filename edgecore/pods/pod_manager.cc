@@ -675,6 +675,9 @@ void PodManager::stop() {
   }
   observer_.reset();
   cv_.notify_all();
+  // A worker may be in a pull that takes minutes, or in a graceful stop: end those calls rather
+  // than hold edgecore's shutdown (the next edgecore takes over where they were).
+  if (options_.cancel_runtime_on_stop) runtime_.cancel_calls();
   if (relist_thread_.joinable()) relist_thread_.join();
   for (auto& [uid, w] : workers) {
     {

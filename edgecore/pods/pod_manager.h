@@ -49,6 +49,8 @@ struct PodManagerOptions {
   // Called (from the relist thread, no lock held) when the runtime's readiness or version
   // changes, so that the node's status says so at once rather than at the next probe.
   std::function<void()> on_runtime_change;
+  // stop() cancels the runtime's calls in flight (the runtime is not used after it).
+  bool cancel_runtime_on_stop = true;
 };
 
 struct PodManagerStats {

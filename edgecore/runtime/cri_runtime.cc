@@ -3,6 +3,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <mutex>
+#include <set>
 #include <type_traits>
 #include <utility>
 
@@ -62,7 +63,9 @@ struct CriRuntime::Impl {
 
   CriRuntimeOptions options;
   std::mutex mu;
-  std::shared_ptr<Connection> connection;  // guarded by mu
+  std::shared_ptr<Connection> connection;    // guarded by mu
+  std::set<grpc::ClientContext*> in_flight;  // guarded by mu
+  bool cancelled = false;                    // guarded by mu
 
   std::shared_ptr<Connection> current() {
     std::lock_guard lock(mu);
@@ -91,8 +94,22 @@ struct CriRuntime::Impl {
     }
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + deadline);
+    {
+      std::lock_guard lock(mu);
+      if (cancelled) {
+        return make_error(Code::kCancelled, "{}: edgecore is stopping", what);
+      }
+      in_flight.insert(&context);
+    }
     grpc::Status status = (stub->*method)(&context, request, response);
+    {
+      std::lock_guard lock(mu);
+      in_flight.erase(&context);
+    }
     if (status.ok()) return common::ok_status();
+    if (status.error_code() == grpc::StatusCode::CANCELLED) {
+      return make_error(Code::kCancelled, "{}: cancelled (edgecore is stopping)", what);
+    }
     if (status.error_code() == grpc::StatusCode::UNAVAILABLE) replace(conn);
     return cri::call_error(static_cast<int>(status.error_code()), status.error_message(), what,
                            options.endpoint, deadline);
@@ -119,6 +136,12 @@ Result<std::unique_ptr<CriRuntime>> CriRuntime::create(CriRuntimeOptions options
 
 CriRuntime::CriRuntime(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 CriRuntime::~CriRuntime() = default;
+
+void CriRuntime::cancel_calls() {
+  std::lock_guard lock(impl_->mu);
+  impl_->cancelled = true;
+  for (grpc::ClientContext* context : impl_->in_flight) context->TryCancel();
+}
 
 const std::string& CriRuntime::endpoint() const {
   return impl_->options.endpoint;

@@ -42,6 +42,7 @@ class CriRuntime final : public Runtime {
   const std::string& endpoint() const;
 
   Result<RuntimeVersion> version() override;
+  void cancel_calls() override;
   Result<std::vector<RuntimeCondition>> conditions() override;
 
   Result<std::string> run_pod_sandbox(const SandboxConfig& config) override;

@@ -169,6 +169,10 @@ class Runtime {
 
   virtual Result<RuntimeVersion> version() = 0;
 
+  // Ends every call in flight (an image pull may take minutes) with Code::kCancelled, and every
+  // later call at once: for shutting down without waiting for them. The default does nothing.
+  virtual void cancel_calls() {}
+
   // The runtime's conditions (CRI Status). The default, for fakes, says ready whenever
   // version() answers.
   virtual Result<std::vector<RuntimeCondition>> conditions() {

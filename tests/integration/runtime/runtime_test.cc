@@ -8,6 +8,8 @@
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
 #include <fstream>
+#include <future>
+#include <thread>
 #include <iostream>
 #include <random>
 #include <sstream>
@@ -518,6 +520,30 @@ TEST_CASE_METHOD(RuntimeFixture, "a stuck containerd costs a call its deadline, 
   CHECK(elapsed >= 900ms);
   CHECK(elapsed < 15s);
   REQUIRE(test::eventually([&] { return (*impatient)->version().ok(); }));
+}
+
+TEST_CASE_METHOD(RuntimeFixture, "cancel_calls ends a call in flight and every later one at once",
+                 "[containerd]") {
+  auto patient = CriRuntime::create({.endpoint = containerd_.endpoint(), .call_timeout = 60s});
+  REQUIRE(patient.ok());
+  REQUIRE((*patient)->version().ok());
+  auto pid = std::stoi(read_file(containerd_.dir() / "containerd.pid"));
+  REQUIRE(::kill(pid, SIGSTOP) == 0);
+  std::promise<Status> result;
+  std::thread caller([&] { result.set_value((*patient)->list_containers().status()); });
+  auto future = result.get_future();
+  // The call is waiting on the stopped runtime; cancelling ends it long before its 60 s.
+  CHECK(future.wait_for(300ms) == std::future_status::timeout);
+  auto begin = std::chrono::steady_clock::now();
+  (*patient)->cancel_calls();
+  REQUIRE(future.wait_for(10s) == std::future_status::ready);
+  auto elapsed = std::chrono::steady_clock::now() - begin;
+  caller.join();
+  ::kill(pid, SIGCONT);
+  Status s = future.get();
+  CHECK(s.code() == Code::kCancelled);
+  CHECK(elapsed < 5s);
+  CHECK((*patient)->version().status().code() == Code::kCancelled);
 }
 
 }  // namespace
