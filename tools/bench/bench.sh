@@ -142,7 +142,7 @@ steady | idle-bytes | propagation)
       "unseen=$(j "$R" 'd["status"]["pods_not_seen_in_watch_at_end"]')" \
       "status_ms_p50/p99=$(j "$R" '"%s/%s" % (d["propagation_ms"].get("p50"), d["propagation_ms"].get("p99"))')" \
       "bytes_per_node_s=$(j "$R" 'round(d["wire"]["bytes_per_node_per_second"],2)')" \
-      "edgesim_rss_mb=$(j "$R" 'd["edgesim_rss_kib"]["end"]//1024') errors=$(j "$R" 'json.dumps(d["errors"]) if False else d["errors"]' | tr -d ' ')"
+      "edgesim_rss_mb=$(j "$R" 'd["edgesim_rss_kib"]["end"]//1024') errors=$(j "$R" 'd["errors"]' | tr -d ' ')"
     ;;
   idle-bytes)
     echo "idle-bytes nodes=$NODES window_s=$(j "$R" 'round(d["window_seconds"])')" \
