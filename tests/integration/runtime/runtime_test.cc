@@ -34,6 +34,22 @@ std::string read_file(const fs::path& path) {
   return text.str();
 }
 
+// SIGSTOP, then waits until every thread of the process is stopped: the stop is asynchronous, and
+// on a loaded machine a thread may still answer a call for a while after kill() returned.
+void stop_process(int pid) {
+  REQUIRE(::kill(pid, SIGSTOP) == 0);
+  REQUIRE(test::eventually([&] {
+    std::error_code ec;
+    for (const auto& task : fs::directory_iterator(fmt::format("/proc/{}/task", pid), ec)) {
+      std::string stat = read_file(task.path() / "stat");
+      auto close = stat.rfind(')');
+      if (close == std::string::npos || close + 2 >= stat.size()) return false;
+      if (stat[close + 2] != 'T' && stat[close + 2] != 't') return false;
+    }
+    return !ec;
+  }));
+}
+
 std::string unique_suffix() {
   static std::atomic<int> counter{0};
   std::random_device rd;
@@ -503,13 +519,7 @@ TEST_CASE_METHOD(RuntimeFixture, "a stuck containerd costs a call its deadline, 
   REQUIRE((*impatient)->version().ok());  // connected
 
   auto pid = std::stoi(read_file(containerd_.dir() / "containerd.pid"));
-  REQUIRE(::kill(pid, SIGSTOP) == 0);
-  // The stop is asynchronous: wait until the kernel says every thread is stopped.
-  REQUIRE(test::eventually([&] {
-    std::string stat = read_file(fmt::format("/proc/{}/stat", pid));
-    auto close = stat.rfind(')');
-    return close != std::string::npos && close + 2 < stat.size() && stat[close + 2] == 'T';
-  }));
+  stop_process(pid);
   auto begin = std::chrono::steady_clock::now();
   auto stuck = (*impatient)->list_containers();
   auto elapsed = std::chrono::steady_clock::now() - begin;
@@ -528,7 +538,7 @@ TEST_CASE_METHOD(RuntimeFixture, "cancel_calls ends a call in flight and every l
   REQUIRE(patient.ok());
   REQUIRE((*patient)->version().ok());
   auto pid = std::stoi(read_file(containerd_.dir() / "containerd.pid"));
-  REQUIRE(::kill(pid, SIGSTOP) == 0);
+  stop_process(pid);
   std::promise<Status> result;
   std::thread caller([&] { result.set_value((*patient)->list_containers().status()); });
   auto future = result.get_future();
