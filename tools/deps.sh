@@ -13,7 +13,7 @@ packages=(
   # tests
   prometheus openssl curl procps iproute2 python3 systemd
   # edge runtime (tests and quickstart)
-  containerd runc containernetworking-plugins busybox-static docker-registry skopeo
+  containerd runc containernetworking-plugins busybox-static docker-registry skopeo iptables
 )
 
 missing=()
