@@ -316,18 +316,7 @@ bool TlsContext::has_session() const {
 }
 
 std::string peer_common_name(const SSL* ssl) {
-  X509* cert = SSL_get0_peer_certificate(ssl);
-  if (cert == nullptr) return "";
-  X509_NAME* subject = X509_get_subject_name(cert);
-  int index = X509_NAME_get_index_by_NID(subject, NID_commonName, -1);
-  if (index < 0) return "";
-  ASN1_STRING* data = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, index));
-  unsigned char* utf8 = nullptr;
-  int length = ASN1_STRING_to_UTF8(&utf8, data);
-  if (length < 0) return "";
-  std::string cn(reinterpret_cast<char*>(utf8), static_cast<size_t>(length));
-  OPENSSL_free(utf8);
-  return cn;
+  return subject_common_name(SSL_get0_peer_certificate(ssl));
 }
 
 std::optional<std::chrono::system_clock::time_point> peer_not_after(const SSL* ssl) {
