@@ -8,6 +8,7 @@
 #include "cloudcore/api/api_server.h"
 #include "cloudcore/controllers/scheduler.h"
 #include "cloudcore/hub/hub.h"
+#include "cloudcore/hub/hub_log_streamer.h"
 #include "cloudcore/join/join.h"
 #include "cloudcore/registry/registry.h"
 #include "cloudcore/store/rocks_store.h"
@@ -183,29 +184,6 @@ std::unique_ptr<JoinServer> start_join(common::EventLoop& loop, const CloudcoreC
   }
   return std::move(server).value();
 }
-
-// pods/log for the API, through the hub's tunnel streams.
-class HubLogStreamer final : public api::LogStreamer {
- public:
-  explicit HubLogStreamer(Hub& hub) : hub_(hub) {}
-  common::Result<std::unique_ptr<Stream>> open(const std::string& node, const v1::LogRequest& request,
-                                               Callbacks callbacks) override {
-    struct HubStream final : Stream {
-      std::unique_ptr<LogStream> stream;
-      void consumed(size_t bytes) override { stream->consumed(bytes); }
-    };
-    auto stream = hub_.open_log_stream(node, request,
-                                       {std::move(callbacks.on_ready), std::move(callbacks.on_data),
-                                        std::move(callbacks.on_close)});
-    if (!stream.ok()) return stream.status();
-    auto out = std::make_unique<HubStream>();
-    out->stream = std::move(stream).value();
-    return std::unique_ptr<Stream>(std::move(out));
-  }
-
- private:
-  Hub& hub_;
-};
 
 // The REST API: the serving certificate; client certificates are requested but not required
 // (bearer tokens are the credential).

@@ -34,6 +34,18 @@ struct PodManager::Worker {
     milliseconds delay{0};
     std::string seen;  // id of the ended container the delay was computed for
     steady_clock::time_point restart_at;
+
+    // The container `ended` has ended: the first time it is seen the delay doubles (from `base`,
+    // up to `cap`; back to `base` after a run longer than `reset`), as the kubelet's back-off.
+    void on_ended(const ContainerStatus& ended, const PodManagerOptions& o,
+                  steady_clock::time_point now) {
+      if (seen == ended.info.id) return;
+      milliseconds ran((ended.finished_at_ns - ended.started_at_ns) / 1'000'000);
+      if (ran > o.backoff_reset) delay = milliseconds(0);
+      delay = delay.count() == 0 ? o.crash_backoff_base : std::min(o.crash_backoff_cap, delay * 2);
+      seen = ended.info.id;
+      restart_at = now + delay;
+    }
   };
   std::map<std::string, Crash> crashes;  // by container name
   struct Pull {
@@ -134,10 +146,19 @@ class PodSync {
   // The image reference to create the container with, pulling it if needed. While a failed pull
   // backs off, the error (reason + message) comes back without pulling again.
   common::Result<std::string> ensure_image(const v1::Container& c, Waiting& why);
-  // Creates and starts attempt `attempt` of `c` in `sandbox`.
-  common::Status start_container(const v1::Object& pod, const v1::Container& c,
-                                 const std::string& sandbox_id, const SandboxConfig& sandbox,
-                                 uint32_t attempt, const std::string& image_ref, Waiting& why);
+  // Creates and starts attempt `attempt` of `c` in `sandbox`; the new container's status.
+  common::Result<ContainerStatus> start_container(const v1::Object& pod, const v1::Container& c,
+                                                  const std::string& sandbox_id,
+                                                  const SandboxConfig& sandbox, uint32_t attempt,
+                                                  const std::string& image_ref, Waiting& why);
+  // The attempts of container `name` in the sandbox: the latest and the one before it (what
+  // `kubectl logs --previous` reads); older ones are removed.
+  struct Attempts {
+    std::optional<ContainerStatus> current, previous;
+    uint32_t next = 0;  // the attempt number of the next container
+  };
+  Attempts attempts_of(const std::vector<ContainerInfo>& all, const std::string& sandbox_id,
+                       const std::string& name);
   void remove_sandbox(const SandboxInfo& sandbox, std::chrono::seconds grace);
   // Runs the init containers in order, each to a successful end. True when all are done and the
   // app containers may start; otherwise the app containers of `obs` say what holds them.
@@ -209,10 +230,30 @@ common::Result<std::string> PodSync::ensure_image(const v1::Container& c, Waitin
   return ref.status();
 }
 
-common::Status PodSync::start_container(const v1::Object& pod, const v1::Container& c,
-                                        const std::string& sandbox_id, const SandboxConfig& sandbox,
-                                        uint32_t attempt, const std::string& image_ref,
-                                        Waiting& why) {
+PodSync::Attempts PodSync::attempts_of(const std::vector<ContainerInfo>& all,
+                                       const std::string& sandbox_id, const std::string& name) {
+  std::vector<const ContainerInfo*> mine;
+  for (const auto& info : all) {
+    if (info.sandbox_id == sandbox_id && label(info.labels, kLabelContainerName) == name) {
+      mine.push_back(&info);
+    }
+  }
+  std::sort(mine.begin(), mine.end(),
+            [](const auto* a, const auto* b) { return a->attempt > b->attempt; });
+  for (size_t k = 2; k < mine.size(); ++k) (void)rt_.remove_container(mine[k]->id);
+  Attempts out;
+  if (mine.empty()) return out;
+  out.next = mine[0]->attempt + 1;
+  if (auto cur = rt_.container_status(mine[0]->id); cur.ok()) out.current = *cur;
+  if (mine.size() > 1) {
+    if (auto prev = rt_.container_status(mine[1]->id); prev.ok()) out.previous = *prev;
+  }
+  return out;
+}
+
+common::Result<ContainerStatus> PodSync::start_container(
+    const v1::Object& pod, const v1::Container& c, const std::string& sandbox_id,
+    const SandboxConfig& sandbox, uint32_t attempt, const std::string& image_ref, Waiting& why) {
   auto config = make_container_config(
       pod, c, pod_paths(opt_.data_dir, pod), attempt, image_ref,
       [this](auto k, const auto& n, const auto& s) { return lookup(k, n, s); });
@@ -232,7 +273,9 @@ common::Status PodSync::start_container(const v1::Object& pod, const v1::Contain
     return s;
   }
   stat([](auto& st) { ++st.containers_started; });
-  return common::ok_status();
+  auto status = rt_.container_status(*id);
+  if (!status.ok()) why = {"ContainerCreating", status.status().message()};  // next pass sees it
+  return status;
 }
 
 void PodSync::stop_all(const std::vector<ContainerInfo>& containers, std::chrono::seconds grace) {
@@ -340,7 +383,7 @@ void PodSync::sync(const v1::Object& pod) {
       if (!ensure_image(m.containers(i), why).ok()) obs.containers[i].waiting = why;
     }
     for (const auto& s : *sandboxes) remove_sandbox(s, grace_of(m));
-    sandbox_config = make_sandbox_config(pod, paths, next_sandbox_attempt, opt_.node_name);
+    sandbox_config = make_sandbox_config(pod, paths, next_sandbox_attempt);
     std::error_code ec;
     std::filesystem::create_directories(paths.log_dir, ec);
     auto id = m_.runtime_.run_pod_sandbox(sandbox_config);
@@ -358,7 +401,7 @@ void PodSync::sync(const v1::Object& pod) {
     all->clear();  // the containers of the old sandboxes are gone with them
   } else {
     sandbox_id = ready->id;
-    sandbox_config = make_sandbox_config(pod, paths, ready->attempt, opt_.node_name);
+    sandbox_config = make_sandbox_config(pod, paths, ready->attempt);
     // Sandboxes that lost to the ready one (an older spec, or dead) go.
     for (const auto& s : *sandboxes) {
       if (s.id != sandbox_id) remove_sandbox(s, grace_of(m));
@@ -386,26 +429,11 @@ void PodSync::sync(const v1::Object& pod) {
     ContainerObservation& o = obs.containers[i];
     if (o.waiting) continue;  // its image could not be had for the new sandbox
 
-    std::vector<const ContainerInfo*> mine;
-    for (const auto& info : *all) {
-      if (info.sandbox_id == sandbox_id && label(info.labels, kLabelContainerName) == c.name()) {
-        mine.push_back(&info);
-      }
-    }
-    std::sort(mine.begin(), mine.end(),
-              [](const auto* a, const auto* b) { return a->attempt > b->attempt; });
-    // Two attempts are kept (the current one and the one `kubectl logs --previous` reads).
-    for (size_t k = 2; k < mine.size(); ++k) (void)rt_.remove_container(mine[k]->id);
-    if (mine.size() > 1) {
-      auto prev = rt_.container_status(mine[1]->id);
-      if (prev.ok()) o.previous = *prev;
-    }
-    if (!mine.empty()) {
-      auto cur = rt_.container_status(mine[0]->id);
-      if (cur.ok()) o.current = *cur;
-    }
-    uint32_t attempt = mine.empty() ? 0 : mine[0]->attempt + 1;
-    o.restart_count = mine.empty() ? 0 : mine[0]->attempt;
+    Attempts attempts = attempts_of(*all, sandbox_id, c.name());
+    o.current = attempts.current;
+    o.previous = attempts.previous;
+    uint32_t attempt = attempts.next;
+    o.restart_count = attempt == 0 ? 0 : attempt - 1;
     std::string want = container_hash(c);
     bool matches = o.current && label(o.current->info.annotations, kAnnotationSpecHash) == want;
 
@@ -425,7 +453,8 @@ void PodSync::sync(const v1::Object& pod) {
         }
         down_since = steady_clock::now();
       }
-      if (!start_container(pod, c, sandbox_id, sandbox_config, attempt, *image, why).ok()) {
+      auto started = start_container(pod, c, sandbox_id, sandbox_config, attempt, *image, why);
+      if (!started.ok()) {
         o.waiting = why;
         wake_in(5s);
         return false;
@@ -441,17 +470,8 @@ void PodSync::sync(const v1::Object& pod) {
       }
       o.waiting.reset();
       o.restart_count = attempt;
-      auto st = rt_.list_containers(with_labels({{kLabelContainerName, c.name()}}, sandbox_id));
-      if (st.ok()) {
-        for (const auto& info : *st) {
-          if (info.attempt != attempt) continue;
-          auto cur = rt_.container_status(info.id);
-          if (cur.ok()) {
-            if (o.current) o.previous = o.current;
-            o.current = *cur;
-          }
-        }
-      }
+      if (o.current) o.previous = o.current;
+      o.current = *started;
       return true;
     };
 
@@ -502,14 +522,7 @@ void PodSync::sync(const v1::Object& pod) {
         (m.restart_policy() == v1::RESTART_POLICY_ON_FAILURE && o.current->exit_code != 0);
     if (!restart) continue;
     auto& crash = w_.crashes[c.name()];
-    if (crash.seen != o.current->info.id) {
-      int64_t ran_ms = (o.current->finished_at_ns - o.current->started_at_ns) / 1'000'000;
-      if (ran_ms > opt_.backoff_reset.count()) crash.delay = milliseconds(0);
-      crash.delay = crash.delay.count() == 0 ? opt_.crash_backoff_base
-                                             : std::min(opt_.crash_backoff_cap, crash.delay * 2);
-      crash.seen = o.current->info.id;
-      crash.restart_at = now + crash.delay;
-    }
+    crash.on_ended(*o.current, opt_, now);
     if (now < crash.restart_at) {
       o.waiting = Waiting{
           "CrashLoopBackOff",
@@ -545,21 +558,9 @@ bool PodSync::run_init_containers(const v1::Object& pod, const std::string& sand
   for (int i = 0; i < count; ++i) {
     const v1::Container& c = m.init_containers(i);
     const std::string progress = fmt::format("Init:{}/{}", i, count);
-    std::vector<const ContainerInfo*> mine;
-    for (const auto& info : all) {
-      if (info.sandbox_id == sandbox_id && label(info.labels, kLabelContainerName) == c.name()) {
-        mine.push_back(&info);
-      }
-    }
-    std::sort(mine.begin(), mine.end(),
-              [](const auto* a, const auto* b) { return a->attempt > b->attempt; });
-    for (size_t k = 2; k < mine.size(); ++k) (void)rt_.remove_container(mine[k]->id);
-    std::optional<ContainerStatus> cur;
-    if (!mine.empty()) {
-      auto st = rt_.container_status(mine[0]->id);
-      if (st.ok()) cur = *st;
-    }
-    uint32_t attempt = mine.empty() ? 0 : mine[0]->attempt + 1;
+    Attempts attempts = attempts_of(all, sandbox_id, c.name());
+    const std::optional<ContainerStatus>& cur = attempts.current;
+    uint32_t attempt = attempts.next;
     auto start = [&] {
       Waiting why;
       auto image = ensure_image(c, why);
@@ -587,12 +588,7 @@ bool PodSync::run_init_containers(const v1::Object& pod, const std::string& sand
     }
     auto& crash = w_.crashes["init/" + c.name()];
     auto now = steady_clock::now();
-    if (crash.seen != cur->info.id) {
-      crash.delay = crash.delay.count() == 0 ? opt_.crash_backoff_base
-                                             : std::min(opt_.crash_backoff_cap, crash.delay * 2);
-      crash.seen = cur->info.id;
-      crash.restart_at = now + crash.delay;
-    }
+    crash.on_ended(*cur, opt_, now);
     if (now < crash.restart_at) {
       wake_in(std::chrono::duration_cast<milliseconds>(crash.restart_at - now));
       return hold("Init:CrashLoopBackOff",
@@ -626,11 +622,7 @@ bool PodSync::teardown(const std::optional<v1::Object>& pod) {
     ok = ok && (r.ok() || r.code() == Code::kNotFound);
   }
   if (!ok) return false;
-  v1::Object shape;
-  shape.set_namespace_(w_.ns);
-  shape.set_name(w_.name);
-  shape.set_uid(w_.uid);
-  remove_pod_dirs(pod_paths(opt_.data_dir, shape));
+  remove_pod_dirs(pod_paths(opt_.data_dir, w_.ns, w_.name, w_.uid));
   (void)m_.meta_.delete_pod_record(w_.uid);
   stat([](auto& s) { ++s.pods_removed; });
   if (pod && pod->pod().terminating()) {

@@ -12,15 +12,6 @@ namespace {
 using common::Code;
 using common::make_error;
 
-uint64_t fnv1a(std::string_view data) {
-  uint64_t h = 14695981039346656037ULL;
-  for (unsigned char c : data) {
-    h ^= c;
-    h *= 1099511628211ULL;
-  }
-  return h;
-}
-
 std::string deterministic_bytes(const google::protobuf::MessageLite& message) {
   std::string out;
   {
@@ -49,9 +40,17 @@ const char* protocol_name(v1::Protocol p) {
 
 }  // namespace
 
-PodPaths pod_paths(const std::filesystem::path& data_dir, const v1::Object& pod) {
-  return {data_dir / "pods" / pod.uid(),
-          data_dir / "logs" / fmt::format("{}_{}_{}", pod.namespace_(), pod.name(), pod.uid())};
+uint64_t fnv1a(std::string_view data, uint64_t h) {
+  for (unsigned char c : data) {
+    h ^= c;
+    h *= 1099511628211ULL;
+  }
+  return h;
+}
+
+PodPaths pod_paths(const std::filesystem::path& data_dir, const std::string& ns,
+                   const std::string& name, const std::string& uid) {
+  return {data_dir / "pods" / uid, data_dir / "logs" / fmt::format("{}_{}_{}", ns, name, uid)};
 }
 
 std::filesystem::path volume_dir(const PodPaths& paths, const std::string& volume) {
@@ -85,8 +84,7 @@ std::map<std::string, std::string> pod_labels(const v1::Object& pod) {
           {kLabelManagedBy, "edgecore"}};
 }
 
-SandboxConfig make_sandbox_config(const v1::Object& pod, const PodPaths& paths, uint32_t attempt,
-                                  const std::string& node_name) {
+SandboxConfig make_sandbox_config(const v1::Object& pod, const PodPaths& paths, uint32_t attempt) {
   const v1::PodManifest& m = pod.pod();
   SandboxConfig c;
   c.name = pod.name();
@@ -108,7 +106,6 @@ SandboxConfig make_sandbox_config(const v1::Object& pod, const PodPaths& paths, 
   for (const auto& [k, v] : m.labels()) c.labels.emplace(k, v);
   c.annotations = {m.annotations().begin(), m.annotations().end()};
   c.annotations[kAnnotationSpecHash] = sandbox_hash(pod);
-  (void)node_name;
   return c;
 }
 

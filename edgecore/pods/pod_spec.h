@@ -8,6 +8,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/base/status.h"
@@ -25,7 +26,11 @@ struct PodPaths {
   std::filesystem::path pod_dir;  // DATA/pods/<uid>: volumes/<name>
   std::filesystem::path log_dir;  // DATA/logs/<ns>_<name>_<uid>: <container>/<attempt>.log
 };
-PodPaths pod_paths(const std::filesystem::path& data_dir, const v1::Object& pod);
+PodPaths pod_paths(const std::filesystem::path& data_dir, const std::string& ns,
+                   const std::string& name, const std::string& uid);
+inline PodPaths pod_paths(const std::filesystem::path& data_dir, const v1::Object& pod) {
+  return pod_paths(data_dir, pod.namespace_(), pod.name(), pod.uid());
+}
 std::filesystem::path volume_dir(const PodPaths& paths, const std::string& volume);
 // The CRI log path of a container attempt, relative to the sandbox's log directory.
 std::string container_log_path(const std::string& container, uint32_t attempt);
@@ -33,6 +38,10 @@ std::string container_log_path(const std::string& container, uint32_t attempt);
 // Looks up a cached configmap or secret (nullopt: not in the cache).
 using ConfigLookup = std::function<std::optional<v1::ConfigData>(
     v1::ObjectKind kind, const std::string& ns, const std::string& name)>;
+
+// 64-bit FNV-1a, continued from `h`: the spec and volume-content hashes (not for security).
+inline constexpr uint64_t kFnvOffset = 14695981039346656037ULL;
+uint64_t fnv1a(std::string_view data, uint64_t h = kFnvOffset);
 
 // Hash of what the sandbox is made of (host network, ports, hostname): a changed hash means a new
 // sandbox, and with it new containers.
@@ -42,8 +51,7 @@ std::string sandbox_hash(const v1::Object& pod);
 // itself: the hash covers the references, not the values).
 std::string container_hash(const v1::Container& container);
 
-SandboxConfig make_sandbox_config(const v1::Object& pod, const PodPaths& paths, uint32_t attempt,
-                                  const std::string& node_name);
+SandboxConfig make_sandbox_config(const v1::Object& pod, const PodPaths& paths, uint32_t attempt);
 
 // The container config, with env resolved and volume mounts mapped to the pod's volume dirs. An
 // error (Code::kNotFound / kInvalidArgument) is the message the container's waiting state shows

@@ -16,14 +16,6 @@ namespace fs = std::filesystem;
 using common::Code;
 using common::make_error;
 
-uint64_t fnv1a(uint64_t h, std::string_view data) {
-  for (unsigned char c : data) {
-    h ^= c;
-    h *= 1099511628211ULL;
-  }
-  return h;
-}
-
 common::Status write_file(const fs::path& path, const std::string& content, int mode) {
   std::error_code ec;
   fs::create_directories(path.parent_path(), ec);
@@ -94,12 +86,15 @@ common::Status config_volume(const v1::Object& pod, const v1::Volume& volume, co
 
 common::Status write_atomic_dir(const fs::path& dir,
                                 const std::map<std::string, VolumeFile>& files) {
-  uint64_t h = 14695981039346656037ULL;
+  // Names, contents and modes: a change of any of them is a new version. Every field ends with a
+  // NUL so that moving bytes from one field to the next changes the hash.
+  const std::string_view nul("\0", 1);
+  uint64_t h = kFnvOffset;
   for (const auto& [rel, file] : files) {
-    h = fnv1a(h, rel);
-    h = fnv1a(h, std::string_view("\0", 1));
-    h = fnv1a(h, file.content);
-    h = fnv1a(h, fmt::format("\0{}\0", file.mode));
+    for (std::string_view field : {std::string_view(rel), std::string_view(file.content)}) {
+      h = fnv1a(nul, fnv1a(field, h));
+    }
+    h = fnv1a(nul, fnv1a(std::to_string(file.mode), h));
   }
   std::string version = fmt::format("..{:016x}", h);
   std::error_code ec;

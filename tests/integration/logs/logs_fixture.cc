@@ -10,35 +10,9 @@
 #include <fstream>
 
 #include "cloudcore/hub/hub.h"
+#include "cloudcore/hub/hub_log_streamer.h"
 
 namespace gantry::test {
-namespace {
-
-// What cloudcore's main does: the API's LogStreamer on the hub's tunnel streams.
-class HubLogStreamer final : public cloud::api::LogStreamer {
- public:
-  explicit HubLogStreamer(cloud::Hub& hub) : hub_(hub) {}
-  common::Result<std::unique_ptr<Stream>> open(const std::string& node,
-                                               const v1::LogRequest& request,
-                                               Callbacks callbacks) override {
-    struct HubStream final : Stream {
-      std::unique_ptr<cloud::LogStream> stream;
-      void consumed(size_t bytes) override { stream->consumed(bytes); }
-    };
-    auto stream = hub_.open_log_stream(node, request,
-                                       {std::move(callbacks.on_ready), std::move(callbacks.on_data),
-                                        std::move(callbacks.on_close)});
-    if (!stream.ok()) return stream.status();
-    auto out = std::make_unique<HubStream>();
-    out->stream = std::move(stream).value();
-    return std::unique_ptr<Stream>(std::move(out));
-  }
-
- private:
-  cloud::Hub& hub_;
-};
-
-}  // namespace
 
 LogsCluster::LogsCluster(edge::LogStreamsOptions streams, cloud::HubOptions hub) {
   cloud_ = std::make_unique<Cloud>(cluster_, dir_ / "cloud", hub);
@@ -73,7 +47,7 @@ LogsCluster::LogsCluster(edge::LogStreamsOptions streams, cloud::HubOptions hub)
   auto tokens = cloud::api::TokenAuthenticator::parse(std::string(kLogsToken) +
                                                       ",admin,1,\"system:masters\"\n");
   REQUIRE(tokens.ok());
-  streamer_ = std::make_unique<HubLogStreamer>(cloud_->hub());
+  streamer_ = std::make_unique<cloud::HubLogStreamer>(cloud_->hub());
   cloud::api::ApiServerOptions options;
   options.address = "127.0.0.1";
   options.port = 0;
