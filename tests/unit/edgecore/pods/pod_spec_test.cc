@@ -93,6 +93,10 @@ TEST_CASE("An atomic volume update swaps all files at once and drops removed key
   CHECK(fs::read_symlink(vol / "..data") == first);  // unchanged content: nothing rewritten
   REQUIRE(write_atomic_dir(vol, {{"a", {"3", 0644}}}).ok());
   CHECK(read(vol / "a") == "3");
+  // A new mode alone (a changed defaultMode) is a new version too.
+  REQUIRE(write_atomic_dir(vol, {{"a", {"3", 0600}}}).ok());
+  CHECK((fs::status(vol / "a").permissions() & fs::perms::all) == fs::perms(0600));
+  REQUIRE(write_atomic_dir(vol, {{"a", {"3", 0644}}}).ok());
   CHECK_FALSE(fs::exists(vol / "b"));
   CHECK_FALSE(fs::exists(vol / first));  // the old version is gone
 }
