@@ -1,9 +1,9 @@
 // cloudcore: flags, config, wiring. Everything else lives in the cloudcore_* libraries.
-#include <csignal>
-#include <filesystem>
+#include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
-#include <spdlog/spdlog.h>
+#include <csignal>
+#include <filesystem>
 
 #include "cloudcore/api/api_server.h"
 #include "cloudcore/controllers/scheduler.h"
@@ -81,18 +81,23 @@ common::Status load_config(const std::string& path, CloudcoreConfig& c) {
                    n.field("listen", &c.tunnel.listen)
                        .field("heartbeat", &c.tunnel.heartbeat, ms(1s), ms(10min))
                        .field("node_timeout", &c.tunnel.node_timeout, ms(2s), ms(1h))
-                       .field("max_concurrent_resyncs", &c.tunnel.max_concurrent_resyncs, 1, 1000000)
-                       .field("max_concurrent_handshakes", &c.tunnel.max_concurrent_handshakes, 1, 100000)
+                       .field("max_concurrent_resyncs", &c.tunnel.max_concurrent_resyncs, 1,
+                              1000000)
+                       .field("max_concurrent_handshakes", &c.tunnel.max_concurrent_handshakes, 1,
+                              100000)
                        .field("retry_after", &c.tunnel.retry_after, ms(1s), ms(10min))
-                       .field("max_frame", &c.tunnel.max_frame, common::ByteSize::kib(64), common::ByteSize::mib(64))
-                       .field("max_queued", &c.tunnel.max_queued, common::ByteSize::kib(64), common::ByteSize::gib(1));
+                       .field("max_frame", &c.tunnel.max_frame, common::ByteSize::kib(64),
+                              common::ByteSize::mib(64))
+                       .field("max_queued", &c.tunnel.max_queued, common::ByteSize::kib(64),
+                              common::ByteSize::gib(1));
                    if (c.tunnel.node_timeout <= c.tunnel.heartbeat)
                      n.fail("node_timeout", "must be longer than the heartbeat");
                  })
-        .section("tls",
-                 [&](common::ConfigNode& n) {
-                   n.required("cert", &c.tls.cert).required("key", &c.tls.key).required("ca", &c.tls.ca);
-                 })
+        .section(
+            "tls",
+            [&](common::ConfigNode& n) {
+              n.required("cert", &c.tls.cert).required("key", &c.tls.key).required("ca", &c.tls.ca);
+            })
         .section("api",
                  [&](common::ConfigNode& n) {
                    c.api.enabled = root.has("api");
@@ -100,7 +105,8 @@ common::Status load_config(const std::string& path, CloudcoreConfig& c) {
                    n.field("listen", &c.api.listen)
                        .required("token_file", &c.api.token_file)
                        .field("anonymous_health", &c.api.anonymous_health)
-                       .field("max_body", &c.api.max_body, common::ByteSize::kib(64), common::ByteSize::mib(64));
+                       .field("max_body", &c.api.max_body, common::ByteSize::kib(64),
+                              common::ByteSize::mib(64));
                  })
         .section("join",
                  [&](common::ConfigNode& n) {
@@ -109,7 +115,8 @@ common::Status load_config(const std::string& path, CloudcoreConfig& c) {
                    n.field("listen", &c.join.listen)
                        .required("ca_key", &c.join.ca_key)
                        .required("token_signing_key", &c.join.token_signing_key)
-                       .field("certificate_lifetime", &c.join.certificate_lifetime, ms(10s), ms(24h * 3650))
+                       .field("certificate_lifetime", &c.join.certificate_lifetime, ms(10s),
+                              ms(24h * 3650))
                        .field("rate_per_client", &c.join.rate_per_client, 0.001, 1000.0)
                        .field("burst_per_client", &c.join.burst_per_client, 1.0, 100000.0)
                        .field("rate_global", &c.join.rate_global, 0.001, 100000.0)
@@ -117,9 +124,11 @@ common::Status load_config(const std::string& path, CloudcoreConfig& c) {
                  })
         .section("store",
                  [&](common::ConfigNode& n) {
-                   n.field("keep_revisions", &c.store.keep_revisions, uint64_t{1000}, uint64_t{100000000})
+                   n.field("keep_revisions", &c.store.keep_revisions, uint64_t{1000},
+                           uint64_t{100000000})
                        .field("keep_duration", &c.store.keep_duration, ms(1min), ms(24h * 30))
-                       .field("block_cache", &c.store.block_cache, common::ByteSize::mib(8), common::ByteSize::gib(64));
+                       .field("block_cache", &c.store.block_cache, common::ByteSize::mib(8),
+                              common::ByteSize::gib(64));
                  })
         .section("log", &c.log);
   });
@@ -146,8 +155,8 @@ std::unique_ptr<JoinServer> start_join(common::EventLoop& loop, const CloudcoreC
     spdlog::critical("join.listen: {}", address.status().message());
     return nullptr;
   }
-  auto credentials = load_join_credentials(config.tls.ca, config.join.ca_key,
-                                           config.join.token_signing_key);
+  auto credentials =
+      load_join_credentials(config.tls.ca, config.join.ca_key, config.join.token_signing_key);
   if (!credentials.ok()) {
     spdlog::critical("join: {}", credentials.status().to_string());
     return nullptr;
@@ -176,8 +185,8 @@ std::unique_ptr<JoinServer> start_join(common::EventLoop& loop, const CloudcoreC
   common::HttpServerOptions http;
   http.address = address->host;
   http.port = address->port;
-  auto server = JoinServer::start(loop, *tls, store, std::move(credentials).value(), clock,
-                                  options, http);
+  auto server =
+      JoinServer::start(loop, *tls, store, std::move(credentials).value(), clock, options, http);
   if (!server.ok()) {
     spdlog::critical("join on {}: {}", config.join.listen, server.status().to_string());
     return nullptr;
@@ -187,9 +196,10 @@ std::unique_ptr<JoinServer> start_join(common::EventLoop& loop, const CloudcoreC
 
 // The REST API: the serving certificate; client certificates are requested but not required
 // (bearer tokens are the credential).
-std::unique_ptr<api::ApiServer> start_api(std::function<std::string()> metrics, common::EventLoop& loop,
-                                          const CloudcoreConfig& config, Store& store, Registry& registry,
-                                          common::Clock& clock, api::LogStreamer* logs) {
+std::unique_ptr<api::ApiServer> start_api(std::function<std::string()> metrics,
+                                          common::EventLoop& loop, const CloudcoreConfig& config,
+                                          Store& store, Registry& registry, common::Clock& clock,
+                                          api::LogStreamer* logs) {
   auto address = common::parse_host_port(config.api.listen, 10443);
   if (!address.ok()) {
     spdlog::critical("api.listen: {}", address.status().message());
@@ -225,8 +235,8 @@ std::unique_ptr<api::ApiServer> start_api(std::function<std::string()> metrics, 
   options.max_body_bytes = config.api.max_body.bytes;
   options.metrics = std::move(metrics);
   options.logs = logs;
-  auto server = api::ApiServer::start(loop, *tls, store, registry, clock, std::move(tokens).value(),
-                                      options);
+  auto server =
+      api::ApiServer::start(loop, *tls, store, registry, clock, std::move(tokens).value(), options);
   if (!server.ok()) {
     spdlog::critical("api on {}: {}", config.api.listen, server.status().to_string());
     return nullptr;
@@ -246,33 +256,52 @@ std::string render_metrics(const Hub& hub, const Store& store, const Registry& r
   };
   const HubStats& h = hub.stats();
   gauge("gantry_hub_sessions", "Edge node tunnel sessions open.", double(h.sessions_open.load()));
-  counter("gantry_hub_sessions_opened_total", "Edge node tunnel sessions opened.", h.sessions_opened);
-  counter("gantry_hub_resumes_incremental_total", "Resumes that sent only the changes.", h.resumes_incremental);
-  counter("gantry_hub_resumes_snapshot_total", "Resumes that sent the node's whole set.", h.resumes_snapshot);
+  counter("gantry_hub_sessions_opened_total", "Edge node tunnel sessions opened.",
+          h.sessions_opened);
+  counter("gantry_hub_resumes_incremental_total", "Resumes that sent only the changes.",
+          h.resumes_incremental);
+  counter("gantry_hub_resumes_snapshot_total", "Resumes that sent the node's whole set.",
+          h.resumes_snapshot);
   counter("gantry_hub_objects_sent_total", "Objects sent down to edge nodes.", h.objects_sent);
   counter("gantry_hub_deletes_sent_total", "Deletions sent down to edge nodes.", h.deletes_sent);
-  counter("gantry_hub_status_batches_total", "Status batches received from edge nodes.", h.status_batches);
+  counter("gantry_hub_status_batches_total", "Status batches received from edge nodes.",
+          h.status_batches);
   counter("gantry_hub_status_entries_total", "Status entries applied.", h.status_entries);
-  counter("gantry_hub_status_resyncs_total", "Status entries answered with a resync request.", h.status_resyncs);
-  counter("gantry_hub_protocol_violations_total", "Connections closed for a refused frame.", h.protocol_violations);
-  counter("gantry_hub_refused_busy_total", "Upgrades answered 503 (too many resyncs at once).", h.refused_busy);
-  counter("gantry_hub_refused_identity_total", "Upgrades refused for a certificate that names no node.", h.refused_identity);
-  counter("gantry_hub_nodes_marked_unknown_total", "Nodes marked Ready=Unknown after the timeout.", h.nodes_marked_unknown);
-  gauge("gantry_hub_resyncs_in_progress", "Nodes between Hello and the ack of their resume.", double(h.resyncs_in_progress.load()));
-  counter("gantry_hub_log_streams_opened_total", "Log streams opened to edge nodes.", h.log_streams_opened);
+  counter("gantry_hub_status_resyncs_total", "Status entries answered with a resync request.",
+          h.status_resyncs);
+  counter("gantry_hub_protocol_violations_total", "Connections closed for a refused frame.",
+          h.protocol_violations);
+  counter("gantry_hub_refused_busy_total", "Upgrades answered 503 (too many resyncs at once).",
+          h.refused_busy);
+  counter("gantry_hub_refused_identity_total",
+          "Upgrades refused for a certificate that names no node.", h.refused_identity);
+  counter("gantry_hub_nodes_marked_unknown_total", "Nodes marked Ready=Unknown after the timeout.",
+          h.nodes_marked_unknown);
+  gauge("gantry_hub_resyncs_in_progress", "Nodes between Hello and the ack of their resume.",
+        double(h.resyncs_in_progress.load()));
+  counter("gantry_hub_log_streams_opened_total", "Log streams opened to edge nodes.",
+          h.log_streams_opened);
   gauge("gantry_hub_log_streams", "Log streams open.", double(h.log_streams_open.load()));
-  counter("gantry_hub_log_stream_bytes_total", "Log output received from edge nodes.", h.log_stream_bytes);
-  counter("gantry_hub_log_streams_offline_total", "Log requests for nodes not connected.", h.log_streams_offline);
-  counter("gantry_hub_certificates_renewed_total", "Node certificates renewed over the tunnel.", h.certificates_renewed);
-  counter("gantry_hub_certificate_requests_refused_total", "Certificate renewal requests answered with an error.", h.certificate_requests_refused);
-  counter("gantry_hub_refused_expired_total", "Node connections refused for an expired certificate.", h.refused_expired);
-  counter("gantry_hub_refused_certificate_total", "Client certificates that failed TLS verification otherwise.", h.refused_certificate);
+  counter("gantry_hub_log_stream_bytes_total", "Log output received from edge nodes.",
+          h.log_stream_bytes);
+  counter("gantry_hub_log_streams_offline_total", "Log requests for nodes not connected.",
+          h.log_streams_offline);
+  counter("gantry_hub_certificates_renewed_total", "Node certificates renewed over the tunnel.",
+          h.certificates_renewed);
+  counter("gantry_hub_certificate_requests_refused_total",
+          "Certificate renewal requests answered with an error.", h.certificate_requests_refused);
+  counter("gantry_hub_refused_expired_total",
+          "Node connections refused for an expired certificate.", h.refused_expired);
+  counter("gantry_hub_refused_certificate_total",
+          "Client certificates that failed TLS verification otherwise.", h.refused_certificate);
   gauge("gantry_store_revision", "The store's current revision.", double(store.current_revision()));
-  gauge("gantry_store_compacted_revision", "History at or below this revision is compacted.", double(store.compacted_revision()));
+  gauge("gantry_store_compacted_revision", "History at or below this revision is compacted.",
+        double(store.compacted_revision()));
   if (const auto* rocks = dynamic_cast<const RocksStore*>(&store)) {
     auto st = rocks->stats();
     counter("gantry_store_txns_total", "Store transactions committed.", st.txns_committed);
-    counter("gantry_store_syncs_total", "Store write batches synced to disk (one fsync each).", st.batches_written);
+    counter("gantry_store_syncs_total", "Store write batches synced to disk (one fsync each).",
+            st.batches_written);
   }
   gauge("gantry_registry_nodes", "Nodes in the registry.", double(registry.node_count()));
   gauge("gantry_registry_pods", "Pods in the registry.", double(registry.pod_count()));
@@ -309,7 +338,8 @@ int run(const CloudcoreConfig& config) {
   RocksStoreOptions store_options;
   store_options.path = (std::filesystem::path(config.data_dir) / "store").string();
   store_options.keep_revisions = config.store.keep_revisions;
-  store_options.keep_duration = std::chrono::duration_cast<std::chrono::seconds>(config.store.keep_duration);
+  store_options.keep_duration =
+      std::chrono::duration_cast<std::chrono::seconds>(config.store.keep_duration);
   store_options.block_cache_bytes = config.store.block_cache.bytes;
   // The registry follows every write; let it fall well behind before the store gives up on it.
   store_options.watch_queue_limit = 1000000;
@@ -333,7 +363,8 @@ int run(const CloudcoreConfig& config) {
   HubOptions hub_options;
   hub_options.address = listen->host;
   hub_options.port = listen->port;
-  hub_options.heartbeat_interval = std::chrono::duration_cast<std::chrono::seconds>(config.tunnel.heartbeat);
+  hub_options.heartbeat_interval =
+      std::chrono::duration_cast<std::chrono::seconds>(config.tunnel.heartbeat);
   hub_options.node_timeout = config.tunnel.node_timeout;
   hub_options.max_concurrent_resyncs = config.tunnel.max_concurrent_resyncs;
   hub_options.max_concurrent_handshakes = config.tunnel.max_concurrent_handshakes;
@@ -344,15 +375,16 @@ int run(const CloudcoreConfig& config) {
   // Certificate rotation over the tunnel: the join section's CA and lifetime.
   std::shared_ptr<NodeCertificateSigner> signer;
   if (config.join.enabled) {
-    auto credentials = load_join_credentials(config.tls.ca, config.join.ca_key,
-                                             config.join.token_signing_key);
+    auto credentials =
+        load_join_credentials(config.tls.ca, config.join.ca_key, config.join.token_signing_key);
     if (!credentials.ok()) {
       spdlog::critical("join: {}", credentials.status().to_string());
       return 1;
     }
     const auto lifetime =
         std::chrono::duration_cast<std::chrono::seconds>(config.join.certificate_lifetime);
-    signer = std::make_shared<NodeCertificateSigner>(std::move(credentials).value(), lifetime, clock);
+    signer =
+        std::make_shared<NodeCertificateSigner>(std::move(credentials).value(), lifetime, clock);
     hub_options.renew_certificate = [signer](const std::string& node, std::string_view csr) {
       return signer->sign(node, csr);
     };
@@ -387,7 +419,8 @@ int run(const CloudcoreConfig& config) {
   loop.run();
   if (api_server) spdlog::info("api: listening on port {}", api_server->port());
   if (join) spdlog::info("join: endpoint ready on port {}", join->port());
-  spdlog::info("cloudcore {} ready: tunnel on {}:{}", common::kVersion, listen->host, (*hub)->port());
+  spdlog::info("cloudcore {} ready: tunnel on {}:{}", common::kVersion, listen->host,
+               (*hub)->port());
 
   int sig = 0;
   sigwait(&signals, &sig);
@@ -406,10 +439,12 @@ int run(const CloudcoreConfig& config) {
 
 int main(int argc, char** argv) {
   CLI::App app{
-      "cloudcore: the cloud half of Gantry. Keeps the desired and observed state of the edge fleet\n"
+      "cloudcore: the cloud half of Gantry. Keeps the desired and observed state of the edge "
+      "fleet\n"
       "in its embedded store and serves the edge nodes' tunnels (wss://HOST:10000/v1/tunnel).\n"
       "With a join section in its config it also serves the join endpoint (https://HOST:10002)\n"
-      "that `gantryadm join` uses. The Kubernetes-compatible REST API (:10443) is not part of it yet.",
+      "that `gantryadm join` uses. The Kubernetes-compatible REST API (:10443) is not part of it "
+      "yet.",
       "cloudcore"};
   std::string config_path;
   app.add_option("--config", config_path, "cloudcore.yaml (see deploy/cloudcore.yaml)")->required();

@@ -1,15 +1,15 @@
 #include "cloudcore/api/api_server.h"
 
+#include <fmt/format.h>
+#include <openssl/evp.h>
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <set>
 #include <variant>
-
-#include <fmt/format.h>
-#include <nlohmann/json.hpp>
-#include <openssl/evp.h>
-#include <spdlog/spdlog.h>
 
 #include "cloudcore/api/continue_token.h"
 #include "cloudcore/api/patch.h"
@@ -46,12 +46,18 @@ bool failed(const Outcome<T>& o) {
   return std::holds_alternative<Failure>(o);
 }
 
-Failure bad_request(std::string message) { return {400, "BadRequest", std::move(message)}; }
-Failure invalid(std::string message) { return {422, "Invalid", std::move(message)}; }
+Failure bad_request(std::string message) {
+  return {400, "BadRequest", std::move(message)};
+}
+Failure invalid(std::string message) {
+  return {422, "Invalid", std::move(message)};
+}
 Failure not_found(const std::string& resource, const std::string& name) {
   return {404, "NotFound", fmt::format("{} \"{}\" not found", resource, name)};
 }
-Failure internal(const common::Status& s) { return {500, "InternalError", s.to_string()}; }
+Failure internal(const common::Status& s) {
+  return {500, "InternalError", s.to_string()};
+}
 
 Failure from_store(const common::Status& s) {
   switch (s.code()) {
@@ -67,8 +73,9 @@ Failure from_store(const common::Status& s) {
 }
 
 json status_json(const Failure& f) {
-  return {{"kind", "Status"}, {"apiVersion", "v1"}, {"metadata", json::object()},
-          {"status", "Failure"}, {"message", f.message}, {"reason", f.reason}, {"code", f.code}};
+  return {{"kind", "Status"},    {"apiVersion", "v1"},   {"metadata", json::object()},
+          {"status", "Failure"}, {"message", f.message}, {"reason", f.reason},
+          {"code", f.code}};
 }
 
 Response failure_response(const Failure& f) {
@@ -104,19 +111,65 @@ struct ResourceType {
 
 const std::vector<ResourceType>& resource_types() {
   static const std::vector<ResourceType> kTypes = {
-      {"pods", "pod", "Pod", true, std::string(keys::kPods), std::string(keys::kPodStatus),
-       v1::OBJECT_KIND_POD, {"po"}, TableKind::kPods,
+      {"pods",
+       "pod",
+       "Pod",
+       true,
+       std::string(keys::kPods),
+       std::string(keys::kPodStatus),
+       v1::OBJECT_KIND_POD,
+       {"po"},
+       TableKind::kPods,
        {"metadata.name", "metadata.namespace", "spec.nodeName", "status.phase"}},
-      {"nodes", "node", "Node", false, std::string(keys::kNodes), std::string(keys::kNodeStatus),
-       v1::OBJECT_KIND_NODE, {"no"}, TableKind::kNodes, {"metadata.name", "spec.unschedulable"}},
-      {"namespaces", "namespace", "Namespace", false, std::string(keys::kNamespaces), "",
-       v1::OBJECT_KIND_UNSPECIFIED, {"ns"}, TableKind::kNamespaces, {"metadata.name", "status.phase"}},
-      {"configmaps", "configmap", "ConfigMap", true, std::string(keys::kConfigMaps), "",
-       v1::OBJECT_KIND_CONFIG_MAP, {"cm"}, TableKind::kConfigMaps, {"metadata.name", "metadata.namespace"}},
-      {"secrets", "secret", "Secret", true, std::string(keys::kSecrets), "", v1::OBJECT_KIND_SECRET,
-       {}, TableKind::kSecrets, {"metadata.name", "metadata.namespace", "type"}},
-      {"events", "event", "Event", true, std::string(keys::kEvents), "", v1::OBJECT_KIND_UNSPECIFIED,
-       {"ev"}, TableKind::kEvents,
+      {"nodes",
+       "node",
+       "Node",
+       false,
+       std::string(keys::kNodes),
+       std::string(keys::kNodeStatus),
+       v1::OBJECT_KIND_NODE,
+       {"no"},
+       TableKind::kNodes,
+       {"metadata.name", "spec.unschedulable"}},
+      {"namespaces",
+       "namespace",
+       "Namespace",
+       false,
+       std::string(keys::kNamespaces),
+       "",
+       v1::OBJECT_KIND_UNSPECIFIED,
+       {"ns"},
+       TableKind::kNamespaces,
+       {"metadata.name", "status.phase"}},
+      {"configmaps",
+       "configmap",
+       "ConfigMap",
+       true,
+       std::string(keys::kConfigMaps),
+       "",
+       v1::OBJECT_KIND_CONFIG_MAP,
+       {"cm"},
+       TableKind::kConfigMaps,
+       {"metadata.name", "metadata.namespace"}},
+      {"secrets",
+       "secret",
+       "Secret",
+       true,
+       std::string(keys::kSecrets),
+       "",
+       v1::OBJECT_KIND_SECRET,
+       {},
+       TableKind::kSecrets,
+       {"metadata.name", "metadata.namespace", "type"}},
+      {"events",
+       "event",
+       "Event",
+       true,
+       std::string(keys::kEvents),
+       "",
+       v1::OBJECT_KIND_UNSPECIFIED,
+       {"ev"},
+       TableKind::kEvents,
        {"metadata.name", "metadata.namespace", "involvedObject.kind", "involvedObject.name",
         "involvedObject.namespace", "involvedObject.uid", "reason", "type"}},
   };
@@ -145,7 +198,8 @@ std::string str_at(const json& obj, const std::string& dotted) {
   size_t start = 0;
   while (start <= dotted.size()) {
     size_t dot = dotted.find('.', start);
-    std::string part = dotted.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    std::string part =
+        dotted.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
     if (!cur->is_object() || !cur->contains(part)) return "";
     cur = &(*cur)[part];
     if (dot == std::string::npos) break;
@@ -171,7 +225,8 @@ std::map<std::string, std::string> labels_of(const json& obj) {
 bool valid_name(const std::string& name, bool label_only) {
   if (name.empty() || name.size() > (label_only ? 63u : 253u)) return false;
   for (char c : name) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || (!label_only && c == '.');
+    bool ok =
+        (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || (!label_only && c == '.');
     if (!ok) return false;
   }
   auto alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
@@ -199,9 +254,10 @@ std::vector<std::string> pod_warnings(const json& pod) {
       if (!v.is_object()) continue;
       for (auto it = v.begin(); it != v.end(); ++it) {
         if (it.key() == "name" || kVolumeKinds.count(it.key())) continue;
-        out.push_back(fmt::format("spec.volumes[{}].{}: the edge supports only emptyDir, hostPath, configMap "
-                                  "and secret volumes; this volume will not be mounted",
-                                  v.value("name", "?"), it.key()));
+        out.push_back(
+            fmt::format("spec.volumes[{}].{}: the edge supports only emptyDir, hostPath, configMap "
+                        "and secret volumes; this volume will not be mounted",
+                        v.value("name", "?"), it.key()));
       }
     }
   }
@@ -216,7 +272,8 @@ std::vector<std::string> pod_warnings(const json& pod) {
       {"ephemeralContainers", "ephemeral containers are not supported on edge nodes"},
   };
   for (const auto& [field, why] : kPodFields)
-    if (spec.contains(field) && !spec[field].is_null()) out.push_back(fmt::format("spec.{}: {}", field, why));
+    if (spec.contains(field) && !spec[field].is_null())
+      out.push_back(fmt::format("spec.{}: {}", field, why));
   // The scheduler (cloudcore/controllers) honours tolerations and required node affinity only.
   if (spec.contains("affinity") && spec["affinity"].is_object()) {
     for (auto it = spec["affinity"].begin(); it != spec["affinity"].end(); ++it) {
@@ -225,7 +282,8 @@ std::vector<std::string> pod_warnings(const json& pod) {
       } else if (it->is_object()) {
         for (auto na = it->begin(); na != it->end(); ++na)
           if (na.key() != "requiredDuringSchedulingIgnoredDuringExecution")
-            out.push_back(fmt::format("spec.affinity.nodeAffinity.{}: not evaluated by the scheduler", na.key()));
+            out.push_back(fmt::format(
+                "spec.affinity.nodeAffinity.{}: not evaluated by the scheduler", na.key()));
       }
     }
   }
@@ -286,18 +344,21 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
   std::set<std::shared_ptr<LogSession>> log_sessions;  // guarded by watches_mu too
   bool stopped = false;
 
-  Impl(common::EventLoop& l, Store& s, Registry& r, common::Clock& c, TokenAuthenticator t, ApiServerOptions o)
+  Impl(common::EventLoop& l, Store& s, Registry& r, common::Clock& c, TokenAuthenticator t,
+       ApiServerOptions o)
       : loop(l), store(s), registry(r), clock(c), tokens(std::move(t)), options(std::move(o)) {}
 
   int64_t now_seconds() const {
-    return std::chrono::duration_cast<std::chrono::seconds>(clock.system_now().time_since_epoch()).count();
+    return std::chrono::duration_cast<std::chrono::seconds>(clock.system_now().time_since_epoch())
+        .count();
   }
 
   // ----- reading --------------------------------------------------------------------------
 
   Outcome<Loaded> decode(const ResourceType& t, KeyValue kv, Revision at) {
     Loaded l;
-    if (!l.stored.ParseFromString(kv.value)) return internal(common::make_error(Code::kDataLoss, "{}: unreadable record", kv.key));
+    if (!l.stored.ParseFromString(kv.value))
+      return internal(common::make_error(Code::kDataLoss, "{}: unreadable record", kv.key));
     l.object = json::parse(l.stored.json(), nullptr, false);
     if (l.object.is_discarded() || !l.object.is_object())
       return internal(common::make_error(Code::kDataLoss, "{}: stored JSON unreadable", kv.key));
@@ -323,7 +384,8 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
     return l;
   }
 
-  Outcome<std::optional<Loaded>> load(const ResourceType& t, const std::string& ns, const std::string& name) {
+  Outcome<std::optional<Loaded>> load(const ResourceType& t, const std::string& ns,
+                                      const std::string& name) {
     auto kv = store.get(object_key(t, ns, name));
     if (!kv.ok()) return from_store(kv.status());
     if (!*kv) return std::optional<Loaded>();
@@ -362,22 +424,26 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
   }
 
   // Request-level check for kinds province roles do not cover.
-  std::optional<Failure> check_kind(const Identity& who, const Permissions& p, const ResourceType& t, bool write) {
+  std::optional<Failure> check_kind(const Identity& who, const Permissions& p,
+                                    const ResourceType& t, bool write) {
     if (p.admin) return std::nullopt;
     bool scoped = t.name == "pods" || t.name == "nodes";
     if (t.name == "namespaces" && !write) return std::nullopt;
     if (scoped && (!write || p.any_write())) return std::nullopt;
     ++stats.forbidden;
     if (scoped)
-      return Failure{403, "Forbidden", fmt::format("{} is forbidden: user \"{}\" has read-only (viewer) access", t.name, who.user)};
-    return Failure{403, "Forbidden",
-                   fmt::format("{} is forbidden: user \"{}\" has a province-scoped role, which covers the "
-                               "nodes and pods of its province{}; ask an administrator",
-                               t.name, who.user, write ? "" : " (and reading namespaces)")};
+      return Failure{403, "Forbidden",
+                     fmt::format("{} is forbidden: user \"{}\" has read-only (viewer) access",
+                                 t.name, who.user)};
+    return Failure{
+        403, "Forbidden",
+        fmt::format("{} is forbidden: user \"{}\" has a province-scoped role, which covers the "
+                    "nodes and pods of its province{}; ask an administrator",
+                    t.name, who.user, write ? "" : " (and reading namespaces)")};
   }
 
-  std::optional<Failure> check_object(const Identity& who, const Permissions& p, const ResourceType& t,
-                                      const json& obj, bool write) {
+  std::optional<Failure> check_object(const Identity& who, const Permissions& p,
+                                      const ResourceType& t, const json& obj, bool write) {
     if (p.admin || (t.name == "namespaces" && !write)) return std::nullopt;
     std::string province = province_of(t, obj);
     if (write ? p.can_write(province) : p.can_read(province)) return std::nullopt;
@@ -388,16 +454,17 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
     std::string where;
     if (t.name == "pods") {
       std::string node = str_at(obj, "spec.nodeName");
-      where = node.empty() ? "the pod is not bound to a node (set spec.nodeName to a node of your province)"
-                           : fmt::format("it is bound to node \"{}\" in province \"{}\"", node,
-                                         province.empty() ? "<none>" : province);
+      where = node.empty()
+                  ? "the pod is not bound to a node (set spec.nodeName to a node of your province)"
+                  : fmt::format("it is bound to node \"{}\" in province \"{}\"", node,
+                                province.empty() ? "<none>" : province);
     } else {
       where = fmt::format("it is in province \"{}\"", province.empty() ? "<none>" : province);
     }
     return Failure{403, "Forbidden",
-                   fmt::format("{} \"{}\" is forbidden: user \"{}\" may {} only province {}; {}", t.name,
-                               str_at(obj, "metadata.name"), who.user, write ? "change" : "see",
-                               list.empty() ? "<none>" : list, where)};
+                   fmt::format("{} \"{}\" is forbidden: user \"{}\" may {} only province {}; {}",
+                               t.name, str_at(obj, "metadata.name"), who.user,
+                               write ? "change" : "see", list.empty() ? "<none>" : list, where)};
   }
 
   bool visible(const Permissions& p, const ResourceType& t, const json& obj) {
@@ -434,7 +501,8 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
     return f;
   }
 
-  Response list(const Request& req, const ResourceType& t, const std::string& ns, const Filter& filter) {
+  Response list(const Request& req, const ResourceType& t, const std::string& ns,
+                const Filter& filter) {
     size_t limit = 0;
     if (auto l = query(req, "limit")) {
       try {
@@ -455,9 +523,10 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
       lo.at = token->revision;
       lo.start_after = token->last_key;
       if (lo.at < store.compacted_revision())
-        return failure_response({410, "Expired",
-                                 "The provided continue parameter is too old to display a consistent list "
-                                 "result. You can start a new list without the continue parameter."});
+        return failure_response(
+            {410, "Expired",
+             "The provided continue parameter is too old to display a consistent list "
+             "result. You can start a new list without the continue parameter."});
     }
     std::vector<json> items;
     std::string next;
@@ -467,9 +536,10 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
       auto page = store.list(lo);
       if (!page.ok()) {
         if (page.status().code() == Code::kOutOfRange)
-          return failure_response({410, "Expired",
-                                   "The provided continue parameter is too old to display a consistent "
-                                   "list result. You can start a new list without the continue parameter."});
+          return failure_response(
+              {410, "Expired",
+               "The provided continue parameter is too old to display a consistent "
+               "list result. You can start a new list without the continue parameter."});
         return failure_response(internal(page.status()));
       }
       revision = page->revision;
@@ -503,7 +573,8 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
       if (!next.empty()) table["metadata"]["continue"] = next;
       return json_response(200, table);
     }
-    json out = {{"kind", t.kind + "List"}, {"apiVersion", "v1"}, {"metadata", {{"resourceVersion", rv}}}};
+    json out = {
+        {"kind", t.kind + "List"}, {"apiVersion", "v1"}, {"metadata", {{"resourceVersion", rv}}}};
     if (!next.empty()) out["metadata"]["continue"] = next;
     out["items"] = std::move(items);
     return json_response(200, out);
@@ -515,7 +586,9 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
     if (req.body.empty()) return bad_request("the request body is empty");
     json body = json::parse(req.body, nullptr, false);
     if (body.is_discarded())
-      return bad_request("the request body is not valid JSON (YAML must be converted by the client, as kubectl does)");
+      return bad_request(
+          "the request body is not valid JSON (YAML must be converted by the client, as kubectl "
+          "does)");
     return body;
   }
 
@@ -524,26 +597,31 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
                                         const std::string& url_name) {
     if (!obj.is_object()) return bad_request("the request body must be a JSON object");
     if (obj.contains("kind") && obj["kind"] != t.kind)
-      return bad_request(fmt::format("the kind \"{}\" does not match the URL, which is for {} (kind {})",
-                                     obj["kind"].is_string() ? obj["kind"].get<std::string>() : obj["kind"].dump(),
-                                     t.name, t.kind));
+      return bad_request(
+          fmt::format("the kind \"{}\" does not match the URL, which is for {} (kind {})",
+                      obj["kind"].is_string() ? obj["kind"].get<std::string>() : obj["kind"].dump(),
+                      t.name, t.kind));
     if (obj.contains("apiVersion") && obj["apiVersion"] != "v1")
-      return bad_request(fmt::format("apiVersion {} does not match the URL (v1)", obj["apiVersion"].dump()));
+      return bad_request(
+          fmt::format("apiVersion {} does not match the URL (v1)", obj["apiVersion"].dump()));
     obj["kind"] = t.kind;
     obj["apiVersion"] = "v1";
     if (!obj.contains("metadata") || !obj["metadata"].is_object()) obj["metadata"] = json::object();
     json& meta = obj["metadata"];
-    if (meta.contains("name") && !meta["name"].is_string()) return bad_request("metadata.name must be a string");
+    if (meta.contains("name") && !meta["name"].is_string())
+      return bad_request("metadata.name must be a string");
     if (!url_name.empty()) {
       if (meta.contains("name") && meta["name"] != url_name)
-        return bad_request(fmt::format("the name of the object ({}) does not match the name on the URL ({})",
-                                       meta["name"].get<std::string>(), url_name));
+        return bad_request(
+            fmt::format("the name of the object ({}) does not match the name on the URL ({})",
+                        meta["name"].get<std::string>(), url_name));
       meta["name"] = url_name;
     }
     if (t.namespaced) {
       if (meta.contains("namespace") && meta["namespace"] != ns)
-        return bad_request(fmt::format("the namespace of the object ({}) does not match the namespace on the URL ({})",
-                                       meta["namespace"].dump(), ns));
+        return bad_request(fmt::format(
+            "the namespace of the object ({}) does not match the namespace on the URL ({})",
+            meta["namespace"].dump(), ns));
       meta["namespace"] = ns;
     } else {
       meta.erase("namespace");
@@ -562,7 +640,8 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
       if (!obj["stringData"].is_object()) return invalid("stringData: must be a map of strings");
       if (!obj.contains("data") || !obj["data"].is_object()) obj["data"] = json::object();
       for (auto it = obj["stringData"].begin(); it != obj["stringData"].end(); ++it) {
-        if (!it.value().is_string()) return invalid(fmt::format("stringData.{}: must be a string", it.key()));
+        if (!it.value().is_string())
+          return invalid(fmt::format("stringData.{}: must be a string", it.key()));
         const std::string& s = it.value().get_ref<const std::string&>();
         std::string enc(4 * ((s.size() + 2) / 3) + 1, '\0');
         int n = EVP_EncodeBlock_wrapper(enc, s);
@@ -574,17 +653,21 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
     if (meta.contains("labels") && !meta["labels"].is_null()) {
       if (!meta["labels"].is_object()) return invalid("metadata.labels: must be a map of strings");
       for (auto it = meta["labels"].begin(); it != meta["labels"].end(); ++it) {
-        auto sel = LabelSelector::parse(it.key() + "=" + (it.value().is_string() ? it.value().get<std::string>() : "-"));
+        auto sel = LabelSelector::parse(
+            it.key() + "=" + (it.value().is_string() ? it.value().get<std::string>() : "-"));
         if (!it.value().is_string() || !sel.ok())
-          return invalid(fmt::format("metadata.labels: \"{}\": invalid label (keys are [prefix/]name, values up "
-                                     "to 63 characters of [A-Za-z0-9-_.])", it.key()));
+          return invalid(fmt::format(
+              "metadata.labels: \"{}\": invalid label (keys are [prefix/]name, values up "
+              "to 63 characters of [A-Za-z0-9-_.])",
+              it.key()));
       }
     }
     std::string text = obj.dump();
     if (t.object_kind != v1::OBJECT_KIND_UNSPECIFIED) {
       auto stored = decode_object(t.object_kind, text);
-      if (!stored.ok()) return invalid(fmt::format("{} \"{}\" is invalid: {}", t.kind,
-                                                   str_at(obj, "metadata.name"), stored.status().message()));
+      if (!stored.ok())
+        return invalid(fmt::format("{} \"{}\" is invalid: {}", t.kind, str_at(obj, "metadata.name"),
+                                   stored.status().message()));
       return std::move(stored).value();
     }
     v1::StoredObject stored;
@@ -595,8 +678,8 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
 
   static int EVP_EncodeBlock_wrapper(std::string& out, const std::string& in);
 
-  Response create(const Request& req, const ResourceType& t, const std::string& ns, const Identity& who,
-                  const Permissions& p) {
+  Response create(const Request& req, const ResourceType& t, const std::string& ns,
+                  const Identity& who, const Permissions& p) {
     auto body = parse_body(req);
     if (failed(body)) return failure_response(std::get<Failure>(body));
     json obj = std::move(std::get<json>(body));
@@ -606,19 +689,23 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
       if (meta.contains("generateName") && meta["generateName"].is_string()) {
         meta["name"] = meta["generateName"].get<std::string>() + random_uid().substr(0, 5);
       } else {
-        return failure_response(invalid(fmt::format("{}: metadata.name: Required value: name or generateName is required", t.kind)));
+        return failure_response(invalid(fmt::format(
+            "{}: metadata.name: Required value: name or generateName is required", t.kind)));
       }
     }
     std::string name = meta["name"];
     if (!valid_name(name, t.name == "namespaces"))
-      return failure_response(invalid(fmt::format(
-          "{} \"{}\" is invalid: metadata.name: must consist of lower case alphanumeric characters, '-'{} and "
-          "start and end with an alphanumeric character", t.kind, name, t.name == "namespaces" ? "" : " or '.'")));
+      return failure_response(
+          invalid(fmt::format("{} \"{}\" is invalid: metadata.name: must consist of lower case "
+                              "alphanumeric characters, '-'{} and "
+                              "start and end with an alphanumeric character",
+                              t.kind, name, t.name == "namespaces" ? "" : " or '.'")));
     if (auto f = check_object(who, p, t, obj, true)) return failure_response(*f);
     if (t.namespaced) {
       auto nsk = store.get(std::string(keys::kNamespaces) + ns);
       if (!nsk.ok()) return failure_response(from_store(nsk.status()));
-      if (!*nsk) return failure_response({404, "NotFound", fmt::format("namespaces \"{}\" not found", ns)});
+      if (!*nsk)
+        return failure_response({404, "NotFound", fmt::format("namespaces \"{}\" not found", ns)});
     }
     meta["uid"] = random_uid();
     meta["creationTimestamp"] = rfc3339(now_seconds());
@@ -627,16 +714,19 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
     if (t.name == "pods" || t.name == "nodes") meta["generation"] = 1;
     auto stored = to_stored(t, obj);
     if (failed(stored)) return failure_response(std::get<Failure>(stored));
-    auto txn = store.txn({Op::put(object_key(t, ns, name), std::get<v1::StoredObject>(stored).SerializeAsString(), 0)});
+    auto txn = store.txn({Op::put(object_key(t, ns, name),
+                                  std::get<v1::StoredObject>(stored).SerializeAsString(), 0)});
     if (!txn.ok()) {
       if (txn.status().code() == Code::kFailedPrecondition)
-        return failure_response({409, "AlreadyExists", fmt::format("{} \"{}\" already exists", t.name, name)});
+        return failure_response(
+            {409, "AlreadyExists", fmt::format("{} \"{}\" already exists", t.name, name)});
       return failure_response(internal(txn.status()));
     }
     Loaded l;
     l.object = json::parse(std::get<v1::StoredObject>(stored).json());
     l.resource_version = txn->revision;
-    return json_response(201, render(t, l), t.name == "pods" ? pod_warnings(obj) : std::vector<std::string>{});
+    return json_response(201, render(t, l),
+                         t.name == "pods" ? pod_warnings(obj) : std::vector<std::string>{});
   }
 
   // Writes `obj` over `current` (kept: uid, creationTimestamp, deletion fields). `expect_rv`: the
@@ -646,12 +736,16 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
     if (expect_rv && expect_rv != current.resource_version)
       return failure_response(
           {409, "Conflict",
-           fmt::format("Operation cannot be fulfilled on {} \"{}\": the object has been modified; please apply "
-                       "your changes to the latest version (resourceVersion {}, yours {}) and try again",
-                       t.name, str_at(current.object, "metadata.name"), current.resource_version, expect_rv)});
+           fmt::format(
+               "Operation cannot be fulfilled on {} \"{}\": the object has been modified; please "
+               "apply "
+               "your changes to the latest version (resourceVersion {}, yours {}) and try again",
+               t.name, str_at(current.object, "metadata.name"), current.resource_version,
+               expect_rv)});
     const json& old_meta = current.object["metadata"];
     json& meta = obj["metadata"];
-    for (const char* keep : {"uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds"}) {
+    for (const char* keep :
+         {"uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds"}) {
       if (old_meta.contains(keep)) {
         meta[keep] = old_meta[keep];
       } else {
@@ -661,9 +755,11 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
     if (t.name == "pods") {
       std::string old_node = str_at(current.object, "spec.nodeName");
       if (!old_node.empty() && str_at(obj, "spec.nodeName") != old_node)
-        return failure_response(invalid(fmt::format(
-            "Pod \"{}\" is invalid: spec.nodeName: cannot be changed once the pod is bound (bound to \"{}\"); "
-            "delete and re-create the pod to move it", str_at(obj, "metadata.name"), old_node)));
+        return failure_response(
+            invalid(fmt::format("Pod \"{}\" is invalid: spec.nodeName: cannot be changed once the "
+                                "pod is bound (bound to \"{}\"); "
+                                "delete and re-create the pod to move it",
+                                str_at(obj, "metadata.name"), old_node)));
     }
     if (auto f = check_object(who, p, t, current.object, true)) return failure_response(*f);
     if (auto f = check_object(who, p, t, obj, true)) return failure_response(*f);
@@ -675,24 +771,28 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
     }
     auto stored = to_stored(t, obj);
     if (failed(stored)) return failure_response(std::get<Failure>(stored));
-    auto txn = store.txn({Op::put(current.kv.key, std::get<v1::StoredObject>(stored).SerializeAsString(),
-                                  current.kv.mod_revision)});
+    auto txn =
+        store.txn({Op::put(current.kv.key, std::get<v1::StoredObject>(stored).SerializeAsString(),
+                           current.kv.mod_revision)});
     if (!txn.ok()) {
       if (txn.status().code() == Code::kFailedPrecondition)
-        return failure_response({409, "Conflict",
-                                 fmt::format("Operation cannot be fulfilled on {} \"{}\": the object has been "
-                                             "modified; please apply your changes to the latest version and try again",
-                                             t.name, str_at(current.object, "metadata.name"))});
+        return failure_response(
+            {409, "Conflict",
+             fmt::format("Operation cannot be fulfilled on {} \"{}\": the object has been "
+                         "modified; please apply your changes to the latest version and try again",
+                         t.name, str_at(current.object, "metadata.name"))});
       return failure_response(internal(txn.status()));
     }
     Loaded l = current;
     l.object = json::parse(std::get<v1::StoredObject>(stored).json());
-    l.resource_version = std::max(txn->revision, current.status_kv ? current.status_kv->mod_revision : 0);
-    return json_response(code, render(t, l), t.name == "pods" ? pod_warnings(obj) : std::vector<std::string>{});
+    l.resource_version =
+        std::max(txn->revision, current.status_kv ? current.status_kv->mod_revision : 0);
+    return json_response(code, render(t, l),
+                         t.name == "pods" ? pod_warnings(obj) : std::vector<std::string>{});
   }
 
-  Response update(const Request& req, const ResourceType& t, const std::string& ns, const std::string& name,
-                  const Identity& who, const Permissions& p) {
+  Response update(const Request& req, const ResourceType& t, const std::string& ns,
+                  const std::string& name, const Identity& who, const Permissions& p) {
     auto body = parse_body(req);
     if (failed(body)) return failure_response(std::get<Failure>(body));
     json obj = std::move(std::get<json>(body));
@@ -707,14 +807,15 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
       try {
         expect = std::stoull(rv);
       } catch (...) {
-        return failure_response(bad_request(fmt::format("metadata.resourceVersion \"{}\" is not valid", rv)));
+        return failure_response(
+            bad_request(fmt::format("metadata.resourceVersion \"{}\" is not valid", rv)));
       }
     }
     return write_update(t, *cur, std::move(obj), expect, who, p, 200);
   }
 
-  Response patch(const Request& req, const ResourceType& t, const std::string& ns, const std::string& name,
-                 const Identity& who, const Permissions& p) {
+  Response patch(const Request& req, const ResourceType& t, const std::string& ns,
+                 const std::string& name, const Identity& who, const Permissions& p) {
     std::string type = req.header("Content-Type").value_or("");
     type = type.substr(0, type.find(';'));
     auto body = parse_body(req);
@@ -735,9 +836,11 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
       } else if (type == "application/json-patch+json") {
         patched = apply_json_patch(base, patch_doc);
       } else {
-        return failure_response({415, "UnsupportedMediaType",
-                                 fmt::format("the patch type \"{}\" is not supported (merge-patch+json, "
-                                             "strategic-merge-patch+json, json-patch+json)", type)});
+        return failure_response(
+            {415, "UnsupportedMediaType",
+             fmt::format("the patch type \"{}\" is not supported (merge-patch+json, "
+                         "strategic-merge-patch+json, json-patch+json)",
+                         type)});
       }
       if (!patched.ok()) return failure_response(bad_request(patched.status().message()));
       json obj = std::move(patched).value();
@@ -749,11 +852,13 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
       if (r.status == 409 && expect == 0) continue;
       return r;
     }
-    return failure_response({409, "Conflict", fmt::format("{} \"{}\" kept changing while it was patched; try again", t.name, name)});
+    return failure_response(
+        {409, "Conflict",
+         fmt::format("{} \"{}\" kept changing while it was patched; try again", t.name, name)});
   }
 
-  Response remove(const Request& req, const ResourceType& t, const std::string& ns, const std::string& name,
-                  const Identity& who, const Permissions& p) {
+  Response remove(const Request& req, const ResourceType& t, const std::string& ns,
+                  const std::string& name, const Identity& who, const Permissions& p) {
     std::optional<int64_t> grace;
     if (!req.body.empty()) {
       json opts = json::parse(req.body, nullptr, false);
@@ -777,9 +882,11 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
         lo.keys_only = true;
         auto l = store.list(lo);
         if (l.ok() && !l->items.empty())
-          return failure_response({409, "Conflict",
-                                   fmt::format("namespace \"{}\" still holds {}; delete them first (Gantry does "
-                                               "not cascade namespace deletion yet)", name, other.name)});
+          return failure_response(
+              {409, "Conflict",
+               fmt::format("namespace \"{}\" still holds {}; delete them first (Gantry does "
+                           "not cascade namespace deletion yet)",
+                           name, other.name)});
       }
     }
     bool bound = !str_at(cur->object, "spec.nodeName").empty();
@@ -818,7 +925,8 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
   // ----- provinces ----------------------------------------------------------------------
 
   json province(const std::string& name, const Permissions& p);
-  Response provinces(const Request& req, const std::string& name, const Identity& who, const Permissions& p);
+  Response provinces(const Request& req, const std::string& name, const Identity& who,
+                     const Permissions& p);
 
   // ----- dispatch -----------------------------------------------------------------------
 
@@ -828,7 +936,8 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
 
 int ApiServer::Impl::EVP_EncodeBlock_wrapper(std::string& out, const std::string& in) {
   return EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                         reinterpret_cast<const unsigned char*>(in.data()), static_cast<int>(in.size()));
+                         reinterpret_cast<const unsigned char*>(in.data()),
+                         static_cast<int>(in.size()));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -871,7 +980,8 @@ struct ApiServer::Impl::Watch : std::enable_shared_from_this<ApiServer::Impl::Wa
       if (!w) return;
       std::lock_guard lock(w->mu);
       if (w->done) return;
-      w->send("BOOKMARK", {{"kind", w->kind}, {"apiVersion", "v1"},
+      w->send("BOOKMARK", {{"kind", w->kind},
+                           {"apiVersion", "v1"},
                            {"metadata", {{"resourceVersion", std::to_string(w->last_revision)}}}});
       w->arm_bookmark();
     });
@@ -883,7 +993,8 @@ struct ApiServer::Impl::Watch : std::enable_shared_from_this<ApiServer::Impl::Wa
   }
 };
 
-Response ApiServer::Impl::watch(Request& req, const ResourceType& t, const std::string& ns, Filter filter) {
+Response ApiServer::Impl::watch(Request& req, const ResourceType& t, const std::string& ns,
+                                Filter filter) {
   auto w = std::make_shared<Watch>();
   w->table = wants_table(req);
   w->bookmarks = query(req, "allowWatchBookmarks").value_or("") == "true";
@@ -893,18 +1004,23 @@ Response ApiServer::Impl::watch(Request& req, const ResourceType& t, const std::
     try {
       from = std::stoull(rv_text);
     } catch (...) {
-      return failure_response(bad_request(fmt::format("resourceVersion \"{}\" is not valid", rv_text)));
+      return failure_response(
+          bad_request(fmt::format("resourceVersion \"{}\" is not valid", rv_text)));
     }
   }
   std::string prefix = t.namespaced && !ns.empty() ? t.prefix + ns + "/" : t.prefix;
-  std::string status_prefix = t.status_prefix.empty() ? "" : (t.namespaced && !ns.empty() ? t.status_prefix + ns + "/" : t.status_prefix);
+  std::string status_prefix =
+      t.status_prefix.empty()
+          ? ""
+          : (t.namespaced && !ns.empty() ? t.status_prefix + ns + "/" : t.status_prefix);
   // Objects and their statuses live under different prefixes; one watch on both keeps the order.
   std::string watch_prefix = status_prefix.empty() ? prefix : "/";
 
   auto self = shared_from_this();
   auto render_one = [self, &t](const json& obj, bool first, bool table) {
     if (!table) return obj;
-    json tbl = render_table(t.table, {obj}, str_at(obj, "metadata.resourceVersion"), self->clock.system_now());
+    json tbl = render_table(t.table, {obj}, str_at(obj, "metadata.resourceVersion"),
+                            self->clock.system_now());
     if (!first) tbl["columnDefinitions"] = json::array();
     return tbl;
   };
@@ -932,8 +1048,10 @@ Response ApiServer::Impl::watch(Request& req, const ResourceType& t, const std::
     if (v > 0) timeout_s = std::min(timeout_s, v);
   }
 
-  w->stream = req.stream(200, {{"Content-Type", "application/json"}, {"Cache-Control", "no-cache"}});
-  if (!w->stream) return failure_response(internal(common::make_error(Code::kInternal, "no stream")));
+  w->stream =
+      req.stream(200, {{"Content-Type", "application/json"}, {"Cache-Control", "no-cache"}});
+  if (!w->stream)
+    return failure_response(internal(common::make_error(Code::kInternal, "no stream")));
   w->last_revision = from;
   ++stats.watches_open;
 
@@ -965,7 +1083,8 @@ Response ApiServer::Impl::watch(Request& req, const ResourceType& t, const std::
 
   const ResourceType* type = &t;
   WatchCallbacks cbs;
-  cbs.on_events = [self, w, type, prefix, status_prefix, filter, render_one, finish](const std::vector<Event>& events) {
+  cbs.on_events = [self, w, type, prefix, status_prefix, filter, render_one,
+                   finish](const std::vector<Event>& events) {
     const ResourceType& t = *type;
     Impl& impl = *self;
     std::vector<std::pair<std::string, json>> out;
@@ -974,10 +1093,13 @@ Response ApiServer::Impl::watch(Request& req, const ResourceType& t, const std::
       bool is_object = ev.kv.key.starts_with(prefix);
       bool is_status = !status_prefix.empty() && ev.kv.key.starts_with(status_prefix);
       if (!is_object && !is_status) continue;
-      if (t.namespaced && is_object && ev.kv.key.substr(t.prefix.size()).find('/') == std::string::npos) continue;
+      if (t.namespaced && is_object &&
+          ev.kv.key.substr(t.prefix.size()).find('/') == std::string::npos)
+        continue;
       std::optional<json> before;
       std::optional<json> after;
-      auto rendered = [&](const KeyValue& object_kv, const KeyValue* status_kv) -> std::optional<json> {
+      auto rendered = [&](const KeyValue& object_kv,
+                          const KeyValue* status_kv) -> std::optional<json> {
         v1::StoredObject stored;
         if (!stored.ParseFromString(object_kv.value)) return std::nullopt;
         Loaded l;
@@ -1001,7 +1123,8 @@ Response ApiServer::Impl::watch(Request& req, const ResourceType& t, const std::
         std::string okey = t.prefix + ev.kv.key.substr(t.status_prefix.size());
         auto o = impl.store.get(okey, rev);
         if (!o.ok()) o = impl.store.get(okey, 0);
-        if (!o.ok() || !*o) continue;  // a status without its object (deleted together) says nothing
+        if (!o.ok() || !*o)
+          continue;  // a status without its object (deleted together) says nothing
         if (ev.prev) {
           before = rendered(**o, &*ev.prev);
         } else {
@@ -1040,9 +1163,13 @@ Response ApiServer::Impl::watch(Request& req, const ResourceType& t, const std::
     {
       std::lock_guard lock(w->mu);
       if (w->done) return;
-      Failure f = s.code() == Code::kOutOfRange || s.code() == Code::kResourceExhausted
-                      ? Failure{410, "Expired", fmt::format("the watch fell behind or its start was compacted ({}); list again", s.message())}
-                      : internal(s);
+      Failure f =
+          s.code() == Code::kOutOfRange || s.code() == Code::kResourceExhausted
+              ? Failure{410, "Expired",
+                        fmt::format(
+                            "the watch fell behind or its start was compacted ({}); list again",
+                            s.message())}
+              : internal(s);
       w->send("ERROR", status_json(f));
     }
     self->loop.post(finish);
@@ -1050,7 +1177,9 @@ Response ApiServer::Impl::watch(Request& req, const ResourceType& t, const std::
   auto handle = store.watch(watch_prefix, from, std::move(cbs));
   if (!handle.ok()) {
     Failure f = handle.status().code() == Code::kOutOfRange
-                    ? Failure{410, "Expired", fmt::format("too old resource version: {} ({})", from, handle.status().message())}
+                    ? Failure{410, "Expired",
+                              fmt::format("too old resource version: {} ({})", from,
+                                          handle.status().message())}
                     : internal(handle.status());
     {
       std::lock_guard lock(w->mu);
@@ -1084,21 +1213,30 @@ namespace {
 
 std::string reason_for(uint32_t code) {
   switch (code) {
-    case 400: return "BadRequest";
-    case 403: return "Forbidden";
-    case 404: return "NotFound";
-    case 429: return "TooManyRequests";
-    case 501: return "NotImplemented";
-    case 503: return "ServiceUnavailable";
-    case 504: return "Timeout";
-    default: return "InternalError";
+    case 400:
+      return "BadRequest";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "NotFound";
+    case 429:
+      return "TooManyRequests";
+    case 501:
+      return "NotImplemented";
+    case 503:
+      return "ServiceUnavailable";
+    case 504:
+      return "Timeout";
+    default:
+      return "InternalError";
   }
 }
 
 // Kubernetes' query booleans (strconv.ParseBool).
 std::optional<bool> parse_bool(const std::string& v) {
   if (v == "1" || v == "t" || v == "T" || v == "true" || v == "TRUE" || v == "True") return true;
-  if (v == "0" || v == "f" || v == "F" || v == "false" || v == "FALSE" || v == "False") return false;
+  if (v == "0" || v == "f" || v == "F" || v == "false" || v == "FALSE" || v == "False")
+    return false;
   return std::nullopt;
 }
 
@@ -1165,7 +1303,8 @@ void ApiServer::Impl::end_log(const std::shared_ptr<LogSession>& session) {
     upstream = std::move(session->upstream);
     if (session->stream) session->stream->close();
     if (session->deferred) {
-      session->deferred->respond(failure_response({503, "ServiceUnavailable", "cloudcore is stopping"}));
+      session->deferred->respond(
+          failure_response({503, "ServiceUnavailable", "cloudcore is stopping"}));
       session->deferred.reset();
     }
   }
@@ -1192,12 +1331,14 @@ Response ApiServer::Impl::logs(Request& req, const ResourceType& t, const std::s
     auto v = query(req, flag);
     if (!v) continue;
     auto b = parse_bool(*v);
-    if (!b) return failure_response(bad_request(fmt::format("{}: \"{}\" is not a boolean", flag, *v)));
+    if (!b)
+      return failure_response(bad_request(fmt::format("{}: \"{}\" is not a boolean", flag, *v)));
     if (std::string_view(flag) == "follow") lr.set_follow(*b);
     if (std::string_view(flag) == "timestamps") lr.set_timestamps(*b);
     if (std::string_view(flag) == "previous") lr.set_previous(*b);
   }
-  auto int_param = [&](const char* key, int64_t min, std::optional<Failure>* error) -> std::optional<int64_t> {
+  auto int_param = [&](const char* key, int64_t min,
+                       std::optional<Failure>* error) -> std::optional<int64_t> {
     auto v = query(req, key);
     if (!v) return std::nullopt;
     auto n = parse_int(*v);
@@ -1217,9 +1358,13 @@ Response ApiServer::Impl::logs(Request& req, const ResourceType& t, const std::s
   if (limit) lr.set_limit_bytes(*limit);
   if (since) lr.set_since_seconds(*since);
   if (auto st = query(req, "sinceTime")) {
-    if (since) return failure_response(bad_request("at most one of sinceTime or sinceSeconds may be specified"));
+    if (since)
+      return failure_response(
+          bad_request("at most one of sinceTime or sinceSeconds may be specified"));
     auto at = parse_rfc3339_seconds(*st);
-    if (!at) return failure_response(bad_request(fmt::format("sinceTime: \"{}\" is not an RFC 3339 time", *st)));
+    if (!at)
+      return failure_response(
+          bad_request(fmt::format("sinceTime: \"{}\" is not an RFC 3339 time", *st)));
     // The node counts back from its own clock: sent as seconds before now (at least 1).
     lr.set_since_seconds(std::max<int64_t>(1, now_seconds() - *at));
   }
@@ -1228,11 +1373,13 @@ Response ApiServer::Impl::logs(Request& req, const ResourceType& t, const std::s
   // pod's only container.
   std::vector<std::string> containers, init_containers;
   const json& spec = l->object.contains("spec") ? l->object["spec"] : json::object();
-  for (const auto& [list, out] : {std::pair<const char*, std::vector<std::string>*>{"containers", &containers},
-                                  {"initContainers", &init_containers}}) {
+  for (const auto& [list, out] :
+       {std::pair<const char*, std::vector<std::string>*>{"containers", &containers},
+        {"initContainers", &init_containers}}) {
     if (!spec.is_object() || !spec.contains(list) || !spec[list].is_array()) continue;
     for (const auto& c : spec[list])
-      if (c.is_object() && c.contains("name") && c["name"].is_string()) out->push_back(c["name"].get<std::string>());
+      if (c.is_object() && c.contains("name") && c["name"].is_string())
+        out->push_back(c["name"].get<std::string>());
   }
   auto join = [](const std::vector<std::string>& v) {
     std::string out;
@@ -1242,32 +1389,42 @@ Response ApiServer::Impl::logs(Request& req, const ResourceType& t, const std::s
   std::string container = query(req, "container").value_or("");
   if (container.empty()) {
     if (containers.size() != 1) {
-      std::string msg = fmt::format("a container name must be specified for pod {}, choose one of: [{}]", name,
-                                    join(containers));
-      if (!init_containers.empty()) msg += fmt::format(" or one of the init containers: [{}]", join(init_containers));
+      std::string msg =
+          fmt::format("a container name must be specified for pod {}, choose one of: [{}]", name,
+                      join(containers));
+      if (!init_containers.empty())
+        msg += fmt::format(" or one of the init containers: [{}]", join(init_containers));
       return failure_response(bad_request(msg));
     }
     container = containers.front();
   } else if (std::find(containers.begin(), containers.end(), container) == containers.end() &&
-             std::find(init_containers.begin(), init_containers.end(), container) == init_containers.end()) {
-    return failure_response(bad_request(fmt::format("container {} is not valid for pod {}", container, name)));
+             std::find(init_containers.begin(), init_containers.end(), container) ==
+                 init_containers.end()) {
+    return failure_response(
+        bad_request(fmt::format("container {} is not valid for pod {}", container, name)));
   }
   lr.set_container(container);
 
   std::string node = str_at(l->object, "spec.nodeName");
   if (node.empty())
-    return failure_response(bad_request(fmt::format(
-        "pod {} does not have a host assigned: it is not scheduled to a node yet, so it has no logs", name)));
+    return failure_response(
+        bad_request(fmt::format("pod {} does not have a host assigned: it is not scheduled to a "
+                                "node yet, so it has no logs",
+                                name)));
   if (!options.logs)
-    return failure_response({501, "NotImplemented", "this cloudcore serves no container logs (no tunnel to the edge nodes)"});
+    return failure_response(
+        {501, "NotImplemented",
+         "this cloudcore serves no container logs (no tunnel to the edge nodes)"});
 
   auto session = std::make_shared<LogSession>();
   session->deferred = req.defer();
-  if (!session->deferred) return failure_response(internal(common::make_error(Code::kInternal, "cannot defer")));
+  if (!session->deferred)
+    return failure_response(internal(common::make_error(Code::kInternal, "cannot defer")));
   {
     std::lock_guard lock(watches_mu);
     if (stopped) {
-      session->deferred->respond(failure_response({503, "ServiceUnavailable", "cloudcore is stopping"}));
+      session->deferred->respond(
+          failure_response({503, "ServiceUnavailable", "cloudcore is stopping"}));
       return {};
     }
     log_sessions.insert(session);
@@ -1279,7 +1436,8 @@ Response ApiServer::Impl::logs(Request& req, const ResourceType& t, const std::s
   // Called with session->mu held.
   auto start_body = [self, weak](LogSession& s) {
     if (s.stream || !s.deferred) return;
-    s.stream = s.deferred->stream(200, {{"Content-Type", "text/plain"}, {"Cache-Control", "no-cache"}});
+    s.stream =
+        s.deferred->stream(200, {{"Content-Type", "text/plain"}, {"Cache-Control", "no-cache"}});
     s.deferred.reset();
     s.stream->on_drain([weak](size_t n) {
       auto s = weak.lock();
@@ -1354,7 +1512,8 @@ Response ApiServer::Impl::logs(Request& req, const ResourceType& t, const std::s
     {
       std::lock_guard lock(session->mu);
       session->done = true;
-      if (session->deferred) session->deferred->respond(failure_response({code, reason_for(code), message}));
+      if (session->deferred)
+        session->deferred->respond(failure_response({code, reason_for(code), message}));
       session->deferred.reset();
     }
     --stats.logs_open;
@@ -1429,15 +1588,20 @@ json ApiServer::Impl::province(const std::string& name, const Permissions& p) {
               {"apiVersion", "gantry.io/v1"},
               {"metadata", {{"name", name}}},
               {"status",
-               {{"nodes", {{"total", nodes.size()}, {"ready", ready}, {"notReady", not_ready}, {"unknown", unknown}}},
+               {{"nodes",
+                 {{"total", nodes.size()},
+                  {"ready", ready},
+                  {"notReady", not_ready},
+                  {"unknown", unknown}}},
                 {"pods", {{"total", pods}, {"byPhase", by_phase}}}}}};
   if (last_change) out["status"]["lastChange"] = rfc3339(last_change / 1000);
   return out;
 }
 
-Response ApiServer::Impl::provinces(const Request& req, const std::string& name, const Identity& who,
-                                    const Permissions& p) {
-  if (req.method != "GET") return failure_response({405, "MethodNotAllowed", "provinces are read-only"});
+Response ApiServer::Impl::provinces(const Request& req, const std::string& name,
+                                    const Identity& who, const Permissions& p) {
+  if (req.method != "GET")
+    return failure_response({405, "MethodNotAllowed", "provinces are read-only"});
   std::set<std::string> names;
   for (const auto& n : registry.node_names()) {
     auto info = registry.node(n);
@@ -1446,7 +1610,10 @@ Response ApiServer::Impl::provinces(const Request& req, const std::string& name,
   if (!name.empty()) {
     if (!p.can_read(name)) {
       ++stats.forbidden;
-      return failure_response({403, "Forbidden", fmt::format("provinces \"{}\" is forbidden: user \"{}\" may see only its own province", name, who.user)});
+      return failure_response(
+          {403, "Forbidden",
+           fmt::format("provinces \"{}\" is forbidden: user \"{}\" may see only its own province",
+                       name, who.user)});
     }
     if (!names.count(name)) return failure_response(not_found("provinces", name));
     return json_response(200, province(name, p));
@@ -1455,9 +1622,12 @@ Response ApiServer::Impl::provinces(const Request& req, const std::string& name,
   for (const auto& n : names)
     if (p.can_read(n)) items.push_back(province(n, p));
   std::string rv = std::to_string(store.current_revision());
-  if (wants_table(req)) return json_response(200, render_table(TableKind::kProvinces, items, rv, clock.system_now()));
-  return json_response(200, {{"kind", "ProvinceList"}, {"apiVersion", "gantry.io/v1"},
-                             {"metadata", {{"resourceVersion", rv}}}, {"items", items}});
+  if (wants_table(req))
+    return json_response(200, render_table(TableKind::kProvinces, items, rv, clock.system_now()));
+  return json_response(200, {{"kind", "ProvinceList"},
+                             {"apiVersion", "gantry.io/v1"},
+                             {"metadata", {{"resourceVersion", rv}}},
+                             {"items", items}});
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1467,14 +1637,22 @@ namespace {
 
 json api_resource_list() {
   json resources = json::array();
-  const std::vector<std::string> kVerbs = {"create", "delete", "get", "list", "patch", "update", "watch"};
+  const std::vector<std::string> kVerbs = {"create", "delete", "get",  "list",
+                                           "patch",  "update", "watch"};
   for (const auto& t : resource_types()) {
-    json r = {{"name", t.name}, {"singularName", t.singular}, {"namespaced", t.namespaced},
-              {"kind", t.kind}, {"verbs", kVerbs}};
+    json r = {{"name", t.name},
+              {"singularName", t.singular},
+              {"namespaced", t.namespaced},
+              {"kind", t.kind},
+              {"verbs", kVerbs}};
     if (!t.short_names.empty()) r["shortNames"] = t.short_names;
     resources.push_back(r);
   }
-  resources.push_back({{"name", "pods/log"}, {"singularName", ""}, {"namespaced", true}, {"kind", "Pod"}, {"verbs", {"get"}}});
+  resources.push_back({{"name", "pods/log"},
+                       {"singularName", ""},
+                       {"namespaced", true},
+                       {"kind", "Pod"},
+                       {"verbs", {"get"}}});
   return {{"kind", "APIResourceList"}, {"groupVersion", "v1"}, {"resources", resources}};
 }
 
@@ -1482,8 +1660,11 @@ json gantry_resource_list() {
   return {{"kind", "APIResourceList"},
           {"apiVersion", "v1"},
           {"groupVersion", "gantry.io/v1"},
-          {"resources", json::array({{{"name", "provinces"}, {"singularName", "province"}, {"namespaced", false},
-                                      {"kind", "Province"}, {"verbs", {"get", "list"}}}})}};
+          {"resources", json::array({{{"name", "provinces"},
+                                      {"singularName", "province"},
+                                      {"namespaced", false},
+                                      {"kind", "Province"},
+                                      {"verbs", {"get", "list"}}}})}};
 }
 
 // A minimal OpenAPI v2 document as the protobuf kubectl asks for (gnostic openapi_v2.Document:
@@ -1510,16 +1691,24 @@ std::string openapi_v2_protobuf() {
 Response ApiServer::Impl::handle(Request& req) {
   ++stats.requests;
   const std::string& path = req.path;
-  bool open_path = path == "/healthz" || path == "/readyz" || path == "/livez" || path == "/version" ||
-                   path == "/metrics";
+  bool open_path = path == "/healthz" || path == "/readyz" || path == "/livez" ||
+                   path == "/version" || path == "/metrics";
   auto open_response = [&]() -> Response {
     if (path == "/version")
-      return json_response(200, {{"major", "1"}, {"minor", "28"}, {"gitVersion", kGitVersion},
-                                 {"gitCommit", ""}, {"gitTreeState", "clean"}, {"buildDate", ""},
-                                 {"goVersion", ""}, {"compiler", "gcc"}, {"platform", "linux/amd64"}});
+      return json_response(200, {{"major", "1"},
+                                 {"minor", "28"},
+                                 {"gitVersion", kGitVersion},
+                                 {"gitCommit", ""},
+                                 {"gitTreeState", "clean"},
+                                 {"buildDate", ""},
+                                 {"goVersion", ""},
+                                 {"compiler", "gcc"},
+                                 {"platform", "linux/amd64"}});
     if (path == "/metrics") {
-      if (!options.metrics) return failure_response({404, "NotFound", "this server exports no metrics"});
-      return Response{200, {{"Content-Type", "text/plain; version=0.0.4; charset=utf-8"}}, options.metrics()};
+      if (!options.metrics)
+        return failure_response({404, "NotFound", "this server exports no metrics"});
+      return Response{
+          200, {{"Content-Type", "text/plain; version=0.0.4; charset=utf-8"}}, options.metrics()};
     }
     return Response::text(200, "ok");
   };
@@ -1527,26 +1716,36 @@ Response ApiServer::Impl::handle(Request& req) {
   auto who = tokens.authenticate(req.header("Authorization").value_or(""));
   if (!who) {
     ++stats.unauthorized;
-    return failure_response({401, "Unauthorized", "Unauthorized: a valid bearer token is required (see the admin kubeconfig gantryadm init writes)"});
+    return failure_response({401, "Unauthorized",
+                             "Unauthorized: a valid bearer token is required (see the admin "
+                             "kubeconfig gantryadm init writes)"});
   }
   Permissions p = permissions_of(*who);
   if (open_path) return open_response();
   if (req.method == "GET") {
     if (path == "/api" || path == "/api/") {
       std::string host = req.header("Host").value_or("127.0.0.1:10443");
-      return json_response(200, {{"kind", "APIVersions"}, {"versions", {"v1"}},
-                                 {"serverAddressByClientCIDRs", {{{"clientCIDR", "0.0.0.0/0"}, {"serverAddress", host}}}}});
+      return json_response(200, {{"kind", "APIVersions"},
+                                 {"versions", {"v1"}},
+                                 {"serverAddressByClientCIDRs",
+                                  {{{"clientCIDR", "0.0.0.0/0"}, {"serverAddress", host}}}}});
     }
     if (path == "/api/v1" || path == "/api/v1/") return json_response(200, api_resource_list());
     if (path == "/apis" || path == "/apis/") {
       json gv = {{"groupVersion", "gantry.io/v1"}, {"version", "v1"}};
-      return json_response(200, {{"kind", "APIGroupList"}, {"apiVersion", "v1"},
-                                 {"groups", {{{"name", "gantry.io"}, {"versions", {gv}}, {"preferredVersion", gv}}}}});
+      return json_response(
+          200,
+          {{"kind", "APIGroupList"},
+           {"apiVersion", "v1"},
+           {"groups", {{{"name", "gantry.io"}, {"versions", {gv}}, {"preferredVersion", gv}}}}});
     }
     if (path == "/apis/gantry.io") {
       json gv = {{"groupVersion", "gantry.io/v1"}, {"version", "v1"}};
-      return json_response(200, {{"kind", "APIGroup"}, {"apiVersion", "v1"}, {"name", "gantry.io"},
-                                 {"versions", {gv}}, {"preferredVersion", gv}});
+      return json_response(200, {{"kind", "APIGroup"},
+                                 {"apiVersion", "v1"},
+                                 {"name", "gantry.io"},
+                                 {"versions", {gv}},
+                                 {"preferredVersion", gv}});
     }
     if (path == "/apis/gantry.io/v1") return json_response(200, gantry_resource_list());
     if (path == "/openapi/v2") {
@@ -1555,23 +1754,32 @@ Response ApiServer::Impl::handle(Request& req) {
         Response r;
         r.status = 200;
         r.body = openapi_v2_protobuf();
-        r.headers.emplace_back("Content-Type", "application/com.github.proto-openapi.spec.v2.v1.0+protobuf");
+        r.headers.emplace_back("Content-Type",
+                               "application/com.github.proto-openapi.spec.v2.v1.0+protobuf");
         return r;
       }
-      return json_response(200, {{"swagger", "2.0"}, {"info", {{"title", "Gantry"}, {"version", kGitVersion}}},
-                                 {"paths", json::object()}, {"definitions", json::object()}});
+      return json_response(200, {{"swagger", "2.0"},
+                                 {"info", {{"title", "Gantry"}, {"version", kGitVersion}}},
+                                 {"paths", json::object()},
+                                 {"definitions", json::object()}});
     }
   }
   constexpr std::string_view kProvinces = "/apis/gantry.io/v1/provinces";
   if (path.starts_with(kProvinces)) {
     std::string rest = path.substr(kProvinces.size());
-    if (!rest.empty() && rest[0] != '/') return failure_response({404, "NotFound", "the server could not find the requested resource"});
+    if (!rest.empty() && rest[0] != '/')
+      return failure_response(
+          {404, "NotFound", "the server could not find the requested resource"});
     std::string name = rest.empty() ? "" : rest.substr(1);
-    if (name.find('/') != std::string::npos) return failure_response({404, "NotFound", "the server could not find the requested resource"});
+    if (name.find('/') != std::string::npos)
+      return failure_response(
+          {404, "NotFound", "the server could not find the requested resource"});
     return provinces(req, name, *who, p);
   }
   if (path.starts_with("/api/v1/")) return handle_core(req, *who, p);
-  return failure_response({404, "NotFound", fmt::format("the server could not find the requested resource ({} {})", req.method, path)});
+  return failure_response(
+      {404, "NotFound",
+       fmt::format("the server could not find the requested resource ({} {})", req.method, path)});
 }
 
 Response ApiServer::Impl::handle_core(Request& req, const Identity& who, const Permissions& p) {
@@ -1591,21 +1799,33 @@ Response ApiServer::Impl::handle_core(Request& req, const Identity& who, const P
     resource = seg[2];
     if (seg.size() > 3) name = seg[3];
     if (seg.size() > 4) sub = seg[4];
-    if (seg.size() > 5) return failure_response({404, "NotFound", "the server could not find the requested resource"});
+    if (seg.size() > 5)
+      return failure_response(
+          {404, "NotFound", "the server could not find the requested resource"});
   } else if (!seg.empty()) {
     resource = seg[0];
     if (seg.size() > 1) name = seg[1];
     if (seg.size() > 2) sub = seg[2];
-    if (seg.size() > 3) return failure_response({404, "NotFound", "the server could not find the requested resource"});
+    if (seg.size() > 3)
+      return failure_response(
+          {404, "NotFound", "the server could not find the requested resource"});
   }
   const ResourceType* t = find_type(resource);
-  if (!t) return failure_response({404, "NotFound", fmt::format("the server could not find the requested resource (no resource \"{}\" in v1)", resource)});
-  if (!ns.empty() && !t->namespaced) return failure_response({404, "NotFound", fmt::format("{} are not namespaced", t->name)});
+  if (!t)
+    return failure_response(
+        {404, "NotFound",
+         fmt::format("the server could not find the requested resource (no resource \"{}\" in v1)",
+                     resource)});
+  if (!ns.empty() && !t->namespaced)
+    return failure_response({404, "NotFound", fmt::format("{} are not namespaced", t->name)});
   if (t->namespaced && !name.empty() && ns.empty())
     return failure_response({404, "NotFound", "the server could not find the requested resource"});
   if (!sub.empty()) {
-    if (t->name == "pods" && sub == "log" && req.method == "GET") return logs(req, *t, ns, name, who, p);
-    return failure_response({404, "NotFound", fmt::format("the server could not find the requested resource ({}/{})", t->name, sub)});
+    if (t->name == "pods" && sub == "log" && req.method == "GET")
+      return logs(req, *t, ns, name, who, p);
+    return failure_response(
+        {404, "NotFound",
+         fmt::format("the server could not find the requested resource ({}/{})", t->name, sub)});
   }
   bool write = req.method != "GET";
   if (auto f = check_kind(who, p, *t, write)) return failure_response(*f);
@@ -1620,10 +1840,13 @@ Response ApiServer::Impl::handle_core(Request& req, const Identity& who, const P
     }
     if (req.method == "POST") {
       if (t->namespaced && ns.empty())
-        return failure_response(bad_request(fmt::format("{} are namespaced: POST to /api/v1/namespaces/NS/{}", t->name, t->name)));
+        return failure_response(bad_request(
+            fmt::format("{} are namespaced: POST to /api/v1/namespaces/NS/{}", t->name, t->name)));
       return create(req, *t, ns, who, p);
     }
-    return failure_response({405, "MethodNotAllowed", fmt::format("{} is not supported on a list of {}", req.method, t->name)});
+    return failure_response(
+        {405, "MethodNotAllowed",
+         fmt::format("{} is not supported on a list of {}", req.method, t->name)});
   }
   if (req.method == "GET") {
     auto cur = load(*t, ns, name);
@@ -1632,22 +1855,23 @@ Response ApiServer::Impl::handle_core(Request& req, const Identity& who, const P
     if (!l) return failure_response(not_found(t->name, name));
     json obj = render(*t, *l);
     if (auto f = check_object(who, p, *t, obj, false)) return failure_response(*f);
-    if (wants_table(req)) return json_response(200, render_table(t->table, {obj}, std::to_string(l->resource_version), clock.system_now()));
+    if (wants_table(req))
+      return json_response(200, render_table(t->table, {obj}, std::to_string(l->resource_version),
+                                             clock.system_now()));
     return json_response(200, obj);
   }
   if (req.method == "PUT") return update(req, *t, ns, name, who, p);
   if (req.method == "PATCH") return patch(req, *t, ns, name, who, p);
   if (req.method == "DELETE") return remove(req, *t, ns, name, who, p);
-  return failure_response({405, "MethodNotAllowed", fmt::format("{} is not supported on {}", req.method, t->name)});
+  return failure_response(
+      {405, "MethodNotAllowed", fmt::format("{} is not supported on {}", req.method, t->name)});
 }
 
 // ---------------------------------------------------------------------------------------------
 
-common::Result<std::unique_ptr<ApiServer>> ApiServer::start(common::EventLoop& loop,
-                                                            std::shared_ptr<common::TlsContext> tls,
-                                                            Store& store, Registry& registry,
-                                                            common::Clock& clock, TokenAuthenticator tokens,
-                                                            ApiServerOptions options) {
+common::Result<std::unique_ptr<ApiServer>> ApiServer::start(
+    common::EventLoop& loop, std::shared_ptr<common::TlsContext> tls, Store& store,
+    Registry& registry, common::Clock& clock, TokenAuthenticator tokens, ApiServerOptions options) {
   auto impl = std::make_shared<Impl>(loop, store, registry, clock, std::move(tokens), options);
   // The namespaces every cluster has.
   for (const char* ns : {"default", "kube-system"}) {
@@ -1655,8 +1879,12 @@ common::Result<std::unique_ptr<ApiServer>> ApiServer::start(common::EventLoop& l
     auto existing = store.get(key);
     if (!existing.ok()) return existing.status();
     if (*existing) continue;
-    json obj = {{"kind", "Namespace"}, {"apiVersion", "v1"},
-                {"metadata", {{"name", ns}, {"uid", random_uid()}, {"creationTimestamp", rfc3339(impl->now_seconds())}}},
+    json obj = {{"kind", "Namespace"},
+                {"apiVersion", "v1"},
+                {"metadata",
+                 {{"name", ns},
+                  {"uid", random_uid()},
+                  {"creationTimestamp", rfc3339(impl->now_seconds())}}},
                 {"spec", json::object()}};
     v1::StoredObject stored;
     stored.set_json(obj.dump());
@@ -1680,10 +1908,16 @@ common::Result<std::unique_ptr<ApiServer>> ApiServer::start(common::EventLoop& l
   return std::unique_ptr<ApiServer>(new ApiServer(impl));
 }
 
-ApiServer::~ApiServer() { stop(); }
+ApiServer::~ApiServer() {
+  stop();
+}
 
-uint16_t ApiServer::port() const { return impl_->http->port(); }
-const ApiServerStats& ApiServer::stats() const { return impl_->stats; }
+uint16_t ApiServer::port() const {
+  return impl_->http->port();
+}
+const ApiServerStats& ApiServer::stats() const {
+  return impl_->stats;
+}
 
 void ApiServer::stop() {
   std::set<std::shared_ptr<Impl::Watch>> watches;

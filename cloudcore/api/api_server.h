@@ -4,10 +4,9 @@
 // (observed, written by the hub); this server renders them in Kubernetes shape.
 #pragma once
 
-#include <functional>
-
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 

@@ -78,7 +78,8 @@ common::Result<TokenAuthenticator> TokenAuthenticator::parse(std::string_view cs
     auto fields = split_csv(line);
     if (!fields.ok()) return fields.status().with_context(fmt::format("line {}", line_no));
     if (fields->size() < 2)
-      return make_error(Code::kInvalidArgument, "line {}: expected token,user[,uid[,\"groups\"]]", line_no);
+      return make_error(Code::kInvalidArgument, "line {}: expected token,user[,uid[,\"groups\"]]",
+                        line_no);
     Identity id;
     std::string token = trim((*fields)[0]);
     id.user = trim((*fields)[1]);

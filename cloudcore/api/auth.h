@@ -22,11 +22,15 @@ struct Identity {
 
 struct Permissions {
   bool admin = false;
-  std::set<std::string> read_provinces;   // includes the write ones
+  std::set<std::string> read_provinces;  // includes the write ones
   std::set<std::string> write_provinces;
 
-  bool can_read(const std::string& province) const { return admin || read_provinces.count(province); }
-  bool can_write(const std::string& province) const { return admin || write_provinces.count(province); }
+  bool can_read(const std::string& province) const {
+    return admin || read_provinces.count(province);
+  }
+  bool can_write(const std::string& province) const {
+    return admin || write_provinces.count(province);
+  }
   bool any_write() const { return admin || !write_provinces.empty(); }
 };
 

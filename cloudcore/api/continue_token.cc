@@ -7,10 +7,12 @@
 namespace gantry::cloud::api {
 
 std::string encode_continue(const ContinueToken& token) {
-  std::string raw = nlohmann::json{{"v", 1}, {"rv", token.revision}, {"start", token.last_key}}.dump();
+  std::string raw =
+      nlohmann::json{{"v", 1}, {"rv", token.revision}, {"start", token.last_key}}.dump();
   std::string out(4 * ((raw.size() + 2) / 3) + 1, '\0');
   int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(raw.data()), static_cast<int>(raw.size()));
+                          reinterpret_cast<const unsigned char*>(raw.data()),
+                          static_cast<int>(raw.size()));
   out.resize(static_cast<size_t>(n));
   return out;
 }
@@ -21,7 +23,8 @@ common::Result<ContinueToken> decode_continue(std::string_view text) {
   if (text.empty() || text.size() % 4 != 0 || text.size() > 8192) return bad;
   std::string raw(text.size() / 4 * 3 + 1, '\0');
   int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(raw.data()),
-                          reinterpret_cast<const unsigned char*>(text.data()), static_cast<int>(text.size()));
+                          reinterpret_cast<const unsigned char*>(text.data()),
+                          static_cast<int>(text.size()));
   if (n < 0) return bad;
   size_t size = static_cast<size_t>(n);
   // EVP_DecodeBlock counts the padding as zero bytes.

@@ -35,7 +35,9 @@ const std::map<std::string, std::string>& merge_keys() {
 }
 
 // Lists of scalars that merge as sets.
-bool merges_as_set(const std::string& path) { return path == "metadata.finalizers"; }
+bool merges_as_set(const std::string& path) {
+  return path == "metadata.finalizers";
+}
 
 std::string child_path(const std::string& path, const std::string& key) {
   return path.empty() ? key : path + "." + key;
@@ -71,10 +73,12 @@ common::Result<json> merge_list(const json& target, const json& patch, const std
   json out = target.is_array() ? target : json::array();
   for (const auto& element : patch) {
     if (!element.is_object() || !element.contains(key))
-      return make_error(Code::kInvalidArgument, "{}: every element needs the merge key \"{}\"", path, key);
+      return make_error(Code::kInvalidArgument, "{}: every element needs the merge key \"{}\"",
+                        path, key);
     const json& k = element[key];
-    auto it = std::find_if(out.begin(), out.end(),
-                           [&](const json& e) { return e.is_object() && e.contains(key) && e[key] == k; });
+    auto it = std::find_if(out.begin(), out.end(), [&](const json& e) {
+      return e.is_object() && e.contains(key) && e[key] == k;
+    });
     if (element.value("$patch", "") == "delete") {
       if (it != out.end()) out.erase(it);
       continue;
@@ -117,7 +121,8 @@ common::Result<json> merge_object(const json& target, const json& patch, const s
   if (patch.contains("$retainKeys") && patch["$retainKeys"].is_array()) {
     json kept = json::object();
     for (const auto& k : patch["$retainKeys"])
-      if (k.is_string() && out.contains(k.get<std::string>())) kept[k.get<std::string>()] = out[k.get<std::string>()];
+      if (k.is_string() && out.contains(k.get<std::string>()))
+        kept[k.get<std::string>()] = out[k.get<std::string>()];
     out = std::move(kept);
   }
   for (auto it = patch.begin(); it != patch.end(); ++it) {
@@ -129,12 +134,14 @@ common::Result<json> merge_object(const json& target, const json& patch, const s
       if (out.contains(list) && out[list].is_array() && it.value().is_array()) {
         json kept = json::array();
         for (const auto& v : out[list])
-          if (std::find(it.value().begin(), it.value().end(), v) == it.value().end()) kept.push_back(v);
+          if (std::find(it.value().begin(), it.value().end(), v) == it.value().end())
+            kept.push_back(v);
         out[list] = std::move(kept);
       }
       continue;
     }
-    if (name.starts_with("$")) return make_error(Code::kInvalidArgument, "{}: unknown patch directive \"{}\"", path, name);
+    if (name.starts_with("$"))
+      return make_error(Code::kInvalidArgument, "{}: unknown patch directive \"{}\"", path, name);
     const json& value = it.value();
     std::string sub = child_path(path, name);
     if (value.is_null()) {
@@ -171,7 +178,8 @@ common::Result<json> merge_value(const json& target, const json& patch, const st
 }  // namespace
 
 common::Result<json> apply_merge_patch(const json& target, const json& patch) {
-  if (!patch.is_object()) return make_error(Code::kInvalidArgument, "a merge patch must be a JSON object");
+  if (!patch.is_object())
+    return make_error(Code::kInvalidArgument, "a merge patch must be a JSON object");
   json out = target;
   out.merge_patch(patch);
   return out;
@@ -182,12 +190,14 @@ common::Result<json> apply_strategic_merge_patch(const json& target, const json&
     return make_error(Code::kInvalidArgument, "a strategic merge patch must be a JSON object");
   auto out = merge_object(target, patch, "");
   if (!out.ok()) return out.status();
-  if (out->is_null()) return make_error(Code::kInvalidArgument, "$patch: delete at the top level is not allowed");
+  if (out->is_null())
+    return make_error(Code::kInvalidArgument, "$patch: delete at the top level is not allowed");
   return out;
 }
 
 common::Result<json> apply_json_patch(const json& target, const json& patch) {
-  if (!patch.is_array()) return make_error(Code::kInvalidArgument, "a JSON patch must be a JSON array of operations");
+  if (!patch.is_array())
+    return make_error(Code::kInvalidArgument, "a JSON patch must be a JSON array of operations");
   try {
     return target.patch(patch);
   } catch (const json::exception& e) {

@@ -1,10 +1,10 @@
 // The three patch formats kubectl sends: JSON merge patch (RFC 7386), Kubernetes strategic merge
-// patch (what `kubectl apply/edit/label/annotate` send for built-in kinds) and JSON patch (RFC 6902).
+// patch (what `kubectl apply/edit/label/annotate` send for built-in kinds) and JSON patch (RFC
+// 6902).
 #pragma once
 
-#include <string_view>
-
 #include <nlohmann/json.hpp>
+#include <string_view>
 
 #include "common/base/status.h"
 

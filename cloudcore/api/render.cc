@@ -1,15 +1,17 @@
 #include "cloudcore/api/render.h"
 
-#include <ctime>
-
 #include <fmt/format.h>
+
+#include <ctime>
 
 namespace gantry::cloud::api {
 namespace {
 
 using nlohmann::json;
 
-std::string ms_time(int64_t unix_ms) { return rfc3339(unix_ms / 1000); }
+std::string ms_time(int64_t unix_ms) {
+  return rfc3339(unix_ms / 1000);
+}
 
 json render_state(const v1::ContainerState& state) {
   json out = json::object();
@@ -42,30 +44,44 @@ json render_state(const v1::ContainerState& state) {
 
 std::string phase_name(v1::PodPhase phase) {
   switch (phase) {
-    case v1::POD_PHASE_RUNNING: return "Running";
-    case v1::POD_PHASE_SUCCEEDED: return "Succeeded";
-    case v1::POD_PHASE_FAILED: return "Failed";
-    case v1::POD_PHASE_UNKNOWN: return "Unknown";
-    default: return "Pending";
+    case v1::POD_PHASE_RUNNING:
+      return "Running";
+    case v1::POD_PHASE_SUCCEEDED:
+      return "Succeeded";
+    case v1::POD_PHASE_FAILED:
+      return "Failed";
+    case v1::POD_PHASE_UNKNOWN:
+      return "Unknown";
+    default:
+      return "Pending";
   }
 }
 
 std::string condition_status(v1::ConditionStatus s) {
   switch (s) {
-    case v1::CONDITION_STATUS_TRUE: return "True";
-    case v1::CONDITION_STATUS_FALSE: return "False";
-    default: return "Unknown";
+    case v1::CONDITION_STATUS_TRUE:
+      return "True";
+    case v1::CONDITION_STATUS_FALSE:
+      return "False";
+    default:
+      return "Unknown";
   }
 }
 
 std::string node_condition_type(v1::NodeConditionType t) {
   switch (t) {
-    case v1::NODE_CONDITION_READY: return "Ready";
-    case v1::NODE_CONDITION_MEMORY_PRESSURE: return "MemoryPressure";
-    case v1::NODE_CONDITION_DISK_PRESSURE: return "DiskPressure";
-    case v1::NODE_CONDITION_PID_PRESSURE: return "PIDPressure";
-    case v1::NODE_CONDITION_RUNTIME_UNAVAILABLE: return "RuntimeUnavailable";
-    default: return "";
+    case v1::NODE_CONDITION_READY:
+      return "Ready";
+    case v1::NODE_CONDITION_MEMORY_PRESSURE:
+      return "MemoryPressure";
+    case v1::NODE_CONDITION_DISK_PRESSURE:
+      return "DiskPressure";
+    case v1::NODE_CONDITION_PID_PRESSURE:
+      return "PIDPressure";
+    case v1::NODE_CONDITION_RUNTIME_UNAVAILABLE:
+      return "RuntimeUnavailable";
+    default:
+      return "";
   }
 }
 
@@ -74,14 +90,17 @@ json resources(const v1::ResourceList& r) {
   if (r.cpu_millis()) out["cpu"] = cpu_quantity(r.cpu_millis());
   if (r.memory_bytes()) out["memory"] = bytes_quantity(r.memory_bytes());
   if (r.pods()) out["pods"] = std::to_string(r.pods());
-  if (r.ephemeral_storage_bytes()) out["ephemeral-storage"] = bytes_quantity(r.ephemeral_storage_bytes());
+  if (r.ephemeral_storage_bytes())
+    out["ephemeral-storage"] = bytes_quantity(r.ephemeral_storage_bytes());
   return out;
 }
 
 std::string label(const json& obj, const std::string& key) {
   const json* labels = nullptr;
-  if (obj.contains("metadata") && obj["metadata"].contains("labels")) labels = &obj["metadata"]["labels"];
-  if (!labels || !labels->is_object() || !labels->contains(key) || !(*labels)[key].is_string()) return "";
+  if (obj.contains("metadata") && obj["metadata"].contains("labels"))
+    labels = &obj["metadata"]["labels"];
+  if (!labels || !labels->is_object() || !labels->contains(key) || !(*labels)[key].is_string())
+    return "";
   return (*labels)[key].get<std::string>();
 }
 
@@ -103,7 +122,10 @@ std::string age_of(const json& obj, SystemTime now) {
 
 json column(const char* name, const char* type, const char* description, int priority = 0,
             const char* format = "") {
-  return {{"name", name}, {"type", type}, {"format", format}, {"description", description},
+  return {{"name", name},
+          {"type", type},
+          {"format", format},
+          {"description", description},
           {"priority", priority}};
 }
 
@@ -153,7 +175,8 @@ std::string cpu_quantity(int64_t millis) {
 
 std::string bytes_quantity(int64_t bytes) {
   if (bytes % 1024 != 0) return std::to_string(bytes);
-  if (bytes % (1024LL * 1024 * 1024) == 0) return fmt::format("{}Gi", bytes / (1024LL * 1024 * 1024));
+  if (bytes % (1024LL * 1024 * 1024) == 0)
+    return fmt::format("{}Gi", bytes / (1024LL * 1024 * 1024));
   if (bytes % (1024LL * 1024) == 0) return fmt::format("{}Mi", bytes / (1024LL * 1024));
   return fmt::format("{}Ki", bytes / 1024);
 }
@@ -173,7 +196,8 @@ json render_pod_status(const json& pod, const v1::StoredStatus* stored) {
     // fits, as PodScheduled=False.
     status["phase"] = "Pending";
     json c = {{"type", "PodScheduled"}, {"status", "False"}, {"lastProbeTime", nullptr}};
-    c["lastTransitionTime"] = stored->changed_at() > 0 ? json(rfc3339(stored->changed_at() / 1000)) : json(nullptr);
+    c["lastTransitionTime"] =
+        stored->changed_at() > 0 ? json(rfc3339(stored->changed_at() / 1000)) : json(nullptr);
     if (ps->has_reason()) c["reason"] = ps->reason();
     if (ps->has_message()) c["message"] = ps->message();
     status["conditions"] = json::array({std::move(c)});
@@ -194,7 +218,8 @@ json render_pod_status(const json& pod, const v1::StoredStatus* stored) {
   };
   std::string ready_value = stored->unreachable() ? "Unknown" : (ready ? "True" : "False");
   status["conditions"] = json::array({
-      condition("Initialized", ps->has_start_time() || phase != "Pending" ? "True" : "False", started),
+      condition("Initialized", ps->has_start_time() || phase != "Pending" ? "True" : "False",
+                started),
       condition("Ready", ready_value, ready_since),
       condition("ContainersReady", ready_value, ready_since),
       condition("PodScheduled", node.empty() ? "False" : "True", started),
@@ -206,7 +231,8 @@ json render_pod_status(const json& pod, const v1::StoredStatus* stored) {
   if (!started.empty()) status["startTime"] = started;
   // Container statuses in spec order; the image falls back to the spec's.
   std::map<std::string, std::string> spec_images;
-  if (pod.contains("spec") && pod["spec"].contains("containers") && pod["spec"]["containers"].is_array())
+  if (pod.contains("spec") && pod["spec"].contains("containers") &&
+      pod["spec"]["containers"].is_array())
     for (const auto& c : pod["spec"]["containers"])
       if (c.is_object()) spec_images[c.value("name", "")] = c.value("image", "");
   json containers = json::array();
@@ -236,7 +262,8 @@ json render_node_status(const v1::StoredStatus* stored) {
       std::string type = node_condition_type(c.type());
       if (type.empty()) continue;
       json out = {{"type", type}, {"status", condition_status(c.status())}};
-      out["lastTransitionTime"] = c.last_transition_time() ? json(rfc3339(c.last_transition_time())) : json(nullptr);
+      out["lastTransitionTime"] =
+          c.last_transition_time() ? json(rfc3339(c.last_transition_time())) : json(nullptr);
       out["lastHeartbeatTime"] = heartbeat.empty() ? json(nullptr) : json(heartbeat);
       if (!c.reason().empty()) out["reason"] = c.reason();
       if (!c.message().empty()) out["message"] = c.message();
@@ -245,7 +272,8 @@ json render_node_status(const v1::StoredStatus* stored) {
         if (stored->unreachable()) {
           out["status"] = "Unknown";
           out["reason"] = "NodeStatusUnknown";
-          out["message"] = "The edge node stopped reporting; its workloads keep running as they were.";
+          out["message"] =
+              "The edge node stopped reporting; its workloads keep running as they were.";
           if (stored->unreachable_since())
             out["lastTransitionTime"] = ms_time(stored->unreachable_since());
         }
@@ -254,7 +282,9 @@ json render_node_status(const v1::StoredStatus* stored) {
     }
   }
   if (!have_ready) {
-    json out = {{"type", "Ready"}, {"status", "Unknown"}, {"reason", "NodeStatusNeverUpdated"},
+    json out = {{"type", "Ready"},
+                {"status", "Unknown"},
+                {"reason", "NodeStatusNeverUpdated"},
                 {"message", "The edge node has not reported its status yet."}};
     out["lastTransitionTime"] = nullptr;
     out["lastHeartbeatTime"] = nullptr;
@@ -294,16 +324,19 @@ PodSummary summarize_pod(const json& pod) {
   PodSummary s;
   int total = 0;
   int ready = 0;
-  if (pod.contains("spec") && pod["spec"].contains("containers") && pod["spec"]["containers"].is_array())
+  if (pod.contains("spec") && pod["spec"].contains("containers") &&
+      pod["spec"]["containers"].is_array())
     total = static_cast<int>(pod["spec"]["containers"].size());
   const json status = pod.value("status", json::object());
   std::string reason = status.value("phase", "Pending");
-  if (status.contains("reason") && status["reason"].is_string()) reason = status["reason"].get<std::string>();
+  if (status.contains("reason") && status["reason"].is_string())
+    reason = status["reason"].get<std::string>();
   if (status.contains("containerStatuses")) {
     for (const auto& cs : status["containerStatuses"]) {
       s.restarts += cs.value("restartCount", 0);
       if (cs.value("ready", false)) ++ready;
-      const json& state = cs.value("state", json::object()).is_object() ? cs["state"] : json::object();
+      const json& state =
+          cs.value("state", json::object()).is_object() ? cs["state"] : json::object();
       if (state.contains("waiting") && state["waiting"].contains("reason")) {
         reason = state["waiting"]["reason"].get<std::string>();
       } else if (state.contains("terminated")) {
@@ -335,12 +368,13 @@ std::string node_status_text(const json& node) {
       text = v == "True" ? "Ready" : v == "False" ? "NotReady" : "Unknown";
     }
   }
-  if (node.contains("spec") && node["spec"].value("unschedulable", false)) text += ",SchedulingDisabled";
+  if (node.contains("spec") && node["spec"].value("unschedulable", false))
+    text += ",SchedulingDisabled";
   return text;
 }
 
-json render_table(TableKind kind, const std::vector<json>& objects, const std::string& resource_version,
-                  SystemTime now) {
+json render_table(TableKind kind, const std::vector<json>& objects,
+                  const std::string& resource_version, SystemTime now) {
   json columns = json::array();
   const char* name_desc = "Name must be unique within a namespace.";
   const char* age_desc = "CreationTimestamp: when the object was created.";
@@ -370,14 +404,16 @@ json render_table(TableKind kind, const std::vector<json>& objects, const std::s
       break;
     case TableKind::kNamespaces:
       columns = {column("Name", "string", name_desc, 0, "name"),
-                 column("Status", "string", "The namespace's phase."), column("Age", "string", age_desc)};
+                 column("Status", "string", "The namespace's phase."),
+                 column("Age", "string", age_desc)};
       break;
     case TableKind::kConfigMaps:
       columns = {column("Name", "string", name_desc, 0, "name"),
                  column("Data", "string", "Number of keys."), column("Age", "string", age_desc)};
       break;
     case TableKind::kSecrets:
-      columns = {column("Name", "string", name_desc, 0, "name"), column("Type", "string", "The secret's type."),
+      columns = {column("Name", "string", name_desc, 0, "name"),
+                 column("Type", "string", "The secret's type."),
                  column("Data", "string", "Number of keys."), column("Age", "string", age_desc)};
       break;
     case TableKind::kEvents:
@@ -405,14 +441,23 @@ json render_table(TableKind kind, const std::vector<json>& objects, const std::s
         PodSummary s = summarize_pod(obj);
         std::string ip = str_at(obj, {"status", "podIP"});
         std::string node = str_at(obj, {"spec", "nodeName"});
-        cells = {name, s.ready, s.status, s.restarts, age_of(obj, now), ip.empty() ? "<none>" : ip,
-                 node.empty() ? "<none>" : node, "<none>", "<none>"};
+        cells = {name,
+                 s.ready,
+                 s.status,
+                 s.restarts,
+                 age_of(obj, now),
+                 ip.empty() ? "<none>" : ip,
+                 node.empty() ? "<none>" : node,
+                 "<none>",
+                 "<none>"};
         break;
       }
       case TableKind::kNodes: {
         std::string roles;
-        if (obj.contains("metadata") && obj["metadata"].contains("labels") && obj["metadata"]["labels"].is_object())
-          for (auto it = obj["metadata"]["labels"].begin(); it != obj["metadata"]["labels"].end(); ++it)
+        if (obj.contains("metadata") && obj["metadata"].contains("labels") &&
+            obj["metadata"]["labels"].is_object())
+          for (auto it = obj["metadata"]["labels"].begin(); it != obj["metadata"]["labels"].end();
+               ++it)
             if (it.key().starts_with("node-role.kubernetes.io/"))
               roles += (roles.empty() ? "" : ",") + it.key().substr(24);
         std::string ip;
@@ -454,14 +499,19 @@ json render_table(TableKind kind, const std::vector<json>& objects, const std::s
         std::string object = str_at(obj, {"involvedObject", "kind"});
         for (auto& c : object) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
         object += "/" + str_at(obj, {"involvedObject", "name"});
-        cells = {age_of(obj, now), obj.value("type", ""), obj.value("reason", ""), object, obj.value("message", "")};
+        cells = {age_of(obj, now), obj.value("type", ""), obj.value("reason", ""), object,
+                 obj.value("message", "")};
         break;
       }
       case TableKind::kProvinces: {
         const json st = obj.value("status", json::object());
         const json nodes = st.value("nodes", json::object());
-        cells = {name,          nodes.value("total", 0), nodes.value("ready", 0), nodes.value("notReady", 0),
-                 nodes.value("unknown", 0), st.value("pods", json::object()).value("total", 0),
+        cells = {name,
+                 nodes.value("total", 0),
+                 nodes.value("ready", 0),
+                 nodes.value("notReady", 0),
+                 nodes.value("unknown", 0),
+                 st.value("pods", json::object()).value("total", 0),
                  st.value("lastChange", std::string("<none>"))};
         break;
       }

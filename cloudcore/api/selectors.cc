@@ -22,21 +22,27 @@ bool valid_key(std::string_view key) {
   std::string_view prefix = slash == std::string_view::npos ? "" : key.substr(0, slash);
   if (name.empty() || name.size() > 63) return false;
   if (slash != std::string_view::npos && (prefix.empty() || prefix.size() > 253)) return false;
-  auto ok = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.'; };
+  auto ok = [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+  };
   if (!std::all_of(name.begin(), name.end(), ok)) return false;
   if (!std::isalnum(static_cast<unsigned char>(name.front())) ||
       !std::isalnum(static_cast<unsigned char>(name.back())))
     return false;
   return std::all_of(prefix.begin(), prefix.end(), [](char c) {
-    return std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) || c == '-' || c == '.';
+    return std::islower(static_cast<unsigned char>(c)) ||
+           std::isdigit(static_cast<unsigned char>(c)) || c == '-' || c == '.';
   });
 }
 
 bool valid_value(std::string_view v) {
   if (v.empty()) return true;
   if (v.size() > 63) return false;
-  auto ok = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.'; };
-  return std::all_of(v.begin(), v.end(), ok) && std::isalnum(static_cast<unsigned char>(v.front())) &&
+  auto ok = [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+  };
+  return std::all_of(v.begin(), v.end(), ok) &&
+         std::isalnum(static_cast<unsigned char>(v.front())) &&
          std::isalnum(static_cast<unsigned char>(v.back()));
 }
 
@@ -50,12 +56,15 @@ common::Result<std::vector<std::string_view>> split_terms(std::string_view text)
       out.push_back(trim(text.substr(start, i - start)));
       start = i + 1;
     } else if (text[i] == '(') {
-      if (++depth > 1) return make_error(Code::kInvalidArgument, "nested parentheses in selector \"{}\"", text);
+      if (++depth > 1)
+        return make_error(Code::kInvalidArgument, "nested parentheses in selector \"{}\"", text);
     } else if (text[i] == ')') {
-      if (--depth < 0) return make_error(Code::kInvalidArgument, "unbalanced ')' in selector \"{}\"", text);
+      if (--depth < 0)
+        return make_error(Code::kInvalidArgument, "unbalanced ')' in selector \"{}\"", text);
     }
   }
-  if (depth != 0) return make_error(Code::kInvalidArgument, "unbalanced '(' in selector \"{}\"", text);
+  if (depth != 0)
+    return make_error(Code::kInvalidArgument, "unbalanced '(' in selector \"{}\"", text);
   return out;
 }
 
@@ -65,17 +74,20 @@ common::Result<LabelRequirement> parse_label_term(std::string_view term) {
   if (term.front() == '!') {
     r.key = std::string(trim(term.substr(1)));
     r.op = LabelRequirement::Op::kNotExists;
-    if (!valid_key(r.key)) return make_error(Code::kInvalidArgument, "invalid label key \"{}\"", r.key);
+    if (!valid_key(r.key))
+      return make_error(Code::kInvalidArgument, "invalid label key \"{}\"", r.key);
     return r;
   }
   // Set-based: "key in (a,b)", "key notin (a)".
   auto paren = term.find('(');
   if (paren != std::string_view::npos) {
-    if (term.back() != ')') return make_error(Code::kInvalidArgument, "\"{}\": expected ')' at the end", term);
+    if (term.back() != ')')
+      return make_error(Code::kInvalidArgument, "\"{}\": expected ')' at the end", term);
     std::string_view head = trim(term.substr(0, paren));
     auto space = head.find_last_of(" \t");
     if (space == std::string_view::npos)
-      return make_error(Code::kInvalidArgument, "\"{}\": expected \"KEY in (...)\" or \"KEY notin (...)\"", term);
+      return make_error(Code::kInvalidArgument,
+                        "\"{}\": expected \"KEY in (...)\" or \"KEY notin (...)\"", term);
     std::string_view op = head.substr(space + 1);
     r.key = std::string(trim(head.substr(0, space)));
     if (op == "in") {
@@ -83,21 +95,24 @@ common::Result<LabelRequirement> parse_label_term(std::string_view term) {
     } else if (op == "notin") {
       r.op = LabelRequirement::Op::kNotIn;
     } else {
-      return make_error(Code::kInvalidArgument, "\"{}\": unknown operator \"{}\" (in, notin)", term, op);
+      return make_error(Code::kInvalidArgument, "\"{}\": unknown operator \"{}\" (in, notin)", term,
+                        op);
     }
     std::string_view inside = term.substr(paren + 1, term.size() - paren - 2);
     size_t start = 0;
     for (size_t i = 0; i <= inside.size(); ++i) {
       if (i == inside.size() || inside[i] == ',') {
         std::string_view v = trim(inside.substr(start, i - start));
-        if (!valid_value(v)) return make_error(Code::kInvalidArgument, "invalid label value \"{}\"", v);
+        if (!valid_value(v))
+          return make_error(Code::kInvalidArgument, "invalid label value \"{}\"", v);
         r.values.emplace_back(v);
         start = i + 1;
       }
     }
     if (r.values.size() == 1 && r.values[0].empty())
       return make_error(Code::kInvalidArgument, "\"{}\": the set of values is empty", term);
-    if (!valid_key(r.key)) return make_error(Code::kInvalidArgument, "invalid label key \"{}\"", r.key);
+    if (!valid_key(r.key))
+      return make_error(Code::kInvalidArgument, "invalid label key \"{}\"", r.key);
     return r;
   }
   size_t pos;
@@ -112,12 +127,14 @@ common::Result<LabelRequirement> parse_label_term(std::string_view term) {
   } else {
     r.key = std::string(term);
     r.op = LabelRequirement::Op::kExists;
-    if (!valid_key(r.key)) return make_error(Code::kInvalidArgument, "invalid label key \"{}\"", r.key);
+    if (!valid_key(r.key))
+      return make_error(Code::kInvalidArgument, "invalid label key \"{}\"", r.key);
     return r;
   }
   r.key = std::string(trim(term.substr(0, pos)));
   std::string_view value = trim(term.substr(pos + op_len));
-  if (!valid_key(r.key)) return make_error(Code::kInvalidArgument, "invalid label key \"{}\"", r.key);
+  if (!valid_key(r.key))
+    return make_error(Code::kInvalidArgument, "invalid label key \"{}\"", r.key);
   if (!valid_value(value) || value.find('=') != std::string_view::npos)
     return make_error(Code::kInvalidArgument, "invalid label value \"{}\"", value);
   r.values.emplace_back(value);
@@ -144,7 +161,9 @@ bool LabelSelector::matches(const std::map<std::string, std::string>& labels) co
   for (const auto& r : requirements_) {
     auto it = labels.find(r.key);
     bool has = it != labels.end();
-    auto in_values = [&] { return has && std::find(r.values.begin(), r.values.end(), it->second) != r.values.end(); };
+    auto in_values = [&] {
+      return has && std::find(r.values.begin(), r.values.end(), it->second) != r.values.end();
+    };
     switch (r.op) {
       case LabelRequirement::Op::kEquals:
       case LabelRequirement::Op::kIn:

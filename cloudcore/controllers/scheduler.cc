@@ -4,14 +4,13 @@
 #include <condition_variable>
 #include <map>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <string>
 #include <thread>
 #include <unordered_map>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "cloudcore/controllers/scheduling.h"
 #include "cloudcore/registry/keys.h"
@@ -72,7 +71,7 @@ struct Scheduler::Impl {
   // Entries of `pods` with `pending` set: with none, a pass has nothing to decide and skips the
   // whole-fleet snapshot (node status changes alone otherwise trigger one pass each).
   size_t pending_count = 0;
-  std::map<std::string, NodeState> node_specs;     // name -> labels, taints, cordon
+  std::map<std::string, NodeState> node_specs;  // name -> labels, taints, cordon
   std::map<std::string, v1::StoredStatus> node_statuses;
   std::vector<std::unique_ptr<WatchHandle>> watches;  // touched by the worker only
 
@@ -89,7 +88,7 @@ struct Scheduler::Impl {
     if (!object.ParseFromString(kv.value)) return;  // not ours to judge; the API wrote it
     PodEntry& e = pods[kv.key];
     if (kv.mod_revision < e.mod_revision) return;  // our own bind already applied it
-    if (e.pending) --pending_count;  // recounted below
+    if (e.pending) --pending_count;                // recounted below
     bool was_bound = !e.node.empty();
     e.mod_revision = kv.mod_revision;
     e.node = object.node_name();
@@ -100,8 +99,8 @@ struct Scheduler::Impl {
     std::optional<json> parsed;
     if (object.json().find("ownerReferences") != std::string::npos || e.node.empty())
       parsed = json::parse(object.json(), nullptr, false);
-    PodRequest request = pod_request_from_json(parsed ? *parsed : json::object(),
-                                               object.edge().pod());
+    PodRequest request =
+        pod_request_from_json(parsed ? *parsed : json::object(), object.edge().pod());
     if (!parsed) {
       auto app = object.labels().find("app");
       request.owner = app != object.labels().end() ? "app=" + app->second : "";
@@ -169,8 +168,10 @@ struct Scheduler::Impl {
     for (const auto& ev : events) {
       bool deleted = ev.type == EventType::kDelete;
       if (ev.kv.key.starts_with(keys::kPods)) {
-        if (deleted) remove_pod(ev.kv.key);
-        else apply_pod(ev.kv);
+        if (deleted)
+          remove_pod(ev.kv.key);
+        else
+          apply_pod(ev.kv);
       } else if (ev.kv.key.starts_with(keys::kNodeStatus)) {
         apply_node_status(ev.kv, deleted);
       } else if (ev.kv.key.starts_with(keys::kNodes)) {
@@ -209,9 +210,12 @@ struct Scheduler::Impl {
       node_statuses.clear();
       for (auto& [prefix, list] : lists) {
         for (const auto& kv : list.items) {
-          if (prefix == keys::kPods) apply_pod(kv);
-          else if (prefix == keys::kNodes) apply_node(kv, false);
-          else apply_node_status(kv, false);
+          if (prefix == keys::kPods)
+            apply_pod(kv);
+          else if (prefix == keys::kNodes)
+            apply_node(kv, false);
+          else
+            apply_node_status(kv, false);
         }
       }
       reload_needed = false;
@@ -242,12 +246,14 @@ struct Scheduler::Impl {
 
   // Under `mu`: the nodes with their current usage, and the pending pods due for evaluation.
   // Returns the earliest time a skipped pod becomes due (if any).
-  std::optional<Clock::time_point> snapshot(std::vector<NodeState>& nodes, std::vector<Work>& work) {
+  std::optional<Clock::time_point> snapshot(std::vector<NodeState>& nodes,
+                                            std::vector<Work>& work) {
     std::map<std::string, size_t> index;
     for (const auto& [name, spec] : node_specs) {
       index[name] = nodes.size();
       NodeState n = spec;
-      if (auto it = node_statuses.find(name); it != node_statuses.end()) node_status_into(it->second, n);
+      if (auto it = node_statuses.find(name); it != node_statuses.end())
+        node_status_into(it->second, n);
       nodes.push_back(std::move(n));
     }
     auto now = Clock::now();
@@ -286,7 +292,8 @@ struct Scheduler::Impl {
   // the same txn.
   Result<Revision> bind(const Work& w, const std::string& node) {
     json pod = json::parse(w.object->json(), nullptr, false);
-    if (!pod.is_object()) return common::make_error(Code::kInvalidArgument, "{}: stored JSON does not parse", w.key);
+    if (!pod.is_object())
+      return common::make_error(Code::kInvalidArgument, "{}: stored JSON does not parse", w.key);
     pod["spec"]["nodeName"] = node;
     GANTRY_ASSIGN_OR_RETURN(auto stored, decode_object(v1::OBJECT_KIND_POD, pod.dump()));
     std::vector<Op> ops = {Op::put(w.key, stored.SerializeAsString(), w.mod_revision)};
@@ -429,7 +436,8 @@ struct Scheduler::Impl {
   }
 };
 
-common::Result<std::unique_ptr<Scheduler>> Scheduler::start(Store& store, SchedulerOptions options) {
+common::Result<std::unique_ptr<Scheduler>> Scheduler::start(Store& store,
+                                                            SchedulerOptions options) {
   auto impl = std::make_unique<Impl>(store, std::move(options));
   // The first load runs here so that a store that cannot be listed fails the start.
   GANTRY_RETURN_IF_ERROR(impl->load());
@@ -441,7 +449,9 @@ common::Result<std::unique_ptr<Scheduler>> Scheduler::start(Store& store, Schedu
 
 Scheduler::Scheduler(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
-Scheduler::~Scheduler() { stop(); }
+Scheduler::~Scheduler() {
+  stop();
+}
 
 void Scheduler::stop() {
   {
@@ -453,6 +463,8 @@ void Scheduler::stop() {
   impl_->watches.clear();  // after the worker: it is the only other user
 }
 
-const SchedulerStats& Scheduler::stats() const { return impl_->stats; }
+const SchedulerStats& Scheduler::stats() const {
+  return impl_->stats;
+}
 
 }  // namespace gantry::cloud::controllers

@@ -29,11 +29,11 @@ struct SchedulerOptions {
 
 struct SchedulerStats {
   std::atomic<uint64_t> bound{0};
-  std::atomic<uint64_t> conflicts{0};       // the pod changed between read and bind
-  std::atomic<uint64_t> unschedulable{0};   // Unschedulable statuses written
-  std::atomic<uint64_t> errors{0};          // store errors (retried)
+  std::atomic<uint64_t> conflicts{0};      // the pod changed between read and bind
+  std::atomic<uint64_t> unschedulable{0};  // Unschedulable statuses written
+  std::atomic<uint64_t> errors{0};         // store errors (retried)
   std::atomic<uint64_t> passes{0};
-  std::atomic<uint64_t> reloads{0};         // full re-lists after a watch error
+  std::atomic<uint64_t> reloads{0};  // full re-lists after a watch error
 };
 
 class Scheduler {

@@ -1,9 +1,9 @@
 #include "cloudcore/controllers/scheduling.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <tuple>
-
-#include <fmt/format.h>
 
 namespace gantry::cloud::controllers {
 
@@ -38,17 +38,22 @@ std::map<std::string, std::string> string_map(const json* object) {
   return out;
 }
 
-bool matches_expression(const MatchExpression& e, const std::map<std::string, std::string>& labels) {
+bool matches_expression(const MatchExpression& e,
+                        const std::map<std::string, std::string>& labels) {
   auto it = labels.find(e.key);
   bool has = it != labels.end();
   auto in_values = [&] {
     return has && std::find(e.values.begin(), e.values.end(), it->second) != e.values.end();
   };
   switch (e.op) {
-    case MatchExpression::Operator::kIn: return in_values();
-    case MatchExpression::Operator::kNotIn: return !in_values();
-    case MatchExpression::Operator::kExists: return has;
-    case MatchExpression::Operator::kDoesNotExist: return !has;
+    case MatchExpression::Operator::kIn:
+      return in_values();
+    case MatchExpression::Operator::kNotIn:
+      return !in_values();
+    case MatchExpression::Operator::kExists:
+      return has;
+    case MatchExpression::Operator::kDoesNotExist:
+      return !has;
   }
   return false;
 }
@@ -69,16 +74,26 @@ enum class Reason {
 
 std::string reason_text(Reason r) {
   switch (r) {
-    case Reason::kCordoned: return "node(s) were unschedulable";
-    case Reason::kNotReported: return "node(s) had not reported their status";
-    case Reason::kUnreachable: return "node(s) were unreachable";
-    case Reason::kNotReady: return "node(s) were not ready";
-    case Reason::kSelector: return "node(s) didn't match node selector";
-    case Reason::kAffinity: return "node(s) didn't match Pod's node affinity";
-    case Reason::kTaint: return "node(s) had untolerated taint";
-    case Reason::kCpu: return "Insufficient cpu";
-    case Reason::kMemory: return "Insufficient memory";
-    case Reason::kPods: return "Too many pods";
+    case Reason::kCordoned:
+      return "node(s) were unschedulable";
+    case Reason::kNotReported:
+      return "node(s) had not reported their status";
+    case Reason::kUnreachable:
+      return "node(s) were unreachable";
+    case Reason::kNotReady:
+      return "node(s) were not ready";
+    case Reason::kSelector:
+      return "node(s) didn't match node selector";
+    case Reason::kAffinity:
+      return "node(s) didn't match Pod's node affinity";
+    case Reason::kTaint:
+      return "node(s) had untolerated taint";
+    case Reason::kCpu:
+      return "Insufficient cpu";
+    case Reason::kMemory:
+      return "Insufficient memory";
+    case Reason::kPods:
+      return "Too many pods";
   }
   return "";
 }
@@ -229,11 +244,16 @@ PodRequest pod_request_from_json(const json& pod, const v1::PodManifest& manifes
             MatchExpression m;
             m.key = string_at(e, "key");
             std::string op = string_at(e, "operator");
-            if (op == "In") m.op = MatchExpression::Operator::kIn;
-            else if (op == "NotIn") m.op = MatchExpression::Operator::kNotIn;
-            else if (op == "Exists") m.op = MatchExpression::Operator::kExists;
-            else if (op == "DoesNotExist") m.op = MatchExpression::Operator::kDoesNotExist;
-            else unknown_operator = true;
+            if (op == "In")
+              m.op = MatchExpression::Operator::kIn;
+            else if (op == "NotIn")
+              m.op = MatchExpression::Operator::kNotIn;
+            else if (op == "Exists")
+              m.op = MatchExpression::Operator::kExists;
+            else if (op == "DoesNotExist")
+              m.op = MatchExpression::Operator::kDoesNotExist;
+            else
+              unknown_operator = true;
             if (const json* values = child(e, "values"); values && values->is_array())
               for (const auto& v : *values)
                 if (v.is_string()) m.values.push_back(v.get<std::string>());
@@ -264,7 +284,8 @@ PodRequest pod_request_from_json(const json& pod, const v1::PodManifest& manifes
   // Kubernetes: the pod's request is the larger of its containers' sum and any init container.
   auto request = [](const v1::Resources& res, bool cpu) {
     // A limit without a request defaults the request to the limit.
-    if (cpu) return res.cpu_request_millis() > 0 ? res.cpu_request_millis() : res.cpu_limit_millis();
+    if (cpu)
+      return res.cpu_request_millis() > 0 ? res.cpu_request_millis() : res.cpu_limit_millis();
     return res.memory_request_bytes() > 0 ? res.memory_request_bytes() : res.memory_limit_bytes();
   };
   for (bool cpu : {true, false}) {

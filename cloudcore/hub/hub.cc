@@ -1,10 +1,10 @@
 #include "cloudcore/hub/hub.h"
 
-#include <mutex>
-#include <unordered_map>
-
 #include <fmt/chrono.h>
 #include <spdlog/spdlog.h>
+
+#include <mutex>
+#include <unordered_map>
 
 #include "cloudcore/hub/dispatch.h"
 #include "cloudcore/hub/status_writer.h"
@@ -18,8 +18,9 @@ namespace {
 
 using common::make_error;
 
-
-std::string frame_bytes(const v1::Frame& frame) { return frame.SerializeAsString(); }
+std::string frame_bytes(const v1::Frame& frame) {
+  return frame.SerializeAsString();
+}
 
 // A WebSocket close reason holds at most 123 bytes; the full text is in cloudcore's log.
 std::string close_reason(std::string text) {
@@ -30,7 +31,8 @@ std::string close_reason(std::string text) {
 
 v1::StoredObject new_node_object(const std::string& name) {
   v1::StoredObject stored;
-  stored.set_json(fmt::format(R"({{"apiVersion":"v1","kind":"Node","metadata":{{"name":"{}"}}}})", name));
+  stored.set_json(
+      fmt::format(R"({{"apiVersion":"v1","kind":"Node","metadata":{{"name":"{}"}}}})", name));
   stored.mutable_edge()->set_kind(v1::OBJECT_KIND_NODE);
   stored.mutable_edge()->set_name(name);
   return stored;
@@ -70,9 +72,11 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
 
   common::Admission admit(const common::PeerInfo& peer);
   // A session finished its Hello: it is now the node's session (an older one is closed).
-  std::shared_ptr<SessionCore> attach(const std::string& node, const std::shared_ptr<SessionCore>& session,
+  std::shared_ptr<SessionCore> attach(const std::string& node,
+                                      const std::shared_ptr<SessionCore>& session,
                                       bool* was_marked);
-  void detach(const std::string& node, const SessionCore* session, std::chrono::steady_clock::time_point last_seen);
+  void detach(const std::string& node, const SessionCore* session,
+              std::chrono::steady_clock::time_point last_seen);
   void sweep();
   void schedule_sweep();
   void record_ack(const std::string& node, Revision acked) {
@@ -182,7 +186,8 @@ class SessionCore : public NodeListener, public std::enable_shared_from_this<Ses
       case v1::Frame::kCertificateRequest:
         return on_certificate_request(frame.certificate_request());
       default:
-        return violation(fmt::format("frame type {} is not one an edge may send", static_cast<int>(frame.msg_case())));
+        return violation(fmt::format("frame type {} is not one an edge may send",
+                                     static_cast<int>(frame.msg_case())));
     }
   }
 
@@ -197,7 +202,8 @@ class SessionCore : public NodeListener, public std::enable_shared_from_this<Ses
     // timeout was alive until now, and the node gets its full node_timeout to come back.
     if (reason != "idle timeout") last_seen_ = hub_->clock.steady_now();
     hub_->detach(node_, this, last_seen_);
-    spdlog::info("hub: node {} disconnected: {}", node_, reason.empty() ? "closed" : std::string(reason));
+    spdlog::info("hub: node {} disconnected: {}", node_,
+                 reason.empty() ? "closed" : std::string(reason));
   }
 
   // Registry thread, registry locked: only hand the change over.
@@ -286,8 +292,10 @@ class SessionCore : public NodeListener, public std::enable_shared_from_this<Ses
     const size_t size = data.data().size();
     if (size > log.credit) {
       ++hub_->stats.protocol_violations;
-      spdlog::warn("hub: node {} sent {} bytes on log stream {} with {} bytes of window; closing "
-                   "the stream", node_, size, data.id(), log.credit);
+      spdlog::warn(
+          "hub: node {} sent {} bytes on log stream {} with {} bytes of window; closing "
+          "the stream",
+          node_, size, data.id(), log.credit);
       auto state = log.state;
       logs_.erase(it);
       --hub_->stats.log_streams_open;
@@ -348,8 +356,9 @@ class SessionCore : public NodeListener, public std::enable_shared_from_this<Ses
   void on_hello(const v1::Hello& hello) {
     hello_seen_ = true;
     if (hello.protocol_version() != common::kProtocolVersion) {
-      return violation(fmt::format("protocol version {} is not supported (this cloudcore speaks {})",
-                                   hello.protocol_version(), common::kProtocolVersion));
+      return violation(
+          fmt::format("protocol version {} is not supported (this cloudcore speaks {})",
+                      hello.protocol_version(), common::kProtocolVersion));
     }
     bool was_marked = false;
     if (auto older = hub_->attach(node_, shared_from_this(), &was_marked))
@@ -363,7 +372,8 @@ class SessionCore : public NodeListener, public std::enable_shared_from_this<Ses
         spdlog::error("hub: creating node object {}: {}", node_, created.status().to_string());
     }
     bool have_status = false;
-    if (auto kv = hub_->store.get(keys::status_key(v1::OBJECT_KIND_NODE, "", node_)); kv.ok() && kv->has_value()) {
+    if (auto kv = hub_->store.get(keys::status_key(v1::OBJECT_KIND_NODE, "", node_));
+        kv.ok() && kv->has_value()) {
       v1::StoredStatus stored;
       have_status = stored.ParseFromString((*kv)->value) && stored.has_node();
       // Marked by this or an earlier cloudcore process: the node is back.
@@ -372,11 +382,13 @@ class SessionCore : public NodeListener, public std::enable_shared_from_this<Ses
 
     auto [resume, subscription] = hub_->registry.subscribe(node_, hello.applied_revision(), this);
     subscription_ = std::move(subscription);
-    (resume.mode == v1::RESUME_MODE_SNAPSHOT ? hub_->stats.resumes_snapshot : hub_->stats.resumes_incremental)++;
+    (resume.mode == v1::RESUME_MODE_SNAPSHOT ? hub_->stats.resumes_snapshot
+                                             : hub_->stats.resumes_incremental)++;
 
     v1::Frame welcome;
     auto* w = welcome.mutable_welcome();
-    w->set_heartbeat_interval_seconds(static_cast<uint32_t>(hub_->options.heartbeat_interval.count()));
+    w->set_heartbeat_interval_seconds(
+        static_cast<uint32_t>(hub_->options.heartbeat_interval.count()));
     w->set_resume(resume.mode);
     w->set_acked_sequence(hub_->writer->stored_sequence(node_));
     w->set_resend_status(!have_status);
@@ -399,23 +411,24 @@ class SessionCore : public NodeListener, public std::enable_shared_from_this<Ses
     ++hub_->stats.status_batches;
     auto self = weak_from_this();
     auto conn = conn_;
-    hub_->writer->submit(node_, std::move(delta), [self, conn](const UpstreamPlan& plan, const Status& error) {
-      conn->post([self, plan, error] {
-        auto s = self.lock();
-        if (!s || s->closed_) return;
-        if (!plan.violation.ok()) return s->violation(plan.violation.message());
-        if (!error.ok()) {
-          s->closed_ = true;
-          s->conn_->close("cloudcore could not store the status batch; send it again");
-          return;
-        }
-        s->hub_->stats.status_resyncs += plan.ack.resync_size();
-        s->hub_->stats.status_entries += plan.applied;
-        v1::Frame ack;
-        *ack.mutable_status_ack() = plan.ack;
-        s->send(ack);
-      });
-    });
+    hub_->writer->submit(
+        node_, std::move(delta), [self, conn](const UpstreamPlan& plan, const Status& error) {
+          conn->post([self, plan, error] {
+            auto s = self.lock();
+            if (!s || s->closed_) return;
+            if (!plan.violation.ok()) return s->violation(plan.violation.message());
+            if (!error.ok()) {
+              s->closed_ = true;
+              s->conn_->close("cloudcore could not store the status batch; send it again");
+              return;
+            }
+            s->hub_->stats.status_resyncs += plan.ack.resync_size();
+            s->hub_->stats.status_entries += plan.applied;
+            v1::Frame ack;
+            *ack.mutable_status_ack() = plan.ack;
+            s->send(ack);
+          });
+        });
   }
 
   // Certificate rotation. A bad or refused request is answered with the reason; the connection
@@ -440,9 +453,10 @@ class SessionCore : public NodeListener, public std::enable_shared_from_this<Ses
     // issued on this session is what it now stands on.
     if (certificate_not_after_ != std::chrono::system_clock::time_point{} &&
         certificate_not_after_ <= now) {
-      return refuse(fmt::format("this connection's certificate expired at {}; reconnect with a "
-                                "valid certificate",
-                                common::format_rfc3339(certificate_not_after_)));
+      return refuse(
+          fmt::format("this connection's certificate expired at {}; reconnect with a "
+                      "valid certificate",
+                      common::format_rfc3339(certificate_not_after_)));
     }
     auto issued = hub_->options.renew_certificate(node_, request.csr_pem());
     if (!issued.ok()) return refuse(issued.status().message());
@@ -496,8 +510,10 @@ common::Admission Hub::Impl::admit(const common::PeerInfo& peer) {
   if (!name || !common::is_dns1123_subdomain(*name)) {
     ++stats.refused_identity;
     return {403, 0,
-            fmt::format("the client certificate's CN '{}' is not system:node:NAME with a valid node name; "
-                        "join the node with gantryadm join", peer.common_name)};
+            fmt::format(
+                "the client certificate's CN '{}' is not system:node:NAME with a valid node name; "
+                "join the node with gantryadm join",
+                peer.common_name)};
   }
   // A full handshake already refused an expired certificate (see on_tls_rejected); a resumed
   // session carries the certificate it was first made with, so check again here.
@@ -509,13 +525,15 @@ common::Admission Hub::Impl::admit(const common::PeerInfo& peer) {
                  peer.remote_address, peer.tls_resumed ? ", resumed TLS session" : "");
     return {403, 0,
             fmt::format("the certificate of node {} expired at {}; get a new one with gantryadm "
-                        "join", *name, expiry)};
+                        "join",
+                        *name, expiry)};
   }
   if (stopped) return {503, options.retry_after_seconds, "cloudcore is shutting down"};
   if (stats.resyncs_in_progress.load() >= options.max_concurrent_resyncs) {
     ++stats.refused_busy;
     return {503, options.retry_after_seconds,
-            fmt::format("cloudcore is resyncing {} nodes; retry later", stats.resyncs_in_progress.load())};
+            fmt::format("cloudcore is resyncing {} nodes; retry later",
+                        stats.resyncs_in_progress.load())};
   }
   return {};
 }
@@ -546,7 +564,8 @@ static void on_tls_rejected(HubStats& stats, const common::TlsPeerRejection& r) 
   }
 }
 
-std::shared_ptr<SessionCore> Hub::Impl::attach(const std::string& node, const std::shared_ptr<SessionCore>& session,
+std::shared_ptr<SessionCore> Hub::Impl::attach(const std::string& node,
+                                               const std::shared_ptr<SessionCore>& session,
                                                bool* was_marked) {
   std::lock_guard lock(mu);
   auto& state = nodes[node];
@@ -587,18 +606,24 @@ std::string human_duration(std::chrono::steady_clock::duration d) {
 std::string Hub::Impl::offline_reason_locked(const std::string& node) const {
   auto it = nodes.find(node);
   if (it == nodes.end()) {
-    return fmt::format("node \"{}\" has never connected to cloudcore; its edgecore must be joined "
-                       "and running to serve logs", node);
+    return fmt::format(
+        "node \"{}\" has never connected to cloudcore; its edgecore must be joined "
+        "and running to serve logs",
+        node);
   }
   auto ago = clock.steady_now() - it->second.last_seen;
   if (!it->second.seen) {
-    return fmt::format("node \"{}\" is offline: it has not connected since cloudcore started {} "
-                       "ago", node, human_duration(ago));
+    return fmt::format(
+        "node \"{}\" is offline: it has not connected since cloudcore started {} "
+        "ago",
+        node, human_duration(ago));
   }
   auto wall = std::chrono::system_clock::to_time_t(
       clock.system_now() - std::chrono::duration_cast<std::chrono::system_clock::duration>(ago));
-  return fmt::format("node \"{}\" is offline since {:%Y-%m-%dT%H:%M:%SZ} ({} ago); logs can be "
-                     "read when it reconnects", node, fmt::gmtime(wall), human_duration(ago));
+  return fmt::format(
+      "node \"{}\" is offline since {:%Y-%m-%dT%H:%M:%SZ} ({} ago); logs can be "
+      "read when it reconnects",
+      node, fmt::gmtime(wall), human_duration(ago));
 }
 
 void Hub::Impl::sweep() {
@@ -635,9 +660,10 @@ void Hub::Impl::schedule_sweep() {
   });
 }
 
-common::Result<std::unique_ptr<Hub>> Hub::start(common::EventLoop& loop, std::shared_ptr<common::TlsContext> tls,
-                                                Store& store, Registry& registry, common::Clock& clock,
-                                                HubOptions options) {
+common::Result<std::unique_ptr<Hub>> Hub::start(common::EventLoop& loop,
+                                                std::shared_ptr<common::TlsContext> tls,
+                                                Store& store, Registry& registry,
+                                                common::Clock& clock, HubOptions options) {
   auto impl = std::make_shared<Impl>(loop, store, registry, clock, std::move(options));
   impl->writer = std::make_unique<StatusWriter>(store, registry, clock);
   // Nodes the store knows start as "not connected, last seen now": those that do not come back
@@ -680,11 +706,17 @@ common::Result<std::unique_ptr<Hub>> Hub::start(common::EventLoop& loop, std::sh
 
 Hub::Hub(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
-Hub::~Hub() { stop(); }
+Hub::~Hub() {
+  stop();
+}
 
-uint16_t Hub::port() const { return impl_->server ? impl_->server->port() : 0; }
+uint16_t Hub::port() const {
+  return impl_->server ? impl_->server->port() : 0;
+}
 
-const HubStats& Hub::stats() const { return impl_->stats; }
+const HubStats& Hub::stats() const {
+  return impl_->stats;
+}
 
 bool Hub::connected(const std::string& node) const {
   std::lock_guard lock(impl_->mu);

@@ -1,10 +1,10 @@
 #include "cloudcore/hub/status_writer.h"
 
+#include <spdlog/spdlog.h>
+
 #include <chrono>
 #include <map>
 #include <optional>
-
-#include <spdlog/spdlog.h>
 
 #include "cloudcore/registry/keys.h"
 
@@ -17,7 +17,9 @@ int64_t to_ms(std::chrono::system_clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
 }
 
-std::string encode_sequence(uint64_t seq) { return std::to_string(seq); }
+std::string encode_sequence(uint64_t seq) {
+  return std::to_string(seq);
+}
 
 uint64_t decode_sequence(const std::string& text) {
   try {
@@ -123,7 +125,8 @@ void StatusWriter::process(std::deque<Job>& jobs) {
       overlay[status_key] = next.SerializeAsString();
       continue;
     }
-    uint64_t stored_seq = new_sequences.count(job.node) ? new_sequences[job.node] : stored_sequence(job.node);
+    uint64_t stored_seq =
+        new_sequences.count(job.node) ? new_sequences[job.node] : stored_sequence(job.node);
     plans[i] = plan_status_delta(job.node, job.delta, stored_seq, registry_, lookup, now_ms);
     const UpstreamPlan& plan = plans[i];
     if (!plan.violation.ok() || plan.duplicate) continue;
@@ -166,7 +169,8 @@ void StatusWriter::process(std::deque<Job>& jobs) {
     for (const auto& key : finished_pods) {
       auto removed = store_.remove(key);
       if (!removed.ok() && removed.status().code() != Code::kNotFound)
-        spdlog::warn("hub: removing {} after its graceful delete: {}", key, removed.status().to_string());
+        spdlog::warn("hub: removing {} after its graceful delete: {}", key,
+                     removed.status().to_string());
     }
   for (size_t i = 0; i < jobs.size(); ++i)
     if (jobs[i].done) jobs[i].done(plans[i], commit_error);

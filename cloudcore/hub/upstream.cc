@@ -47,7 +47,8 @@ UpstreamPlan plan_status_delta(const std::string& node, const v1::StatusDelta& d
         return plan;
       }
       if (e.status_case() != v1::StatusEntry::kNode || e.deleted()) {
-        plan.violation = make_error(Code::kInvalidArgument, "node status entry without a node status");
+        plan.violation =
+            make_error(Code::kInvalidArgument, "node status entry without a node status");
         return plan;
       }
       key = keys::status_key(v1::OBJECT_KIND_NODE, "", node);
@@ -55,27 +56,32 @@ UpstreamPlan plan_status_delta(const std::string& node, const v1::StatusDelta& d
       auto pod = registry.pod(e.namespace_(), e.name());
       if (!pod) continue;  // deleted in the cloud meanwhile; the edge will hear of it
       if (pod->node != node) {
-        plan.violation = make_error(Code::kPermissionDenied, "pod {}/{} is bound to node '{}', not '{}'",
-                                    e.namespace_(), e.name(), pod->node, node);
+        plan.violation =
+            make_error(Code::kPermissionDenied, "pod {}/{} is bound to node '{}', not '{}'",
+                       e.namespace_(), e.name(), pod->node, node);
         return plan;
       }
       if (!e.deleted() && e.status_case() != v1::StatusEntry::kPod) {
-        plan.violation = make_error(Code::kInvalidArgument, "pod status entry {}/{} without a pod status",
-                                    e.namespace_(), e.name());
+        plan.violation =
+            make_error(Code::kInvalidArgument, "pod status entry {}/{} without a pod status",
+                       e.namespace_(), e.name());
         return plan;
       }
       if (e.full() && !e.uid().empty() && e.uid() != pod->uid) continue;  // an older incarnation
       key = keys::status_key(v1::OBJECT_KIND_POD, e.namespace_(), e.name());
       uid = pod->uid;
       if (e.deleted()) {
-        if (pod->terminating) plan.finished_pods.push_back(keys::object_key(v1::OBJECT_KIND_POD, e.namespace_(), e.name()));
+        if (pod->terminating)
+          plan.finished_pods.push_back(
+              keys::object_key(v1::OBJECT_KIND_POD, e.namespace_(), e.name()));
         if (current(key)) updated[key] = std::nullopt;
         ++plan.applied;
         continue;
       }
     } else {
-      plan.violation = make_error(Code::kInvalidArgument, "status entries are for pods and nodes, not kind {}",
-                                  static_cast<int>(e.kind()));
+      plan.violation =
+          make_error(Code::kInvalidArgument, "status entries are for pods and nodes, not kind {}",
+                     static_cast<int>(e.kind()));
       return plan;
     }
 
@@ -87,10 +93,14 @@ UpstreamPlan plan_status_delta(const std::string& node, const v1::StatusDelta& d
       next.set_unreachable_since(stored->unreachable_since());
     }
     if (e.full()) {
-      if (e.kind() == v1::OBJECT_KIND_NODE) *next.mutable_node() = e.node();
-      else *next.mutable_pod() = e.pod();
+      if (e.kind() == v1::OBJECT_KIND_NODE)
+        *next.mutable_node() = e.node();
+      else
+        *next.mutable_pod() = e.pod();
     } else if (generation != e.base_generation()) {
-      resync(e, generation, fmt::format("generation {} does not match the stored {}", e.base_generation(), generation));
+      resync(e, generation,
+             fmt::format("generation {} does not match the stored {}", e.base_generation(),
+                         generation));
       continue;
     } else if (e.kind() == v1::OBJECT_KIND_NODE) {
       *next.mutable_node() = v1::apply_delta(stored ? stored->node() : v1::NodeStatus(), e.node());
@@ -104,8 +114,10 @@ UpstreamPlan plan_status_delta(const std::string& node, const v1::StatusDelta& d
     ++plan.applied;
   }
   for (auto& [key, value] : updated) {
-    if (value) plan.writes.emplace_back(key, value->SerializeAsString());
-    else plan.writes.emplace_back(key, std::nullopt);
+    if (value)
+      plan.writes.emplace_back(key, value->SerializeAsString());
+    else
+      plan.writes.emplace_back(key, std::nullopt);
   }
   return plan;
 }

@@ -86,7 +86,6 @@ bool joined_before(const v1::StoredObject& stored) {
 
 }  // namespace
 
-
 JoinRateLimiter::JoinRateLimiter(const common::Clock& clock, TokenBucketSpec per_client,
                                  TokenBucketSpec global, size_t max_clients)
     : clock_(clock), per_client_(per_client), global_(global), max_clients_(max_clients) {
@@ -369,10 +368,11 @@ common::Result<common::Certificate> NodeCertificateSigner::sign(const std::strin
   spec.lifetime = lifetime_;
   spec.backdate = node_certificate_backdate(lifetime_);
   spec.now = clock_.system_now();
-  auto cert = common::issue_certificate(info->public_key.get(), spec, credentials_.ca,
-                                        credentials_.ca_key);
+  auto cert =
+      common::issue_certificate(info->public_key.get(), spec, credentials_.ca, credentials_.ca_key);
   if (!cert.ok()) {
-    return common::make_error(Code::kInvalidArgument, "the certificate request cannot be signed: {}",
+    return common::make_error(Code::kInvalidArgument,
+                              "the certificate request cannot be signed: {}",
                               cert.status().message());
   }
   return cert;

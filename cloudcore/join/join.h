@@ -5,8 +5,6 @@
 // Every refusal is JSON {"reason": "...", "message": "..."} with a message the edge prints as is.
 #pragma once
 
-#include "common/base/names.h"
-
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -19,6 +17,7 @@
 
 #include "cloudcore/store/store.h"
 #include "common/base/clock.h"
+#include "common/base/names.h"
 #include "common/base/status.h"
 #include "common/net/event_loop.h"
 #include "common/net/http_server.h"

@@ -7,15 +7,22 @@ namespace {
 
 std::string_view prefix_of(v1::ObjectKind kind) {
   switch (kind) {
-    case v1::OBJECT_KIND_POD: return kPods;
-    case v1::OBJECT_KIND_CONFIG_MAP: return kConfigMaps;
-    case v1::OBJECT_KIND_SECRET: return kSecrets;
-    case v1::OBJECT_KIND_NODE: return kNodes;
-    default: return "/unknown/";
+    case v1::OBJECT_KIND_POD:
+      return kPods;
+    case v1::OBJECT_KIND_CONFIG_MAP:
+      return kConfigMaps;
+    case v1::OBJECT_KIND_SECRET:
+      return kSecrets;
+    case v1::OBJECT_KIND_NODE:
+      return kNodes;
+    default:
+      return "/unknown/";
   }
 }
 
-bool namespaced(v1::ObjectKind kind) { return kind != v1::OBJECT_KIND_NODE; }
+bool namespaced(v1::ObjectKind kind) {
+  return kind != v1::OBJECT_KIND_NODE;
+}
 
 }  // namespace
 
@@ -58,7 +65,8 @@ std::optional<ParsedKey> parse_key(std::string_view key) {
       return parsed;
     }
     auto slash = rest.find('/');
-    if (slash == std::string_view::npos || slash == 0 || slash + 1 == rest.size()) return std::nullopt;
+    if (slash == std::string_view::npos || slash == 0 || slash + 1 == rest.size())
+      return std::nullopt;
     parsed.ns = rest.substr(0, slash);
     parsed.name = rest.substr(slash + 1);
     return parsed;
@@ -68,11 +76,16 @@ std::optional<ParsedKey> parse_key(std::string_view key) {
 
 std::string_view kind_name(v1::ObjectKind kind) {
   switch (kind) {
-    case v1::OBJECT_KIND_POD: return "pod";
-    case v1::OBJECT_KIND_CONFIG_MAP: return "configmap";
-    case v1::OBJECT_KIND_SECRET: return "secret";
-    case v1::OBJECT_KIND_NODE: return "node";
-    default: return "unknown";
+    case v1::OBJECT_KIND_POD:
+      return "pod";
+    case v1::OBJECT_KIND_CONFIG_MAP:
+      return "configmap";
+    case v1::OBJECT_KIND_SECRET:
+      return "secret";
+    case v1::OBJECT_KIND_NODE:
+      return "node";
+    default:
+      return "unknown";
   }
 }
 

@@ -5,9 +5,8 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
-#include <set>
-
 #include <nlohmann/json.hpp>
+#include <set>
 
 namespace gantry::cloud {
 namespace {
@@ -24,7 +23,8 @@ Result<std::string> base64_decode(std::string_view in, std::string_view field) {
   for (char c : in)
     if (c != '\n' && c != '\r' && c != ' ') clean.push_back(c);
   if (clean.size() % 4 != 0)
-    return make_error(Code::kInvalidArgument, "{}: not valid base64 (length {})", field, clean.size());
+    return make_error(Code::kInvalidArgument, "{}: not valid base64 (length {})", field,
+                      clean.size());
   std::string out(clean.size() / 4 * 3, '\0');
   int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
                           reinterpret_cast<const unsigned char*>(clean.data()),
@@ -60,7 +60,8 @@ struct Decoder {
   }
 };
 
-void decode_string_map(const json& j, const char* key, google::protobuf::Map<std::string, std::string>* out) {
+void decode_string_map(const json& j, const char* key,
+                       google::protobuf::Map<std::string, std::string>* out) {
   auto it = j.find(key);
   if (it == j.end() || !it->is_object()) return;
   for (const auto& [k, v] : it->items())
@@ -86,17 +87,21 @@ v1::Container decode_container(const json& c, const std::string& path, Decoder& 
         d.fail(make_error(Code::kInvalidArgument, "{}.{}: must be a list of strings", path, key));
         break;
       }
-      (std::string_view(key) == "command" ? out.add_command() : out.add_args())->assign(s.get<std::string>());
+      (std::string_view(key) == "command" ? out.add_command() : out.add_args())
+          ->assign(s.get<std::string>());
     }
   }
   out.set_working_dir(str(c, "workingDir"));
   out.set_tty(flag(c, "tty"));
   out.set_stdin(flag(c, "stdin"));
   std::string pull = str(c, "imagePullPolicy");
-  if (pull == "Always") out.set_image_pull_policy(v1::PULL_POLICY_ALWAYS);
-  else if (pull == "Never") out.set_image_pull_policy(v1::PULL_POLICY_NEVER);
+  if (pull == "Always")
+    out.set_image_pull_policy(v1::PULL_POLICY_ALWAYS);
+  else if (pull == "Never")
+    out.set_image_pull_policy(v1::PULL_POLICY_NEVER);
   else if (!pull.empty() && pull != "IfNotPresent")
-    d.fail(make_error(Code::kInvalidArgument, "{}.imagePullPolicy: '{}' is not Always, IfNotPresent or Never", path, pull));
+    d.fail(make_error(Code::kInvalidArgument,
+                      "{}.imagePullPolicy: '{}' is not Always, IfNotPresent or Never", path, pull));
 
   if (auto env = c.find("env"); env != c.end() && env->is_array()) {
     for (size_t i = 0; i < env->size(); ++i) {
@@ -104,10 +109,12 @@ v1::Container decode_container(const json& c, const std::string& path, Decoder& 
       auto* var = out.add_env();
       var->set_name(str(e, "name"));
       if (auto vf = e.find("valueFrom"); vf != e.end() && vf->is_object()) {
-        for (const auto& [ref_key, is_secret] : {std::pair{"configMapKeyRef", false}, std::pair{"secretKeyRef", true}}) {
+        for (const auto& [ref_key, is_secret] :
+             {std::pair{"configMapKeyRef", false}, std::pair{"secretKeyRef", true}}) {
           auto ref = vf->find(ref_key);
           if (ref == vf->end()) continue;
-          v1::KeyRef* key_ref = is_secret ? var->mutable_secret_key() : var->mutable_config_map_key();
+          v1::KeyRef* key_ref =
+              is_secret ? var->mutable_secret_key() : var->mutable_config_map_key();
           key_ref->set_name(str(*ref, "name"));
           key_ref->set_key(str(*ref, "key"));
           key_ref->set_optional(flag(*ref, "optional"));
@@ -126,27 +133,36 @@ v1::Container decode_container(const json& c, const std::string& path, Decoder& 
       port->set_host_port(static_cast<int32_t>(num(p, "hostPort")));
       port->set_host_ip(str(p, "hostIP"));
       std::string proto = str(p, "protocol");
-      port->set_protocol(proto == "UDP" ? v1::PROTOCOL_UDP : proto == "SCTP" ? v1::PROTOCOL_SCTP : v1::PROTOCOL_TCP);
+      port->set_protocol(proto == "UDP"    ? v1::PROTOCOL_UDP
+                         : proto == "SCTP" ? v1::PROTOCOL_SCTP
+                                           : v1::PROTOCOL_TCP);
     }
   }
   if (auto res = c.find("resources"); res != c.end() && res->is_object()) {
     auto* r = out.mutable_resources();
-    for (const auto& [section, is_limit] : {std::pair{"requests", false}, std::pair{"limits", true}}) {
+    for (const auto& [section, is_limit] :
+         {std::pair{"requests", false}, std::pair{"limits", true}}) {
       auto sec = res->find(section);
       if (sec == res->end() || !sec->is_object()) continue;
       if (auto cpu = sec->find("cpu"); cpu != sec->end()) {
         std::string q = cpu->is_string() ? cpu->get<std::string>() : cpu->dump();
         auto v = parse_cpu_millis(q);
-        if (!v.ok()) d.fail(v.status().with_context(fmt::format("{}.resources.{}.cpu", path, section)));
-        else if (is_limit) r->set_cpu_limit_millis(*v);
-        else r->set_cpu_request_millis(*v);
+        if (!v.ok())
+          d.fail(v.status().with_context(fmt::format("{}.resources.{}.cpu", path, section)));
+        else if (is_limit)
+          r->set_cpu_limit_millis(*v);
+        else
+          r->set_cpu_request_millis(*v);
       }
       if (auto mem = sec->find("memory"); mem != sec->end()) {
         std::string q = mem->is_string() ? mem->get<std::string>() : mem->dump();
         auto v = parse_bytes_quantity(q);
-        if (!v.ok()) d.fail(v.status().with_context(fmt::format("{}.resources.{}.memory", path, section)));
-        else if (is_limit) r->set_memory_limit_bytes(*v);
-        else r->set_memory_request_bytes(*v);
+        if (!v.ok())
+          d.fail(v.status().with_context(fmt::format("{}.resources.{}.memory", path, section)));
+        else if (is_limit)
+          r->set_memory_limit_bytes(*v);
+        else
+          r->set_memory_request_bytes(*v);
       }
     }
   }
@@ -186,14 +202,15 @@ Status decode_pod(const json& obj, v1::StoredObject& stored) {
 
   auto containers = spec.find("containers");
   if (containers == spec.end() || !containers->is_array() || containers->empty())
-    return make_error(Code::kInvalidArgument, "spec.containers: a pod needs at least one container");
+    return make_error(Code::kInvalidArgument,
+                      "spec.containers: a pod needs at least one container");
   for (size_t i = 0; i < containers->size(); ++i)
-    *pod->add_containers() =
-        decode_container((*containers)[i], fmt::format("spec.containers[{}]", i), d, config_maps, secrets);
+    *pod->add_containers() = decode_container(
+        (*containers)[i], fmt::format("spec.containers[{}]", i), d, config_maps, secrets);
   if (auto init = spec.find("initContainers"); init != spec.end() && init->is_array())
     for (size_t i = 0; i < init->size(); ++i)
-      *pod->add_init_containers() =
-          decode_container((*init)[i], fmt::format("spec.initContainers[{}]", i), d, config_maps, secrets);
+      *pod->add_init_containers() = decode_container(
+          (*init)[i], fmt::format("spec.initContainers[{}]", i), d, config_maps, secrets);
 
   if (auto vols = spec.find("volumes"); vols != spec.end() && vols->is_array()) {
     for (size_t i = 0; i < vols->size(); ++i) {
@@ -221,10 +238,13 @@ Status decode_pod(const json& obj, v1::StoredObject& stored) {
     }
   }
   std::string restart = str(spec, "restartPolicy");
-  if (restart == "OnFailure") pod->set_restart_policy(v1::RESTART_POLICY_ON_FAILURE);
-  else if (restart == "Never") pod->set_restart_policy(v1::RESTART_POLICY_NEVER);
+  if (restart == "OnFailure")
+    pod->set_restart_policy(v1::RESTART_POLICY_ON_FAILURE);
+  else if (restart == "Never")
+    pod->set_restart_policy(v1::RESTART_POLICY_NEVER);
   else if (!restart.empty() && restart != "Always")
-    return make_error(Code::kInvalidArgument, "spec.restartPolicy: '{}' is not Always, OnFailure or Never", restart);
+    return make_error(Code::kInvalidArgument,
+                      "spec.restartPolicy: '{}' is not Always, OnFailure or Never", restart);
   pod->set_host_network(flag(spec, "hostNetwork"));
   pod->set_termination_grace_period_seconds(num(spec, "terminationGracePeriodSeconds", 30));
   pod->set_hostname(str(spec, "hostname"));
@@ -232,7 +252,8 @@ Status decode_pod(const json& obj, v1::StoredObject& stored) {
   decode_string_map(meta, "annotations", pod->mutable_annotations());
   if (meta.contains("deletionTimestamp") && !meta["deletionTimestamp"].is_null()) {
     pod->set_terminating(true);
-    pod->set_deletion_grace_period_seconds(num(meta, "deletionGracePeriodSeconds", pod->termination_grace_period_seconds()));
+    pod->set_deletion_grace_period_seconds(
+        num(meta, "deletionGracePeriodSeconds", pod->termination_grace_period_seconds()));
   }
   stored.set_node_name(str(spec, "nodeName"));
   for (const auto& n : config_maps)
@@ -257,11 +278,13 @@ Status decode_config(const json& obj, bool secret, v1::ConfigData* out) {
   const char* extra = secret ? "stringData" : "binaryData";
   if (auto data = obj.find(extra); data != obj.end() && data->is_object()) {
     for (const auto& [k, v] : data->items()) {
-      if (!v.is_string()) return make_error(Code::kInvalidArgument, "{}.{}: must be a string", extra, k);
+      if (!v.is_string())
+        return make_error(Code::kInvalidArgument, "{}.{}: must be a string", extra, k);
       if (secret) {
         (*out->mutable_data())[k] = v.get<std::string>();
       } else {
-        GANTRY_ASSIGN_OR_RETURN(auto bytes, base64_decode(v.get<std::string>(), std::string(extra) + "." + k));
+        GANTRY_ASSIGN_OR_RETURN(auto bytes,
+                                base64_decode(v.get<std::string>(), std::string(extra) + "." + k));
         (*out->mutable_data())[k] = std::move(bytes);
       }
     }
@@ -273,18 +296,23 @@ Status decode_config(const json& obj, bool secret, v1::ConfigData* out) {
 Result<std::pair<double, std::string_view>> split_quantity(std::string_view q) {
   if (q.empty()) return make_error(Code::kInvalidArgument, "empty quantity");
   size_t end = 0;
-  while (end < q.size() && (std::isdigit(static_cast<unsigned char>(q[end])) || q[end] == '.' || q[end] == '+' || q[end] == '-'))
+  while (end < q.size() && (std::isdigit(static_cast<unsigned char>(q[end])) || q[end] == '.' ||
+                            q[end] == '+' || q[end] == '-'))
     ++end;
   // An exponent such as 1e3 belongs to the number.
   if (end < q.size() && (q[end] == 'e' || q[end] == 'E') && end + 1 < q.size() &&
-      (std::isdigit(static_cast<unsigned char>(q[end + 1])) || q[end + 1] == '-' || q[end + 1] == '+')) {
+      (std::isdigit(static_cast<unsigned char>(q[end + 1])) || q[end + 1] == '-' ||
+       q[end + 1] == '+')) {
     ++end;
-    while (end < q.size() && (std::isdigit(static_cast<unsigned char>(q[end])) || q[end] == '-' || q[end] == '+')) ++end;
+    while (end < q.size() &&
+           (std::isdigit(static_cast<unsigned char>(q[end])) || q[end] == '-' || q[end] == '+'))
+      ++end;
   }
   double value = 0;
   auto [ptr, ec] = std::from_chars(q.data(), q.data() + end, value);
   if (ec != std::errc() || ptr != q.data() + end || value < 0 || !std::isfinite(value))
-    return make_error(Code::kInvalidArgument, "'{}' is not a quantity (e.g. 100m, 0.5, 128Mi, 1G)", q);
+    return make_error(Code::kInvalidArgument, "'{}' is not a quantity (e.g. 100m, 0.5, 128Mi, 1G)",
+                      q);
   return std::pair{value, q.substr(end)};
 }
 
@@ -295,19 +323,31 @@ Result<int64_t> parse_cpu_millis(std::string_view quantity) {
   auto [value, suffix] = parts;
   if (suffix.empty()) return static_cast<int64_t>(std::ceil(value * 1000));
   if (suffix == "m") return static_cast<int64_t>(std::ceil(value));
-  return make_error(Code::kInvalidArgument, "'{}' is not a cpu quantity (e.g. 100m, 0.5, 2)", quantity);
+  return make_error(Code::kInvalidArgument, "'{}' is not a cpu quantity (e.g. 100m, 0.5, 2)",
+                    quantity);
 }
 
 Result<int64_t> parse_bytes_quantity(std::string_view quantity) {
   GANTRY_ASSIGN_OR_RETURN(auto parts, split_quantity(quantity));
   auto [value, suffix] = parts;
-  static const std::pair<std::string_view, double> kSuffixes[] = {
-      {"", 1},          {"k", 1e3},         {"K", 1e3},          {"M", 1e6},          {"G", 1e9},
-      {"T", 1e12},      {"P", 1e15},        {"E", 1e18},         {"Ki", 1024.0},      {"Mi", 1048576.0},
-      {"Gi", 1073741824.0}, {"Ti", 1099511627776.0}, {"Pi", 1125899906842624.0}, {"m", 1e-3}};
+  static const std::pair<std::string_view, double> kSuffixes[] = {{"", 1},
+                                                                  {"k", 1e3},
+                                                                  {"K", 1e3},
+                                                                  {"M", 1e6},
+                                                                  {"G", 1e9},
+                                                                  {"T", 1e12},
+                                                                  {"P", 1e15},
+                                                                  {"E", 1e18},
+                                                                  {"Ki", 1024.0},
+                                                                  {"Mi", 1048576.0},
+                                                                  {"Gi", 1073741824.0},
+                                                                  {"Ti", 1099511627776.0},
+                                                                  {"Pi", 1125899906842624.0},
+                                                                  {"m", 1e-3}};
   for (const auto& [s, mult] : kSuffixes)
     if (suffix == s) return static_cast<int64_t>(std::ceil(value * mult));
-  return make_error(Code::kInvalidArgument, "'{}' is not a byte quantity (e.g. 128Mi, 1G, 512)", quantity);
+  return make_error(Code::kInvalidArgument, "'{}' is not a byte quantity (e.g. 128Mi, 1G, 512)",
+                    quantity);
 }
 
 Result<v1::StoredObject> decode_object(v1::ObjectKind kind, std::string_view text) {
@@ -323,15 +363,25 @@ Result<v1::StoredObject> decode_object(v1::ObjectKind kind, std::string_view tex
   edge->set_kind(kind);
   edge->set_name(str(meta, "name"));
   if (edge->name().empty()) return make_error(Code::kInvalidArgument, "metadata.name: required");
-  if (kind != v1::OBJECT_KIND_NODE) edge->set_namespace_(str(meta, "namespace").empty() ? "default" : str(meta, "namespace"));
+  if (kind != v1::OBJECT_KIND_NODE)
+    edge->set_namespace_(str(meta, "namespace").empty() ? "default" : str(meta, "namespace"));
   edge->set_uid(str(meta, "uid"));
   decode_string_map(meta, "labels", stored.mutable_labels());
   switch (kind) {
-    case v1::OBJECT_KIND_POD: GANTRY_RETURN_IF_ERROR(decode_pod(obj, stored)); break;
-    case v1::OBJECT_KIND_CONFIG_MAP: GANTRY_RETURN_IF_ERROR(decode_config(obj, false, edge->mutable_config_map())); break;
-    case v1::OBJECT_KIND_SECRET: GANTRY_RETURN_IF_ERROR(decode_config(obj, true, edge->mutable_secret())); break;
-    case v1::OBJECT_KIND_NODE: break;
-    default: return make_error(Code::kInvalidArgument, "unsupported object kind {}", static_cast<int>(kind));
+    case v1::OBJECT_KIND_POD:
+      GANTRY_RETURN_IF_ERROR(decode_pod(obj, stored));
+      break;
+    case v1::OBJECT_KIND_CONFIG_MAP:
+      GANTRY_RETURN_IF_ERROR(decode_config(obj, false, edge->mutable_config_map()));
+      break;
+    case v1::OBJECT_KIND_SECRET:
+      GANTRY_RETURN_IF_ERROR(decode_config(obj, true, edge->mutable_secret()));
+      break;
+    case v1::OBJECT_KIND_NODE:
+      break;
+    default:
+      return make_error(Code::kInvalidArgument, "unsupported object kind {}",
+                        static_cast<int>(kind));
   }
   return stored;
 }

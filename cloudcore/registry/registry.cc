@@ -1,11 +1,11 @@
 #include "cloudcore/registry/registry.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <condition_variable>
 #include <deque>
 #include <thread>
-
-#include <spdlog/spdlog.h>
 
 #include "cloudcore/registry/keys.h"
 
@@ -64,13 +64,16 @@ struct NodeIndex {
   std::deque<Tombstone> tombstones;    // in revision order
   std::vector<NodeListener*> listeners;
 
-  bool unused() const { return pods.empty() && configs.empty() && tombstones.empty() && listeners.empty(); }
+  bool unused() const {
+    return pods.empty() && configs.empty() && tombstones.empty() && listeners.empty();
+  }
 };
 
 std::optional<v1::StoredObject> parse_stored(const KeyValue& kv) {
   v1::StoredObject stored;
   if (!stored.ParseFromString(kv.value)) {
-    spdlog::warn("registry: {} at revision {} is not a StoredObject; ignored", kv.key, kv.mod_revision);
+    spdlog::warn("registry: {} at revision {} is not a StoredObject; ignored", kv.key,
+                 kv.mod_revision);
     return std::nullopt;
   }
   return stored;
@@ -94,8 +97,8 @@ struct Registry::Impl {
   Revision replayed = 0;  // last revision the watch delivered
   Status watch_error;
 
-  std::unordered_map<std::string, PodEntry> pods;      // "ns/name"
-  std::unordered_map<std::string, ObjectPtr> configs;  // config key
+  std::unordered_map<std::string, PodEntry> pods;                            // "ns/name"
+  std::unordered_map<std::string, ObjectPtr> configs;                        // config key
   std::unordered_map<std::string, std::map<std::string, int>> config_users;  // key -> node -> refs
   std::unordered_map<std::string, NodeIndex> by_node;
   std::unordered_map<std::string, NodeInfo> nodes;
@@ -140,8 +143,8 @@ struct Registry::Impl {
         watch_error = Status();
         spdlog::warn("registry: following the store again from revision {}", from);
       } else {
-        spdlog::critical("registry: cannot follow the store from revision {}: {}; retrying",
-                         from, again.status().to_string());
+        spdlog::critical("registry: cannot follow the store from revision {}: {}; retrying", from,
+                         again.status().to_string());
         rewatch_needed = true;
         rewatch_cv.wait_for(lock, std::chrono::seconds(1), [&] { return stopping; });
       }
@@ -186,7 +189,8 @@ struct Registry::Impl {
       if (auto it = configs.find(c); it != configs.end()) out.push_back(it->second);
   }
 
-  void apply_pod_put(const keys::ParsedKey& key, const KeyValue& kv, std::map<std::string, NodeChanges>& changes) {
+  void apply_pod_put(const keys::ParsedKey& key, const KeyValue& kv,
+                     std::map<std::string, NodeChanges>& changes) {
     auto stored = parse_stored(kv);
     if (!stored) return;
     std::string id = key.ns + "/" + key.name;
@@ -194,8 +198,10 @@ struct Registry::Impl {
     entry.node = stored->node_name();
     entry.uid = stored->edge().uid();
     entry.terminating = stored->edge().pod().terminating();
-    for (const auto& n : stored->config_maps()) entry.configs.push_back(config_key(v1::OBJECT_KIND_CONFIG_MAP, key.ns, n));
-    for (const auto& n : stored->secrets()) entry.configs.push_back(config_key(v1::OBJECT_KIND_SECRET, key.ns, n));
+    for (const auto& n : stored->config_maps())
+      entry.configs.push_back(config_key(v1::OBJECT_KIND_CONFIG_MAP, key.ns, n));
+    for (const auto& n : stored->secrets())
+      entry.configs.push_back(config_key(v1::OBJECT_KIND_SECRET, key.ns, n));
     entry.object = edge_object(*stored, kv.mod_revision);
     if (auto it = pods.find(id); it != pods.end()) {
       unlink_pod(id, it->second);
@@ -207,7 +213,8 @@ struct Registry::Impl {
     pods[id] = std::move(entry);
   }
 
-  void apply_pod_delete(const keys::ParsedKey& key, Revision rev, std::map<std::string, NodeChanges>& changes) {
+  void apply_pod_delete(const keys::ParsedKey& key, Revision rev,
+                        std::map<std::string, NodeChanges>& changes) {
     std::string id = key.ns + "/" + key.name;
     auto it = pods.find(id);
     if (it == pods.end()) return;
@@ -216,14 +223,16 @@ struct Registry::Impl {
     pods.erase(it);
   }
 
-  void apply_config(const keys::ParsedKey& key, const Event& ev, std::map<std::string, NodeChanges>& changes) {
+  void apply_config(const keys::ParsedKey& key, const Event& ev,
+                    std::map<std::string, NodeChanges>& changes) {
     std::string ck = config_key(key.kind, key.ns, key.name);
     std::vector<std::string> users;
     if (auto it = config_users.find(ck); it != config_users.end())
       for (const auto& [node, n] : it->second) users.push_back(node);
     if (ev.type == EventType::kDelete) {
       configs.erase(ck);
-      for (const auto& node : users) add_tombstone(node, config_ref(ck), ev.kv.mod_revision, &changes);
+      for (const auto& node : users)
+        add_tombstone(node, config_ref(ck), ev.kv.mod_revision, &changes);
       return;
     }
     auto stored = parse_stored(ev.kv);
@@ -245,7 +254,8 @@ struct Registry::Impl {
     if (!stored) return;
     NodeInfo info;
     info.labels.insert(stored->labels().begin(), stored->labels().end());
-    if (auto l = info.labels.find(kProvinceLabel); l != info.labels.end()) info.province = l->second;
+    if (auto l = info.labels.find(kProvinceLabel); l != info.labels.end())
+      info.province = l->second;
     info.mod_revision = ev.kv.mod_revision;
     by_province[info.province].insert(key.name);
     nodes[key.name] = std::move(info);
@@ -256,13 +266,20 @@ struct Registry::Impl {
     if (!key || key->status) return;
     switch (key->kind) {
       case v1::OBJECT_KIND_POD:
-        if (ev.type == EventType::kDelete) apply_pod_delete(*key, ev.kv.mod_revision, changes);
-        else apply_pod_put(*key, ev.kv, changes);
+        if (ev.type == EventType::kDelete)
+          apply_pod_delete(*key, ev.kv.mod_revision, changes);
+        else
+          apply_pod_put(*key, ev.kv, changes);
         break;
       case v1::OBJECT_KIND_CONFIG_MAP:
-      case v1::OBJECT_KIND_SECRET: apply_config(*key, ev, changes); break;
-      case v1::OBJECT_KIND_NODE: apply_node(*key, ev); break;
-      default: break;
+      case v1::OBJECT_KIND_SECRET:
+        apply_config(*key, ev, changes);
+        break;
+      case v1::OBJECT_KIND_NODE:
+        apply_node(*key, ev);
+        break;
+      default:
+        break;
     }
   }
 
@@ -331,8 +348,10 @@ struct Registry::Impl {
     for (auto it = by_node.begin(); it != by_node.end();) {
       auto& t = it->second.tombstones;
       while (!t.empty() && t.front().revision <= compacted) t.pop_front();
-      if (it->second.unused()) it = by_node.erase(it);
-      else ++it;
+      if (it->second.unused())
+        it = by_node.erase(it);
+      else
+        ++it;
     }
     horizon = compacted;
   }
@@ -390,7 +409,8 @@ common::Result<std::unique_ptr<Registry>> Registry::start(Store& store) {
         return impl->replayed >= impl->start_revision || !impl->watch_error.ok();
       });
       if (!done || !impl->watch_error.ok())
-        return make_error(Code::kUnavailable, "registry: replaying the store history did not finish: {}",
+        return make_error(Code::kUnavailable,
+                          "registry: replaying the store history did not finish: {}",
                           impl->watch_error.ok() ? "timed out" : impl->watch_error.to_string());
     } else {
       impl->horizon = from;
@@ -451,7 +471,8 @@ std::pair<Resume, std::unique_ptr<Registry::Subscription>> Registry::subscribe(
   }
   for (const auto& [ck, refs] : idx.configs) {
     auto it = d.configs.find(ck);
-    if (it != d.configs.end() && (snapshot || it->second->revision() > since)) out.push_back(it->second);
+    if (it != d.configs.end() && (snapshot || it->second->revision() > since))
+      out.push_back(it->second);
   }
   if (!snapshot)
     for (const auto& t : idx.tombstones)
@@ -482,7 +503,8 @@ std::optional<PodInfo> Registry::pod(const std::string& ns, const std::string& n
   std::shared_lock lock(impl_->mu);
   auto it = impl_->pods.find(ns + "/" + name);
   if (it == impl_->pods.end()) return std::nullopt;
-  return PodInfo{it->second.node, it->second.uid, it->second.terminating, it->second.object->revision()};
+  return PodInfo{it->second.node, it->second.uid, it->second.terminating,
+                 it->second.object->revision()};
 }
 
 std::optional<NodeInfo> Registry::node(const std::string& name) const {
@@ -526,7 +548,8 @@ size_t Registry::pods_on_node(const std::string& node) const {
 void Registry::trim_history(Revision revision) {
   std::unique_lock lock(impl_->mu);
   for (auto& [node, idx] : impl_->by_node) {
-    while (!idx.tombstones.empty() && idx.tombstones.front().revision <= revision) idx.tombstones.pop_front();
+    while (!idx.tombstones.empty() && idx.tombstones.front().revision <= revision)
+      idx.tombstones.pop_front();
   }
   impl_->horizon = std::max(impl_->horizon, revision);
 }

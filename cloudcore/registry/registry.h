@@ -75,8 +75,9 @@ class Registry {
   // Registers `listener` for `node` and, atomically with it, computes what the node needs given
   // that it has applied everything up to `since`: incremental when `since` is within the history
   // the registry knows, a snapshot otherwise (since = 0, too old, or ahead of this store).
-  [[nodiscard]] std::pair<Resume, std::unique_ptr<Subscription>> subscribe(
-      const std::string& node, Revision since, NodeListener* listener);
+  [[nodiscard]] std::pair<Resume, std::unique_ptr<Subscription>> subscribe(const std::string& node,
+                                                                           Revision since,
+                                                                           NodeListener* listener);
 
   Revision revision() const;
   // Deletions older than this are forgotten: a node behind it gets a snapshot.

@@ -1,7 +1,5 @@
 #include "cloudcore/store/rocks_store.h"
 
-#include <filesystem>
-
 #include <rocksdb/cache.h>
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
@@ -16,6 +14,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <filesystem>
 #include <future>
 #include <mutex>
 #include <thread>
@@ -321,7 +320,8 @@ Status RocksStoreImpl::open() {
   std::error_code dir_error;
   std::filesystem::create_directories(options_.path, dir_error);
   if (dir_error)
-    return make_error(Code::kInternal, "creating store directory {}: {}", options_.path, dir_error.message());
+    return make_error(Code::kInternal, "creating store directory {}: {}", options_.path,
+                      dir_error.message());
   rocksdb::DB* raw = nullptr;
   GANTRY_RETURN_IF_ERROR(
       from_rocks(rocksdb::DB::Open(db_options, options_.path, descriptors, &handles_, &raw),

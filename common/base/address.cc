@@ -11,7 +11,8 @@ std::string HostPort::to_string() const {
 
 Result<HostPort> parse_host_port(std::string_view text, uint16_t default_port) {
   auto bad = [&] {
-    return make_error(Code::kInvalidArgument, "'{}' is not host:port (e.g. 10.0.0.5:10000, [::1]:10000)", text);
+    return make_error(Code::kInvalidArgument,
+                      "'{}' is not host:port (e.g. 10.0.0.5:10000, [::1]:10000)", text);
   };
   HostPort out;
   out.port = default_port;

@@ -15,13 +15,17 @@ namespace {
 Code code_for_errno(int err) {
   switch (err) {
     case ENOENT:
-    case ENOTDIR: return Code::kNotFound;
+    case ENOTDIR:
+      return Code::kNotFound;
     case EACCES:
     case EPERM:
-    case EROFS: return Code::kPermissionDenied;
+    case EROFS:
+      return Code::kPermissionDenied;
     case ENOSPC:
-    case EDQUOT: return Code::kResourceExhausted;
-    default: return Code::kInternal;
+    case EDQUOT:
+      return Code::kResourceExhausted;
+    default:
+      return Code::kInternal;
   }
 }
 
@@ -62,8 +66,8 @@ Status write_all(int fd, std::string_view data, const std::filesystem::path& pat
   return ok_status();
 }
 
-Status write_temp_and_rename(const std::filesystem::path& path, const std::string& temp,
-                             int raw_fd, std::string_view contents, mode_t mode) {
+Status write_temp_and_rename(const std::filesystem::path& path, const std::string& temp, int raw_fd,
+                             std::string_view contents, mode_t mode) {
   Fd fd(raw_fd);
   // mkstemp made the file 0600; set the final mode before any byte is written.
   if (::fchmod(fd.get(), mode) != 0) return errno_error("setting the mode of", temp, errno);

@@ -24,8 +24,8 @@ std::chrono::milliseconds Backoff::ceiling() const {
 }
 
 std::chrono::milliseconds Backoff::next_delay() {
-  auto delay = std::chrono::milliseconds(
-      random_.uniform(0, static_cast<uint64_t>(ceiling().count())));
+  auto delay =
+      std::chrono::milliseconds(random_.uniform(0, static_cast<uint64_t>(ceiling().count())));
   if (attempt_ < kMaxAttempt) ++attempt_;
   if (retry_after_) {
     const int64_t r = retry_after_->count();
@@ -37,7 +37,9 @@ std::chrono::milliseconds Backoff::next_delay() {
   return delay;
 }
 
-void Backoff::on_connected() { connected_at_ = clock_.steady_now(); }
+void Backoff::on_connected() {
+  connected_at_ = clock_.steady_now();
+}
 
 void Backoff::on_disconnected() {
   if (connected_at_ && clock_.steady_now() - *connected_at_ > options_.cap) attempt_ = 0;

@@ -83,8 +83,8 @@ uint64_t Random::uniform(uint64_t lo, uint64_t hi) {
 
 SystemRandom::SystemRandom() {
   std::random_device device;
-  std::seed_seq seed{device(), device(), device(), device(), device(), device(), device(),
-                     device()};
+  std::seed_seq seed{device(), device(), device(), device(),
+                     device(), device(), device(), device()};
   engine_.seed(seed);
 }
 

@@ -1,5 +1,6 @@
 #include "common/base/config.h"
 
+#include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -9,8 +10,6 @@
 #include <cmath>
 #include <cstdlib>
 #include <set>
-
-#include <fmt/format.h>
 
 #include "common/base/atomic_file.h"
 
@@ -24,7 +23,9 @@ namespace {
 constexpr std::string_view kDurationHint = "use e.g. 15s, 2m, 24h";
 constexpr std::string_view kSizeHint = "use e.g. 512KiB, 1MiB, 10MB or a number of bytes";
 
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
 
 // Reads the leading digits of `text` into *value; false on no digits or overflow.
 bool take_number(std::string_view& text, uint64_t* value) {
@@ -105,11 +106,23 @@ struct SizeUnit {
 };
 constexpr SizeUnit kSizeUnits[] = {
     {"B", 1},
-    {"kB", 1000}, {"KB", 1000}, {"MB", 1000'000}, {"GB", 1000'000'000},
+    {"kB", 1000},
+    {"KB", 1000},
+    {"MB", 1000'000},
+    {"GB", 1000'000'000},
     {"TB", 1000'000'000'000},
-    {"KiB", 1ULL << 10}, {"MiB", 1ULL << 20}, {"GiB", 1ULL << 30}, {"TiB", 1ULL << 40},
-    {"k", 1000}, {"M", 1000'000}, {"G", 1000'000'000}, {"T", 1000'000'000'000},
-    {"Ki", 1ULL << 10}, {"Mi", 1ULL << 20}, {"Gi", 1ULL << 30}, {"Ti", 1ULL << 40},
+    {"KiB", 1ULL << 10},
+    {"MiB", 1ULL << 20},
+    {"GiB", 1ULL << 30},
+    {"TiB", 1ULL << 40},
+    {"k", 1000},
+    {"M", 1000'000},
+    {"G", 1000'000'000},
+    {"T", 1000'000'000'000},
+    {"Ki", 1ULL << 10},
+    {"Mi", 1ULL << 20},
+    {"Gi", 1ULL << 30},
+    {"Ti", 1ULL << 40},
 };
 }  // namespace
 
@@ -143,8 +156,8 @@ Result<uint64_t> parse_byte_size(std::string_view text) {
 std::string format_byte_size(uint64_t bytes) {
   if (bytes == 0) return "0";
   static constexpr SizeUnit kFormatUnits[] = {
-      {"TiB", 1ULL << 40}, {"GiB", 1ULL << 30}, {"MiB", 1ULL << 20}, {"KiB", 1ULL << 10},
-      {"TB", 1000'000'000'000}, {"GB", 1000'000'000}, {"MB", 1000'000}, {"kB", 1000}};
+      {"TiB", 1ULL << 40},      {"GiB", 1ULL << 30},  {"MiB", 1ULL << 20}, {"KiB", 1ULL << 10},
+      {"TB", 1000'000'000'000}, {"GB", 1000'000'000}, {"MB", 1000'000},    {"kB", 1000}};
   for (const SizeUnit& u : kFormatUnits) {
     if (bytes % u.factor == 0) return fmt::format("{}{}", bytes / u.factor, u.name);
   }
@@ -168,11 +181,16 @@ struct Entry {
 
 std::string_view kind_of(const YAML::Node& node) {
   switch (node.Type()) {
-    case YAML::NodeType::Map: return "a mapping";
-    case YAML::NodeType::Sequence: return "a list";
-    case YAML::NodeType::Null: return "nothing";
-    case YAML::NodeType::Scalar: return "a single value";
-    default: return "nothing";
+    case YAML::NodeType::Map:
+      return "a mapping";
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Null:
+      return "nothing";
+    case YAML::NodeType::Scalar:
+      return "a single value";
+    default:
+      return "nothing";
   }
 }
 
@@ -269,8 +287,7 @@ bool ConfigNode::read_integer(std::string_view key, uint64_t* out, uint64_t min,
     impl_->error(key, fmt::format("'{}' is not an integer", text));
     return false;
   }
-  if (ec == std::errc::result_out_of_range || (negative && *out != 0) || *out < min ||
-      *out > max) {
+  if (ec == std::errc::result_out_of_range || (negative && *out != 0) || *out < min || *out > max) {
     impl_->error(key, fmt::format("'{}' is out of range (allowed {}..{})", text, min, max));
     return false;
   }
@@ -386,11 +403,13 @@ bool ConfigNode::read(std::string_view key, std::map<std::string, std::string>* 
 
 void ConfigNode::out_of_range(std::string_view key, const std::string& min,
                               const std::string& max) {
-  impl_->error(key, fmt::format("'{}' is out of range (allowed {}..{})", impl_->current.Scalar(),
-                                min, max));
+  impl_->error(
+      key, fmt::format("'{}' is out of range (allowed {}..{})", impl_->current.Scalar(), min, max));
 }
 
-std::string ConfigNode::describe(double v) { return fmt::format("{}", v); }
+std::string ConfigNode::describe(double v) {
+  return fmt::format("{}", v);
+}
 
 ConfigNode& ConfigNode::one_of(std::string_view key, std::string* out,
                                std::initializer_list<std::string_view> allowed) {
@@ -441,7 +460,9 @@ ConfigNode& ConfigNode::list(std::string_view key,
   return *this;
 }
 
-bool ConfigNode::has(std::string_view key) const { return impl_->find(key) != nullptr; }
+bool ConfigNode::has(std::string_view key) const {
+  return impl_->find(key) != nullptr;
+}
 
 ConfigNode& ConfigNode::fail(std::string_view key, std::string_view reason) {
   impl_->error(key, reason);
@@ -450,8 +471,7 @@ ConfigNode& ConfigNode::fail(std::string_view key, std::string_view reason) {
 
 void ConfigNode::finish() {
   for (const Entry& e : impl_->entries) {
-    if (std::find(impl_->declared.begin(), impl_->declared.end(), e.key) !=
-        impl_->declared.end()) {
+    if (std::find(impl_->declared.begin(), impl_->declared.end(), e.key) != impl_->declared.end()) {
       continue;
     }
     if (impl_->declared.empty()) {
@@ -465,8 +485,7 @@ void ConfigNode::finish() {
 
 namespace {
 
-bool load_entries(ConfigNode::Impl& impl, const YAML::Node& node,
-                  std::string_view key_for_errors) {
+bool load_entries(ConfigNode::Impl& impl, const YAML::Node& node, std::string_view key_for_errors) {
   auto error = [&](std::string_view reason) {
     impl.context->errors.push_back(
         fmt::format("{}: {}: {}", impl.context->name, key_for_errors, reason));
@@ -495,15 +514,14 @@ bool load_entries(ConfigNode::Impl& impl, const YAML::Node& node,
 
 }  // namespace
 
-Status load_config_string(std::string_view yaml, std::string_view name,
-                          const ConfigBinder& bind) {
+Status load_config_string(std::string_view yaml, std::string_view name, const ConfigBinder& bind) {
   LoadContext context{std::string(name), {}};
   YAML::Node document;
   try {
     document = YAML::Load(std::string(yaml));
   } catch (const YAML::Exception& e) {
-    return make_error(Code::kInvalidArgument, "{}:{}:{}: invalid YAML: {}", name,
-                      e.mark.line + 1, e.mark.column + 1, e.msg);
+    return make_error(Code::kInvalidArgument, "{}:{}:{}: invalid YAML: {}", name, e.mark.line + 1,
+                      e.mark.column + 1, e.msg);
   }
   auto impl = std::make_unique<ConfigNode::Impl>();
   impl->context = &context;

@@ -108,7 +108,7 @@ class ConfigNode {
   ConfigNode& section(std::string_view key, const std::function<void(ConfigNode&)>& bind);
   // The same, through `bind_config(ConfigNode&, T&)` found next to T.
   template <typename T>
-    requires requires(ConfigNode& n, T& c) { bind_config(n, c); }
+  requires requires(ConfigNode& n, T& c) { bind_config(n, c); }
   ConfigNode& section(std::string_view key, T* cfg) {
     return section(key, [cfg](ConfigNode& n) { bind_config(n, *cfg); });
   }
@@ -123,7 +123,7 @@ class ConfigNode {
   // An empty key names this section itself.
   ConfigNode& fail(std::string_view key, std::string_view reason);
 
- // Opaque: defined in config.cc.
+  // Opaque: defined in config.cc.
   struct Impl;
 
  private:
@@ -132,8 +132,8 @@ class ConfigNode {
                                    const std::function<void(ConfigNode&)>& bind);
 
   template <typename T>
-  ConfigNode& bind(std::string_view key, T* out, bool required,
-                   std::type_identity_t<const T*> min, std::type_identity_t<const T*> max) {
+  ConfigNode& bind(std::string_view key, T* out, bool required, std::type_identity_t<const T*> min,
+                   std::type_identity_t<const T*> max) {
     if (!take(key, required)) return *this;
     if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
       using Wide = std::conditional_t<std::is_signed_v<T>, int64_t, uint64_t>;
@@ -186,7 +186,9 @@ Status load_config_string(std::string_view yaml, std::string_view name, const Co
 Status load_config_file(const std::filesystem::path& path, const ConfigBinder& bind);
 
 template <typename T>
-  requires requires(ConfigNode& n, T& c) { bind_config(n, c); }
+requires requires(ConfigNode& n, T& c) {
+  bind_config(n, c);
+}
 Status load_config_file(const std::filesystem::path& path, T* cfg) {
   return load_config_file(path, [cfg](ConfigNode& n) { bind_config(n, *cfg); });
 }

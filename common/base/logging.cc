@@ -1,15 +1,14 @@
 #include "common/base/logging.h"
 
-#include <time.h>
-
-#include <array>
-#include <chrono>
-
 #include <fmt/format.h>
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
+#include <time.h>
+
+#include <array>
+#include <chrono>
 
 namespace gantry::common {
 
@@ -81,11 +80,21 @@ void append_json_string(spdlog::memory_buf_t& dest, std::string_view s) {
     const unsigned char c = static_cast<unsigned char>(s[0]);
     size_t n = 1;
     switch (c) {
-      case '"': append(dest, "\\\""); break;
-      case '\\': append(dest, "\\\\"); break;
-      case '\n': append(dest, "\\n"); break;
-      case '\r': append(dest, "\\r"); break;
-      case '\t': append(dest, "\\t"); break;
+      case '"':
+        append(dest, "\\\"");
+        break;
+      case '\\':
+        append(dest, "\\\\");
+        break;
+      case '\n':
+        append(dest, "\\n");
+        break;
+      case '\r':
+        append(dest, "\\r");
+        break;
+      case '\t':
+        append(dest, "\\t");
+        break;
       default:
         if (c < 0x20 || c == 0x7F) {
           fmt::format_to(std::back_inserter(dest), "\\u{:04x}", c);

@@ -1,11 +1,11 @@
 // Process logging on spdlog: human-readable text or one JSON object per line, on stderr.
 #pragma once
 
+#include <spdlog/logger.h>
+
 #include <memory>
 #include <string>
 #include <string_view>
-
-#include <spdlog/logger.h>
 
 #include "common/base/config.h"
 #include "common/base/status.h"

@@ -9,7 +9,8 @@ bool is_dns1123_subdomain(std::string_view name) {
     size_t end = name.find('.', start);
     if (end == std::string_view::npos) end = name.size();
     std::string_view label = name.substr(start, end - start);
-    if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') return false;
+    if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-')
+      return false;
     for (char c : label)
       if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) return false;
     start = end + 1;

@@ -1,28 +1,28 @@
 // Status and Result<T>: how domain code reports failure (no exceptions on the I/O path).
 #pragma once
 
+#include <fmt/format.h>
+
 #include <cassert>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <variant>
 
-#include <fmt/format.h>
-
 namespace gantry::common {
 
 enum class Code {
   kOk = 0,
-  kInvalidArgument,    // the caller's input is wrong; retrying the same input will not help
+  kInvalidArgument,  // the caller's input is wrong; retrying the same input will not help
   kNotFound,
   kAlreadyExists,
-  kFailedPrecondition, // the state does not allow it (e.g. a revision or generation mismatch)
+  kFailedPrecondition,  // the state does not allow it (e.g. a revision or generation mismatch)
   kPermissionDenied,
   kUnauthenticated,
   kResourceExhausted,  // a limit was hit (size, queue, rate); may succeed later
   kUnavailable,        // a peer or dependency is not reachable right now
   kDeadlineExceeded,
-  kOutOfRange,         // e.g. a revision older than the compacted history
+  kOutOfRange,  // e.g. a revision older than the compacted history
   kCancelled,
   kAborted,
   kDataLoss,
@@ -59,7 +59,9 @@ class [[nodiscard]] Status {
   std::string message_;
 };
 
-inline Status ok_status() { return Status(); }
+inline Status ok_status() {
+  return Status();
+}
 
 template <typename... Args>
 Status make_error(Code code, fmt::format_string<Args...> format, Args&&... args) {
@@ -70,7 +72,7 @@ Status make_error(Code code, fmt::format_string<Args...> format, Args&&... args)
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : data_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(T value) : data_(std::move(value)) {}        // NOLINT(google-explicit-constructor)
   Result(Status status) : data_(std::move(status)) {  // NOLINT(google-explicit-constructor)
     assert(!std::get<Status>(data_).ok() && "a Result needs a value or an error");
   }
@@ -105,15 +107,15 @@ class [[nodiscard]] Result {
 #define GANTRY_CONCAT(a, b) GANTRY_CONCAT_INNER(a, b)
 
 // Returns the Status from the enclosing function when `expr` (a Status) failed.
-#define GANTRY_RETURN_IF_ERROR(expr)                          \
-  do {                                                        \
-    ::gantry::common::Status gantry_status_ = (expr);         \
-    if (!gantry_status_.ok()) return gantry_status_;          \
+#define GANTRY_RETURN_IF_ERROR(expr)                  \
+  do {                                                \
+    ::gantry::common::Status gantry_status_ = (expr); \
+    if (!gantry_status_.ok()) return gantry_status_;  \
   } while (false)
 
 // `GANTRY_ASSIGN_OR_RETURN(auto x, make_x());` binds the value or returns the error.
-#define GANTRY_ASSIGN_OR_RETURN(lhs, expr)                                        \
-  auto GANTRY_CONCAT(gantry_result_, __LINE__) = (expr);                          \
-  if (!GANTRY_CONCAT(gantry_result_, __LINE__).ok())                              \
-    return GANTRY_CONCAT(gantry_result_, __LINE__).status();                      \
+#define GANTRY_ASSIGN_OR_RETURN(lhs, expr)                   \
+  auto GANTRY_CONCAT(gantry_result_, __LINE__) = (expr);     \
+  if (!GANTRY_CONCAT(gantry_result_, __LINE__).ok())         \
+    return GANTRY_CONCAT(gantry_result_, __LINE__).status(); \
   lhs = std::move(GANTRY_CONCAT(gantry_result_, __LINE__)).value()

@@ -2,13 +2,12 @@
 
 #include <algorithm>
 #include <atomic>
-#include <mutex>
-#include <optional>
-
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <mutex>
+#include <optional>
 
 namespace gantry::common {
 
@@ -20,7 +19,9 @@ struct TimerHandle::State {
   std::atomic<bool> cancelled{false};
 };
 
-TimerHandle::~TimerHandle() { cancel(); }
+TimerHandle::~TimerHandle() {
+  cancel();
+}
 
 TimerHandle& TimerHandle::operator=(TimerHandle&& other) noexcept {
   if (this != &other) {
@@ -39,7 +40,9 @@ void TimerHandle::cancel() {
   asio::post(state->timer.get_executor(), [state] { state->timer.cancel(); });
 }
 
-void TimerHandle::detach() { state_.reset(); }
+void TimerHandle::detach() {
+  state_.reset();
+}
 
 struct EventLoop::Impl {
   explicit Impl(int threads) : ioc(threads), work(asio::make_work_guard(ioc)) {}
@@ -55,7 +58,9 @@ struct EventLoop::Impl {
 EventLoop::EventLoop(int threads)
     : impl_(std::make_unique<Impl>(std::max(1, threads))), thread_count_(std::max(1, threads)) {}
 
-EventLoop::~EventLoop() { stop(); }
+EventLoop::~EventLoop() {
+  stop();
+}
 
 void EventLoop::run() {
   std::lock_guard lock(impl_->mu);
@@ -86,7 +91,9 @@ void EventLoop::stop() {
   }
 }
 
-void EventLoop::post(std::function<void()> fn) { asio::post(impl_->ioc, std::move(fn)); }
+void EventLoop::post(std::function<void()> fn) {
+  asio::post(impl_->ioc, std::move(fn));
+}
 
 TimerHandle EventLoop::schedule(std::chrono::steady_clock::duration delay,
                                 std::function<void()> fn) {
@@ -105,6 +112,8 @@ bool EventLoop::in_loop_thread() const {
   return impl_->ioc.get_executor().running_in_this_thread();
 }
 
-asio::io_context& EventLoop::context() { return impl_->ioc; }
+asio::io_context& EventLoop::context() {
+  return impl_->ioc;
+}
 
 }  // namespace gantry::common

@@ -1,8 +1,6 @@
 #include "common/net/http_server.h"
 
-#include <deque>
-#include <mutex>
-#include <unordered_map>
+#include <spdlog/spdlog.h>
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
@@ -11,7 +9,9 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
-#include <spdlog/spdlog.h>
+#include <deque>
+#include <mutex>
+#include <unordered_map>
 
 namespace gantry::common {
 namespace {
@@ -40,14 +40,16 @@ std::vector<std::pair<std::string, std::string>> parse_query(std::string_view qu
     query = end == std::string_view::npos ? std::string_view() : query.substr(end + 1);
     if (item.empty()) continue;
     size_t eq = item.find('=');
-    out.emplace_back(percent_decode(item.substr(0, eq), true),
-                     eq == std::string_view::npos ? std::string()
-                                                  : percent_decode(item.substr(eq + 1), true));
+    out.emplace_back(
+        percent_decode(item.substr(0, eq), true),
+        eq == std::string_view::npos ? std::string() : percent_decode(item.substr(eq + 1), true));
   }
   return out;
 }
 
-std::string_view to_sv(beast::string_view s) { return {s.data(), s.size()}; }
+std::string_view to_sv(beast::string_view s) {
+  return {s.data(), s.size()};
+}
 
 }  // namespace
 
@@ -104,7 +106,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 
   // From any thread.
   void shutdown() {
-    asio::post(stream_.get_executor(), [self = shared_from_this()] { self->abort("server stopping"); });
+    asio::post(stream_.get_executor(),
+               [self = shared_from_this()] { self->abort("server stopping"); });
   }
 
   // --- used by StreamImpl, on the strand ---
@@ -122,9 +125,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     auto remote = tcp_layer().socket().remote_endpoint(ec);
     peer_.remote_address = ec ? "unknown" : endpoint_string(remote);
     tcp_layer().expires_after(server_->options.handshake_timeout);
-    stream_.async_handshake(ssl::stream_base::server,
-                            beast::bind_front_handler(&HttpSession::on_handshake,
-                                                      shared_from_this()));
+    stream_.async_handshake(
+        ssl::stream_base::server,
+        beast::bind_front_handler(&HttpSession::on_handshake, shared_from_this()));
   }
 
   void on_handshake(error_code ec) {
@@ -163,8 +166,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     if (ec == http::error::end_of_stream) return graceful_close();
     if (ec == http::error::body_limit) {
       server_->stats.rejected_too_large++;
-      return reply_and_close(413, fmt::format("request body larger than {} bytes\n",
-                                              server_->options.max_body_bytes));
+      return reply_and_close(
+          413, fmt::format("request body larger than {} bytes\n", server_->options.max_body_bytes));
     }
     if (ec == http::error::header_limit) {
       server_->stats.rejected_too_large++;
@@ -211,8 +214,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     try {
       response = server_->router.dispatch(request);
     } catch (const std::exception& e) {
-      spdlog::error("https {}: handler for {} {} threw: {}", peer_.remote_address,
-                    request.method, request.path, e.what());
+      spdlog::error("https {}: handler for {} {} threw: {}", peer_.remote_address, request.method,
+                    request.path, e.what());
       response = Response::text(500, "internal error\n");
     }
     if (request.taken_stream) return;  // the stream owns the rest of this connection
@@ -503,8 +506,7 @@ std::shared_ptr<ResponseStream> HttpSession::start_stream(int status, HttpHeader
   return impl;
 }
 
-void HttpSession::begin_stream(std::shared_ptr<StreamImpl> impl, int status,
-                               HttpHeaders headers) {
+void HttpSession::begin_stream(std::shared_ptr<StreamImpl> impl, int status, HttpHeaders headers) {
   if (closed_ || stream_impl_) {
     impl->finished(/*notify=*/true);
     return;
@@ -529,17 +531,17 @@ void HttpSession::begin_stream(std::shared_ptr<StreamImpl> impl, int status,
 void HttpSession::watch_for_disconnect() {
   // The client sends nothing while it reads a stream; a read completing with an error means it
   // went away. Stray bytes are discarded (this connection ends with the stream anyway).
-  stream_.async_read_some(asio::buffer(discard_), [self = shared_from_this()](error_code ec,
-                                                                              size_t) {
-    if (!self->stream_impl_ || self->stream_finished_) return;
-    if (ec) {
-      spdlog::debug("https {}: client went away during a streamed response",
-                    self->peer_.remote_address);
-      self->end_stream(/*notify=*/true);
-      return self->close_socket();
-    }
-    self->watch_for_disconnect();
-  });
+  stream_.async_read_some(asio::buffer(discard_),
+                          [self = shared_from_this()](error_code ec, size_t) {
+                            if (!self->stream_impl_ || self->stream_finished_) return;
+                            if (ec) {
+                              spdlog::debug("https {}: client went away during a streamed response",
+                                            self->peer_.remote_address);
+                              self->end_stream(/*notify=*/true);
+                              return self->close_socket();
+                            }
+                            self->watch_for_disconnect();
+                          });
 }
 
 void HttpSession::pump_stream() {
@@ -664,16 +666,23 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(EventLoop& loop,
                       endpoint_string(endpoint), ec.message());
   }
   state->port = acceptor.local_endpoint().port();
-  spdlog::info("https server listening on {}", endpoint_string(tcp::endpoint(address, state->port)));
+  spdlog::info("https server listening on {}",
+               endpoint_string(tcp::endpoint(address, state->port)));
   asio::dispatch(acceptor.get_executor(), [state] { state->do_accept(); });
   return std::unique_ptr<HttpServer>(new HttpServer(std::move(state)));
 }
 
-HttpServer::~HttpServer() { stop(); }
+HttpServer::~HttpServer() {
+  stop();
+}
 
-uint16_t HttpServer::port() const { return state_->port; }
+uint16_t HttpServer::port() const {
+  return state_->port;
+}
 
-const HttpServerStats& HttpServer::stats() const { return state_->stats; }
+const HttpServerStats& HttpServer::stats() const {
+  return state_->stats;
+}
 
 void HttpServer::stop() {
   if (state_->stopped.exchange(true)) return;

@@ -1,6 +1,7 @@
+#include <strings.h>
+
 #include <algorithm>
 #include <cctype>
-#include <strings.h>
 
 #include "common/net/http_server.h"
 
@@ -113,7 +114,9 @@ void Router::add(std::string method, std::string_view pattern, HttpHandler handl
   routes_.push_back(std::move(route));
 }
 
-void Router::set_fallback(HttpHandler handler) { fallback_ = std::move(handler); }
+void Router::set_fallback(HttpHandler handler) {
+  fallback_ = std::move(handler);
+}
 
 Router::Match Router::match(std::string_view method, std::string_view path) const {
   const auto parts = split_path(path);
@@ -158,7 +161,7 @@ Router::Match Router::match(std::string_view method, std::string_view path) cons
       }
     }
     if (!matched || (i != parts.size() && (route.segments.empty() ||
-                                            route.segments.back().kind != Segment::Kind::kRest))) {
+                                           route.segments.back().kind != Segment::Kind::kRest))) {
       continue;
     }
     if (route.method != "*" && route.method != method) {
@@ -178,8 +181,8 @@ Router::Match Router::match(std::string_view method, std::string_view path) cons
 Response Router::dispatch(Request& request) const {
   // Match on the raw path (segments are decoded one by one) so that an escaped '/' inside a
   // name does not split it.
-  std::string_view raw = request.target.empty() ? std::string_view(request.path)
-                                                : std::string_view(request.target);
+  std::string_view raw =
+      request.target.empty() ? std::string_view(request.path) : std::string_view(request.target);
   Match found = match(request.method, raw.substr(0, raw.find('?')));
   if (found.handler != nullptr) {
     request.path_params = std::move(found.params);

@@ -1,10 +1,10 @@
 #include "common/net/tcp_info.h"
 
-#include <cstddef>
-
 #include <linux/tcp.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+
+#include <cstddef>
 
 namespace gantry::common::detail {
 

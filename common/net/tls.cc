@@ -1,17 +1,16 @@
 #include "common/net/tls.h"
 
 #include <netinet/in.h>
-#include <sys/socket.h>
-
-#include <cstring>
-#include <ctime>
-#include <mutex>
-
-#include <boost/asio/ip/address.hpp>
-#include <boost/asio/ssl/context.hpp>
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <sys/socket.h>
+
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <cstring>
+#include <ctime>
+#include <mutex>
 
 namespace gantry::common {
 namespace {
@@ -37,8 +36,10 @@ bool set_ticket_keys_from(SSL_CTX* ctx, const std::string& key_pem) {
   unsigned char digest[64];
   unsigned int size = 0;
   for (int part = 0; part < 2; ++part) {
-    const std::string input = fmt::format("gantry session ticket keys v1 part {}\n{}", part, key_pem);
-    if (EVP_Digest(input.data(), input.size(), digest, &size, EVP_sha512(), nullptr) != 1) return false;
+    const std::string input =
+        fmt::format("gantry session ticket keys v1 part {}\n{}", part, key_pem);
+    if (EVP_Digest(input.data(), input.size(), digest, &size, EVP_sha512(), nullptr) != 1)
+      return false;
     std::memcpy(keys + part * 64, digest, part == 0 ? 64 : 16);
   }
   const bool ok = SSL_CTX_set_tlsext_ticket_keys(ctx, keys, sizeof(keys)) == 1;
@@ -147,8 +148,8 @@ Result<std::shared_ptr<TlsContext>> TlsContext::create(TlsRole role, const TlsOp
     return make_error(Code::kInvalidArgument, "a TLS server needs a certificate and a key");
   }
 
-  const bool verify = options.verify_peer || (role == TlsRole::kServer &&
-                                              options.request_client_cert);
+  const bool verify =
+      options.verify_peer || (role == TlsRole::kServer && options.request_client_cert);
   if (verify) {
     if (options.ca_pem.empty()) {
       return make_error(Code::kInvalidArgument, "TLS peer verification needs a CA bundle");
@@ -195,7 +196,8 @@ Result<std::shared_ptr<TlsIdentity>> TlsIdentity::create(X509* cert, EVP_PKEY* k
     return make_error(Code::kInvalidArgument, "a TLS identity needs a certificate and a key");
   }
   if (X509_check_private_key(cert, key) != 1) {
-    return make_error(Code::kInvalidArgument, "TLS identity: the key does not match the certificate");
+    return make_error(Code::kInvalidArgument,
+                      "TLS identity: the key does not match the certificate");
   }
   std::shared_ptr<TlsIdentity> identity(new TlsIdentity());
   X509_up_ref(cert);
@@ -238,8 +240,8 @@ int TlsContext::on_new_session(SSL* ssl, SSL_SESSION* session) {
 
 int TlsContext::on_verify(int preverify_ok, X509_STORE_CTX* store) {
   if (preverify_ok == 1) return 1;
-  auto* ssl = static_cast<SSL*>(
-      X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()));
+  auto* ssl =
+      static_cast<SSL*>(X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()));
   if (ssl == nullptr) return 0;
   auto* self =
       static_cast<TlsContext*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), context_ex_index()));
@@ -256,8 +258,8 @@ int TlsContext::on_verify(int preverify_ok, X509_STORE_CTX* store) {
   TlsPeerRejection rejection;
   rejection.common_name = subject_common_name(leaf);
   if (leaf != nullptr) {
-    rejection.not_after = asn1_time_point(X509_get0_notAfter(leaf)).value_or(
-        std::chrono::system_clock::time_point{});
+    rejection.not_after =
+        asn1_time_point(X509_get0_notAfter(leaf)).value_or(std::chrono::system_clock::time_point{});
   }
   rejection.expired = error == X509_V_ERR_CERT_HAS_EXPIRED;
   rejection.reason = X509_verify_cert_error_string(error);
@@ -267,14 +269,17 @@ int TlsContext::on_verify(int preverify_ok, X509_STORE_CTX* store) {
 }
 
 void TlsContext::set_peer_rejected_handler(std::function<void(const TlsPeerRejection&)> handler) {
-  auto shared = handler ? std::make_shared<const std::function<void(const TlsPeerRejection&)>>(
-                              std::move(handler))
-                        : nullptr;
+  auto shared =
+      handler
+          ? std::make_shared<const std::function<void(const TlsPeerRejection&)>>(std::move(handler))
+          : nullptr;
   std::lock_guard lock(impl_->mu);
   impl_->on_rejected = std::move(shared);
 }
 
-ssl::context& TlsContext::native() { return impl_->context; }
+ssl::context& TlsContext::native() {
+  return impl_->context;
+}
 
 Status TlsContext::prepare_client(SSL* ssl, std::string_view host, TlsIdentity* identity) {
   const std::string name = options_.server_name.empty() ? std::string(host) : options_.server_name;
@@ -325,7 +330,9 @@ std::optional<std::chrono::system_clock::time_point> peer_not_after(const SSL* s
   return asn1_time_point(X509_get0_notAfter(cert));
 }
 
-bool tls_session_resumed(const SSL* ssl) { return SSL_session_reused(ssl) == 1; }
+bool tls_session_resumed(const SSL* ssl) {
+  return SSL_session_reused(ssl) == 1;
+}
 
 std::optional<std::string> node_name_from_common_name(std::string_view common_name) {
   constexpr std::string_view kPrefix = "system:node:";

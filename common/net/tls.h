@@ -3,6 +3,8 @@
 // session on reconnect).
 #pragma once
 
+#include <openssl/types.h>
+
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -10,8 +12,6 @@
 #include <optional>
 #include <string>
 #include <string_view>
-
-#include <openssl/types.h>
 
 #include "common/base/status.h"
 

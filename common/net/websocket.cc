@@ -1,11 +1,7 @@
 #include "common/net/websocket.h"
 
+#include <spdlog/spdlog.h>
 #include <sys/socket.h>
-
-#include <cerrno>
-#include <deque>
-#include <mutex>
-#include <unordered_map>
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
@@ -16,7 +12,10 @@
 #include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
 #include <boost/beast/websocket/ssl.hpp>
-#include <spdlog/spdlog.h>
+#include <cerrno>
+#include <deque>
+#include <mutex>
+#include <unordered_map>
 
 #include "common/net/lean_tls_stream.h"
 #include "common/net/tcp_info.h"
@@ -30,7 +29,8 @@ int bio_write(BIO* bio, const char* data, int size) {
   BIO_clear_retry_flags(bio);
   const ssize_t n = ::send(static_cast<int>(reinterpret_cast<intptr_t>(BIO_get_data(bio))), data,
                            static_cast<size_t>(size), MSG_NOSIGNAL);
-  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) BIO_set_retry_write(bio);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+    BIO_set_retry_write(bio);
   return static_cast<int>(n);
 }
 
@@ -58,8 +58,8 @@ int bio_create(BIO* bio) {
 
 const BIO_METHOD* nosignal_socket_method() {
   static const BIO_METHOD* method = [] {
-    BIO_METHOD* m = BIO_meth_new(
-        BIO_get_new_index() | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR, "gantry socket");
+    BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR,
+                                 "gantry socket");
     BIO_meth_set_write(m, bio_write);
     BIO_meth_set_read(m, bio_read);
     BIO_meth_set_ctrl(m, bio_ctrl);
@@ -115,11 +115,16 @@ std::string_view target_path(std::string_view target) {
 
 std::string_view connect_error_kind_name(ConnectError::Kind kind) {
   switch (kind) {
-    case ConnectError::Kind::kTcp: return "tcp";
-    case ConnectError::Kind::kTls: return "tls";
-    case ConnectError::Kind::kHttpRefused: return "http-refused";
-    case ConnectError::Kind::kTimeout: return "timeout";
-    case ConnectError::Kind::kProtocol: return "protocol";
+    case ConnectError::Kind::kTcp:
+      return "tcp";
+    case ConnectError::Kind::kTls:
+      return "tls";
+    case ConnectError::Kind::kHttpRefused:
+      return "http-refused";
+    case ConnectError::Kind::kTimeout:
+      return "timeout";
+    case ConnectError::Kind::kProtocol:
+      return "protocol";
   }
   return "unknown";
 }
@@ -200,20 +205,21 @@ class WsSession : public WsConnection, public std::enable_shared_from_this<WsSes
       queued_bytes_.fetch_sub(size);
       asio::post(ws_.get_executor(), [self = shared_from_this()] {
         if (self->server_) self->server_->stats.closed_queue_full++;
-        spdlog::info("websocket {}: closing: send queue above {} bytes",
-                     self->peer_.remote_address, self->max_queued_bytes_);
+        spdlog::info("websocket {}: closing: send queue above {} bytes", self->peer_.remote_address,
+                     self->max_queued_bytes_);
         self->start_close("send queue full", /*drain=*/false);
       });
       return;
     }
-    asio::post(ws_.get_executor(), [self = shared_from_this(), message = std::move(message)]() mutable {
-      if (self->phase_ != Phase::kOpen) {
-        self->queued_bytes_.fetch_sub(message.size());
-        return;
-      }
-      self->queue_.push_back(std::move(message));
-      if (!self->writing_) self->do_write();
-    });
+    asio::post(ws_.get_executor(),
+               [self = shared_from_this(), message = std::move(message)]() mutable {
+                 if (self->phase_ != Phase::kOpen) {
+                   self->queued_bytes_.fetch_sub(message.size());
+                   return;
+                 }
+                 self->queue_.push_back(std::move(message));
+                 if (!self->writing_) self->do_write();
+               });
   }
 
   void close(std::string reason) override {
@@ -255,7 +261,7 @@ class WsSession : public WsConnection, public std::enable_shared_from_this<WsSes
   void configure_open_stream() {
     tcp_layer().expires_never();
     websocket::stream_base::timeout timeouts;
-    timeouts.handshake_timeout = handshake_timeout_;  // also bounds the close handshake
+    timeouts.handshake_timeout = handshake_timeout_;         // also bounds the close handshake
     timeouts.idle_timeout = websocket::stream_base::none();  // our own timer, see on_timer()
     timeouts.keep_alive_pings = false;
     ws_.set_option(timeouts);
@@ -349,11 +355,9 @@ class WsSession : public WsConnection, public std::enable_shared_from_this<WsSes
     refusal_->keep_alive(false);
     refusal_->body() = admission.reason;
     refusal_->prepare_payload();
-    http::async_write(ws_.next_layer(), *refusal_,
-                      [self = shared_from_this()](error_code, size_t) {
-                        self->ws_.next_layer().async_shutdown(
-                            [self](error_code) { self->end_handshake(); });
-                      });
+    http::async_write(ws_.next_layer(), *refusal_, [self = shared_from_this()](error_code, size_t) {
+      self->ws_.next_layer().async_shutdown([self](error_code) { self->end_handshake(); });
+    });
   }
 
   void fail_server_handshake(std::string_view stage, const error_code& ec) {
@@ -447,9 +451,9 @@ class WsSession : public WsConnection, public std::enable_shared_from_this<WsSes
   void on_client_connect(error_code ec, const tcp::endpoint& endpoint) {
     const std::string where = endpoint_string(endpoint);
     if (ec == beast::error::timeout) {
-      return fail_connect(ConnectError::Kind::kTimeout,
-                          fmt::format("timed out after {} ms connecting to {}",
-                                      handshake_timeout_.count(), where));
+      return fail_connect(
+          ConnectError::Kind::kTimeout,
+          fmt::format("timed out after {} ms connecting to {}", handshake_timeout_.count(), where));
     }
     if (ec) {
       if (!connect_errors_.empty()) connect_errors_ += ", ";
@@ -503,13 +507,12 @@ class WsSession : public WsConnection, public std::enable_shared_from_this<WsSes
         }
       }
       error.body = upgrade_response_.body();
-      error.message = fmt::format("{} refused the WebSocket upgrade with HTTP {}{}{}", url,
-                                  error.http_status,
-                                  error.retry_after_seconds > 0
-                                      ? fmt::format(" (retry after {} s)",
-                                                    error.retry_after_seconds)
-                                      : std::string(),
-                                  error.body.empty() ? std::string() : ": " + error.body);
+      error.message =
+          fmt::format("{} refused the WebSocket upgrade with HTTP {}{}{}", url, error.http_status,
+                      error.retry_after_seconds > 0
+                          ? fmt::format(" (retry after {} s)", error.retry_after_seconds)
+                          : std::string(),
+                      error.body.empty() ? std::string() : ": " + error.body);
       return fail_connect(std::move(error));
     }
     if (ec == beast::error::timeout || (ec && handshake_timed_out_)) {
@@ -618,8 +621,7 @@ class WsSession : public WsConnection, public std::enable_shared_from_this<WsSes
     last_received_ = Clock::now();
     if (phase_ == Phase::kOpen && handler_) {
       const auto data = read_buffer_.data();
-      handler_->on_message(
-          std::string_view(static_cast<const char*>(data.data()), data.size()));
+      handler_->on_message(std::string_view(static_cast<const char*>(data.data()), data.size()));
     }
     read_buffer_.consume(read_buffer_.size());
     do_read();
@@ -685,19 +687,19 @@ class WsSession : public WsConnection, public std::enable_shared_from_this<WsSes
     control_in_flight_ = true;
     // A close frame has room for 123 bytes of reason (Beast would throw on more).
     const std::string_view reason = std::string_view(close_reason_).substr(0, 123);
-    ws_.async_close(websocket::close_reason(close_code_, beast::string_view(reason.data(),
-                                                                            reason.size())),
-                    [self = shared_from_this()](error_code ec) {
-                      self->control_in_flight_ = false;
-                      // With a read pending, that read completes (`closed` or an error) and
-                      // finishes the session.
-                      if (!self->read_pending_) return self->finish(self->close_reason_);
-                      if (ec) {
-                        error_code ignored;
-                        self->tcp_layer().socket().shutdown(tcp::socket::shutdown_both, ignored);
-                        self->tcp_layer().close();
-                      }
-                    });
+    ws_.async_close(
+        websocket::close_reason(close_code_, beast::string_view(reason.data(), reason.size())),
+        [self = shared_from_this()](error_code ec) {
+          self->control_in_flight_ = false;
+          // With a read pending, that read completes (`closed` or an error) and
+          // finishes the session.
+          if (!self->read_pending_) return self->finish(self->close_reason_);
+          if (ec) {
+            error_code ignored;
+            self->tcp_layer().socket().shutdown(tcp::socket::shutdown_both, ignored);
+            self->tcp_layer().close();
+          }
+        });
   }
 
   void finish(std::string reason) {
@@ -866,8 +868,7 @@ void WsServer::State::remove(WsSession* session) {
   sessions.erase(session);
 }
 
-Result<std::unique_ptr<WsServer>> WsServer::start(EventLoop& loop,
-                                                  std::shared_ptr<TlsContext> tls,
+Result<std::unique_ptr<WsServer>> WsServer::start(EventLoop& loop, std::shared_ptr<TlsContext> tls,
                                                   WsServerOptions options) {
   if (!tls || tls->role() != TlsRole::kServer) {
     return make_error(Code::kInvalidArgument, "WsServer needs a server TLS context");
@@ -878,8 +879,7 @@ Result<std::unique_ptr<WsServer>> WsServer::start(EventLoop& loop,
   error_code ec;
   auto address = asio::ip::make_address(options.address, ec);
   if (ec) {
-    return make_error(Code::kInvalidArgument, "WsServer: bad listen address '{}'",
-                      options.address);
+    return make_error(Code::kInvalidArgument, "WsServer: bad listen address '{}'", options.address);
   }
   const tcp::endpoint endpoint(address, options.port);
   auto state = std::make_shared<State>(loop.context(), std::move(tls), std::move(options));
@@ -899,11 +899,17 @@ Result<std::unique_ptr<WsServer>> WsServer::start(EventLoop& loop,
   return std::unique_ptr<WsServer>(new WsServer(std::move(state)));
 }
 
-WsServer::~WsServer() { stop(); }
+WsServer::~WsServer() {
+  stop();
+}
 
-uint16_t WsServer::port() const { return state_->port; }
+uint16_t WsServer::port() const {
+  return state_->port;
+}
 
-const WsServerStats& WsServer::stats() const { return state_->stats; }
+const WsServerStats& WsServer::stats() const {
+  return state_->stats;
+}
 
 void WsServer::stop() {
   if (state_->stopped.exchange(true)) return;

@@ -87,9 +87,9 @@ struct WsServerOptions {
 };
 
 struct WsServerStats {
-  std::atomic<uint64_t> accepted{0};          // TCP connections accepted
-  std::atomic<uint64_t> opened{0};            // WebSocket sessions opened
-  std::atomic<uint64_t> open_connections{0};  // currently open WebSocket sessions
+  std::atomic<uint64_t> accepted{0};            // TCP connections accepted
+  std::atomic<uint64_t> opened{0};              // WebSocket sessions opened
+  std::atomic<uint64_t> open_connections{0};    // currently open WebSocket sessions
   std::atomic<uint64_t> handshake_failures{0};  // TLS or upgrade failed / timed out
   std::atomic<uint64_t> refused_path{0};        // 404
   std::atomic<uint64_t> refused_admission{0};   // admit() said no
@@ -102,9 +102,8 @@ struct WsServerStats {
 class WsServer {
  public:
   // Binds and starts accepting on `loop` (which must be running or be run() later).
-  static Result<std::unique_ptr<WsServer>> start(EventLoop& loop,
-                                                  std::shared_ptr<TlsContext> tls,
-                                                  WsServerOptions options);
+  static Result<std::unique_ptr<WsServer>> start(EventLoop& loop, std::shared_ptr<TlsContext> tls,
+                                                 WsServerOptions options);
   // Stops (see stop()).
   ~WsServer();
   WsServer(const WsServer&) = delete;

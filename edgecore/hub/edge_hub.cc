@@ -217,8 +217,8 @@ void EdgeHub::Core::on_close(uint64_t id, std::string_view reason) {
 void EdgeHub::Core::schedule_reconnect_locked() {
   auto delay = backoff.next_delay();
   if (options.rotation && options.rotation->expired()) {
-    delay = std::max(delay, std::chrono::duration_cast<decltype(delay)>(
-                                options.expired_retry_interval));
+    delay = std::max(delay,
+                     std::chrono::duration_cast<decltype(delay)>(options.expired_retry_interval));
   }
   spdlog::info("tunnel: reconnecting in {} ms", delay.count());
   std::weak_ptr<Core> weak = weak_from_this();
@@ -301,9 +301,11 @@ void EdgeHub::Core::request_certificate_locked() {
     spdlog::warn("tunnel: cannot make a certificate request: {}", request.status().to_string());
     return retry_certificate_locked();
   }
-  spdlog::info("tunnel: asking cloudcore to renew this node's certificate (serial {}, valid until "
-               "{})", rotation->certificate().serial_hex(),
-               common::format_rfc3339(rotation->certificate().not_after()));
+  spdlog::info(
+      "tunnel: asking cloudcore to renew this node's certificate (serial {}, valid until "
+      "{})",
+      rotation->certificate().serial_hex(),
+      common::format_rfc3339(rotation->certificate().not_after()));
   send_locked(*request);
   std::weak_ptr<Core> weak = weak_from_this();
   rotation_timer = loop.schedule(options.certificate_answer_timeout, [weak] {
@@ -344,9 +346,11 @@ void EdgeHub::Core::on_certificate_locked(const v1::CertificateResponse& respons
     return retry_certificate_locked();
   }
   ++stats.certificates_renewed;
-  spdlog::info("tunnel: certificate renewed (serial {}, valid until {}); new connections use it, "
-               "this one stays up", rotation->certificate().serial_hex(),
-               common::format_rfc3339(rotation->certificate().not_after()));
+  spdlog::info(
+      "tunnel: certificate renewed (serial {}, valid until {}); new connections use it, "
+      "this one stays up",
+      rotation->certificate().serial_hex(),
+      common::format_rfc3339(rotation->certificate().not_after()));
   arm_rotation_locked();
 }
 

@@ -63,7 +63,7 @@ struct EdgeHubStats {
   uint64_t bytes_received = 0;
   uint64_t certificates_renewed = 0;
   uint64_t certificate_failures = 0;  // refused, unanswered or unusable renewals
-  bool connected = false;  // a Welcome arrived on the current connection
+  bool connected = false;             // a Welcome arrived on the current connection
 };
 
 class EdgeHub {

@@ -33,7 +33,9 @@ Status from_rocks(const rocksdb::Status& s, std::string_view what) {
   return make_error(code, "{}: {}", what, s.ToString());
 }
 
-std::string encode_u64(uint64_t v) { return std::to_string(v); }
+std::string encode_u64(uint64_t v) {
+  return std::to_string(v);
+}
 
 Result<uint64_t> decode_u64(const std::string& s, std::string_view what) {
   uint64_t v = 0;
@@ -46,11 +48,16 @@ Result<uint64_t> decode_u64(const std::string& s, std::string_view what) {
 
 std::string_view kind_name(v1::ObjectKind kind) {
   switch (kind) {
-    case v1::OBJECT_KIND_POD: return "pods";
-    case v1::OBJECT_KIND_CONFIG_MAP: return "configmaps";
-    case v1::OBJECT_KIND_SECRET: return "secrets";
-    case v1::OBJECT_KIND_NODE: return "nodes";
-    default: return "unknown";
+    case v1::OBJECT_KIND_POD:
+      return "pods";
+    case v1::OBJECT_KIND_CONFIG_MAP:
+      return "configmaps";
+    case v1::OBJECT_KIND_SECRET:
+      return "secrets";
+    case v1::OBJECT_KIND_NODE:
+      return "nodes";
+    default:
+      return "unknown";
   }
 }
 
@@ -84,7 +91,9 @@ std::string object_key(const v1::ObjectRef& ref) {
 std::string object_key(const v1::Object& object) {
   return object_key(object.kind(), object.namespace_(), object.name());
 }
-std::string kind_prefix(v1::ObjectKind kind) { return std::string(kind_name(kind)) + "/"; }
+std::string kind_prefix(v1::ObjectKind kind) {
+  return std::string(kind_name(kind)) + "/";
+}
 
 // --- StatusWrites -----------------------------------------------------------------------------
 
@@ -92,12 +101,16 @@ void StatusWrites::put_acked(const v1::StatusEntry& record) {
   ops_.push_back({true, object_key(record.kind(), record.namespace_(), record.name()),
                   record.SerializeAsString()});
 }
-void StatusWrites::delete_acked(const std::string& key) { ops_.push_back({true, key, {}}); }
+void StatusWrites::delete_acked(const std::string& key) {
+  ops_.push_back({true, key, {}});
+}
 void StatusWrites::put_outbox(const v1::StatusEntry& record) {
   ops_.push_back({false, object_key(record.kind(), record.namespace_(), record.name()),
                   record.SerializeAsString()});
 }
-void StatusWrites::delete_outbox(const std::string& key) { ops_.push_back({false, key, {}}); }
+void StatusWrites::delete_outbox(const std::string& key) {
+  ops_.push_back({false, key, {}});
+}
 
 // --- MetaStore --------------------------------------------------------------------------------
 
@@ -105,7 +118,8 @@ Result<std::unique_ptr<MetaStore>> MetaStore::open(const std::filesystem::path& 
                                                    const MetaOptions& mo) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
-  if (ec) return make_error(Code::kUnavailable, "meta: creating {}: {}", dir.string(), ec.message());
+  if (ec)
+    return make_error(Code::kUnavailable, "meta: creating {}: {}", dir.string(), ec.message());
 
   rocksdb::DBOptions db_options;
   db_options.create_if_missing = true;
@@ -140,9 +154,8 @@ Result<std::unique_ptr<MetaStore>> MetaStore::open(const std::filesystem::path& 
   cf_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
 
   std::vector<rocksdb::ColumnFamilyDescriptor> families;
-  for (const char* name :
-       {rocksdb::kDefaultColumnFamilyName.c_str(), kObjectsCf, kMetaCf, kAckedCf, kOutboxCf,
-        kPodsCf}) {
+  for (const char* name : {rocksdb::kDefaultColumnFamilyName.c_str(), kObjectsCf, kMetaCf, kAckedCf,
+                           kOutboxCf, kPodsCf}) {
     families.emplace_back(name, cf_options);
   }
 
@@ -356,7 +369,8 @@ Status MetaStore::write_status(const StatusWrites& writes) {
   return common::ok_status();
 }
 
-Result<std::vector<v1::StatusEntry>> MetaStore::list_entries(rocksdb::ColumnFamilyHandle* cf) const {
+Result<std::vector<v1::StatusEntry>> MetaStore::list_entries(
+    rocksdb::ColumnFamilyHandle* cf) const {
   std::vector<v1::StatusEntry> out;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
@@ -371,7 +385,9 @@ Result<std::vector<v1::StatusEntry>> MetaStore::list_entries(rocksdb::ColumnFami
   return out;
 }
 
-Result<std::vector<v1::StatusEntry>> MetaStore::list_acked() const { return list_entries(acked_); }
+Result<std::vector<v1::StatusEntry>> MetaStore::list_acked() const {
+  return list_entries(acked_);
+}
 Result<std::vector<v1::StatusEntry>> MetaStore::list_outbox() const {
   return list_entries(outbox_);
 }

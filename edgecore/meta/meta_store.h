@@ -42,7 +42,7 @@ std::string kind_prefix(v1::ObjectKind kind);
 
 struct MetaOptions {
   // Sized for a 1 GB device: a few MB of memtables and block cache in total.
-  size_t write_buffer_bytes = 1 << 20;       // per column family
+  size_t write_buffer_bytes = 1 << 20;        // per column family
   size_t total_write_buffer_bytes = 4 << 20;  // across column families
   size_t block_cache_bytes = 2 << 20;
   uint64_t max_total_wal_bytes = 8 << 20;

@@ -1,6 +1,7 @@
 #include "edgecore/status/node_probe.h"
 
 #include <arpa/inet.h>
+#include <fmt/format.h>
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <netinet/in.h>
@@ -11,8 +12,6 @@
 #include <algorithm>
 #include <fstream>
 #include <sstream>
-
-#include <fmt/format.h>
 
 namespace gantry::edge {
 namespace {
@@ -93,7 +92,9 @@ std::vector<std::string> interface_addresses() {
   return out;
 }
 
-std::string bytes_text(int64_t bytes) { return fmt::format("{} MiB", bytes >> 20); }
+std::string bytes_text(int64_t bytes) {
+  return fmt::format("{} MiB", bytes >> 20);
+}
 
 }  // namespace
 
@@ -122,8 +123,7 @@ NodeReadings read_node(const std::filesystem::path& data_dir) {
 }
 
 void NodeProber::set_condition(v1::NodeStatus& status, v1::NodeConditionType type, bool on,
-                               const std::string& reason, const std::string& message,
-                               int64_t now) {
+                               const std::string& reason, const std::string& message, int64_t now) {
   v1::NodeCondition next;
   next.set_type(type);
   next.set_status(on ? v1::CONDITION_STATUS_TRUE : v1::CONDITION_STATUS_FALSE);
@@ -141,8 +141,7 @@ void NodeProber::set_condition(v1::NodeStatus& status, v1::NodeConditionType typ
   *status.add_conditions() = std::move(next);
 }
 
-v1::NodeStatus NodeProber::status(const NodeReadings& r, const RuntimeView& runtime,
-                                  int64_t now) {
+v1::NodeStatus NodeProber::status(const NodeReadings& r, const RuntimeView& runtime, int64_t now) {
   v1::NodeStatus status;
   auto* capacity = status.mutable_capacity();
   capacity->set_cpu_millis(r.cpu_millis);
@@ -164,8 +163,8 @@ v1::NodeStatus NodeProber::status(const NodeReadings& r, const RuntimeView& runt
                 "edgecore is posting ready status", now);
   // Messages name the threshold, not the reading: a reading that moves each probe would make
   // every report a change.
-  bool memory_pressure = r.memory_total_bytes > 0 &&
-                         r.memory_available_bytes < options_.memory_available_min_bytes;
+  bool memory_pressure =
+      r.memory_total_bytes > 0 && r.memory_available_bytes < options_.memory_available_min_bytes;
   set_condition(status, v1::NODE_CONDITION_MEMORY_PRESSURE, memory_pressure,
                 memory_pressure ? "EdgecoreHasInsufficientMemory" : "EdgecoreHasSufficientMemory",
                 memory_pressure ? fmt::format("memory available is below {}",
@@ -173,13 +172,14 @@ v1::NodeStatus NodeProber::status(const NodeReadings& r, const RuntimeView& runt
                                 : "",
                 now);
   bool disk_pressure = r.disk_total_bytes > 0 && r.disk_available_bytes < disk_floor;
-  set_condition(status, v1::NODE_CONDITION_DISK_PRESSURE, disk_pressure,
-                disk_pressure ? "EdgecoreHasDiskPressure" : "EdgecoreHasNoDiskPressure",
-                disk_pressure ? fmt::format("space available on the filesystem of {} is below {:.0f}%",
-                                            options_.data_dir.string(),
-                                            options_.disk_available_min_fraction * 100)
-                              : "",
-                now);
+  set_condition(
+      status, v1::NODE_CONDITION_DISK_PRESSURE, disk_pressure,
+      disk_pressure ? "EdgecoreHasDiskPressure" : "EdgecoreHasNoDiskPressure",
+      disk_pressure
+          ? fmt::format("space available on the filesystem of {} is below {:.0f}%",
+                        options_.data_dir.string(), options_.disk_available_min_fraction * 100)
+          : "",
+      now);
   set_condition(status, v1::NODE_CONDITION_RUNTIME_UNAVAILABLE, !runtime.ready,
                 runtime.ready ? "RuntimeReady" : "RuntimeNotResponding",
                 runtime.ready ? "" : runtime.message, now);

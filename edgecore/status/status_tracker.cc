@@ -9,7 +9,9 @@ namespace {
 
 using google::protobuf::util::MessageDifferencer;
 
-bool has_status(const v1::StatusEntry& e) { return e.has_pod() || e.has_node(); }
+bool has_status(const v1::StatusEntry& e) {
+  return e.has_pod() || e.has_node();
+}
 
 // Same uid, deletion mark and status (kind/name/generation are not compared).
 bool same_status(const v1::StatusEntry& a, const v1::StatusEntry& b) {
@@ -21,7 +23,9 @@ bool same_status(const v1::StatusEntry& a, const v1::StatusEntry& b) {
 }
 
 // Protobuf's overhead for one repeated message field element (tag + length varint).
-size_t framed_size(size_t n) { return n + 1 + (n < 128 ? 1 : n < 16384 ? 2 : 3); }
+size_t framed_size(size_t n) {
+  return n + 1 + (n < 128 ? 1 : n < 16384 ? 2 : 3);
+}
 
 }  // namespace
 
@@ -155,7 +159,9 @@ std::optional<v1::StatusEntry> StatusTracker::entry_for(const Record& r) const {
   return entry;
 }
 
-bool StatusTracker::ready_to_send(const Record& r) const { return r.latest && !r.in_flight; }
+bool StatusTracker::ready_to_send(const Record& r) const {
+  return r.latest && !r.in_flight;
+}
 
 std::optional<v1::StatusDelta> StatusTracker::take_batch(uint64_t sequence) {
   std::lock_guard lock(mutex_);
@@ -224,7 +230,8 @@ void StatusTracker::settle(Record& r, const v1::ResyncRequest* resync, StatusWri
 Status StatusTracker::on_ack(uint64_t sequence, const std::vector<v1::ResyncRequest>& resync) {
   std::lock_guard lock(mutex_);
   std::map<std::string, const v1::ResyncRequest*> named;
-  for (const auto& request : resync) named[object_key(request.kind(), request.namespace_(), request.name())] = &request;
+  for (const auto& request : resync)
+    named[object_key(request.kind(), request.namespace_(), request.name())] = &request;
 
   StatusWrites writes;
   std::vector<std::string> keys;

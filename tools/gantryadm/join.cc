@@ -1,8 +1,6 @@
 // <utility> first: Boost 1.74's Asio headers use std::exchange without including it.
 #include "tools/gantryadm/join.h"
 
-#include "common/base/names.h"
-
 #include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -22,6 +20,7 @@
 
 #include "common/base/address.h"
 #include "common/base/atomic_file.h"
+#include "common/base/names.h"
 #include "common/base/version.h"
 #include "common/net/tls.h"
 #include "common/pki/pki.h"
@@ -138,7 +137,6 @@ Result<HttpsResponse> https_request(const common::HostPort& server, common::TlsC
   // response is complete.
   return out;
 }
-
 
 std::string to_lower(std::string text) {
   for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));

@@ -67,14 +67,15 @@ int run(int argc, char** argv) {
       "DIR/pki and DIR/edgecore.yaml; installs the systemd unit where systemd runs");
   join_cmd->add_option("--cloudcore", join.cloudcore, "cloudcore's join endpoint, HOST:10002")
       ->required();
-  join_cmd->add_option("--token", join.token, "a join token from `gantryadm gettoken`")
-      ->required();
-  join_cmd->add_option("--node-name", join.node_name,
-                       "this node's name (lowercase DNS name, unique in the fleet)")
+  join_cmd->add_option("--token", join.token, "a join token from `gantryadm gettoken`")->required();
+  join_cmd
+      ->add_option("--node-name", join.node_name,
+                   "this node's name (lowercase DNS name, unique in the fleet)")
       ->required();
   join_cmd->add_option("--province", join.province, "the province this node belongs to")
       ->required();
-  join_cmd->add_option("--data-dir", join_dir, "edgecore's directory, e.g. /var/lib/gantry/edgecore")
+  join_cmd
+      ->add_option("--data-dir", join_dir, "edgecore's directory, e.g. /var/lib/gantry/edgecore")
       ->required();
   join_cmd->add_option("--runtime-endpoint", join.runtime_endpoint, "containerd's CRI socket")
       ->capture_default_str();

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <signal.h>
 #include <sys/types.h>
+#include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -10,8 +11,6 @@
 #include <cstring>
 #include <fstream>
 #include <thread>
-
-#include <yaml-cpp/yaml.h>
 
 #include "common/base/atomic_file.h"
 #include "edgecore/runtime/cri_runtime.h"
@@ -142,8 +141,8 @@ std::string runtime_endpoint(const fs::path& config) {
 // Stops and removes every sandbox (with its containers) that edgecore started, and nothing else.
 void remove_pods(const fs::path& dir, ResetReport& report) {
   report.runtime_endpoint = runtime_endpoint(dir / "edgecore.yaml");
-  auto runtime = edge::CriRuntime::create({.endpoint = report.runtime_endpoint,
-                                           .call_timeout = std::chrono::seconds(10)});
+  auto runtime = edge::CriRuntime::create(
+      {.endpoint = report.runtime_endpoint, .call_timeout = std::chrono::seconds(10)});
   if (!runtime.ok()) {
     report.warnings.push_back(fmt::format("pods were not removed: {}", runtime.status().message()));
     return;

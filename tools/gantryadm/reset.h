@@ -12,7 +12,7 @@ namespace gantry::adm {
 
 // What join and edgecore create in an edge data dir: reset removes these and nothing else.
 inline const std::vector<std::string> kEdgeEntries = {"edgecore.yaml", "edgecore.pid", "pki",
-                                                      "meta", "pods", "logs"};
+                                                      "meta",          "pods",         "logs"};
 
 struct ResetOptions {
   std::filesystem::path data_dir;

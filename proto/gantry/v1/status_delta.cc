@@ -21,13 +21,13 @@ bool same(const T& a, const T& b) {
 }
 
 // Optional scalar fields: present in `latest` and new or different -> in the delta.
-#define GANTRY_DIFF_SCALAR(field)                                                         \
+#define GANTRY_DIFF_SCALAR(field)                                                             \
   if (latest.has_##field() && (!acked.has_##field() || !same(acked.field(), latest.field()))) \
-    delta.set_##field(latest.field())
+  delta.set_##field(latest.field())
 // Message fields: present in `latest` and new or different -> in the delta, whole.
-#define GANTRY_DIFF_MESSAGE(field)                                                        \
+#define GANTRY_DIFF_MESSAGE(field)                                                            \
   if (latest.has_##field() && (!acked.has_##field() || !same(acked.field(), latest.field()))) \
-    *delta.mutable_##field() = latest.field()
+  *delta.mutable_##field() = latest.field()
 #define GANTRY_CLEARED(field) (acked.has_##field() && !latest.has_##field())
 #define GANTRY_MERGE_SCALAR(field) \
   if (delta.has_##field()) out.set_##field(delta.field())
@@ -73,8 +73,12 @@ bool keyed_prefix(const List& acked, const List& latest, Key key) {
   return true;
 }
 
-const std::string& container_name(const ContainerStatus& c) { return c.name(); }
-NodeConditionType condition_type(const NodeCondition& c) { return c.type(); }
+const std::string& container_name(const ContainerStatus& c) {
+  return c.name();
+}
+NodeConditionType condition_type(const NodeCondition& c) {
+  return c.type();
+}
 
 }  // namespace
 
@@ -148,8 +152,12 @@ NodeStatus diff(const NodeStatus& acked, const NodeStatus& latest) {
   return delta;
 }
 
-bool is_empty(const PodStatus& delta) { return delta.ByteSizeLong() == 0; }
-bool is_empty(const NodeStatus& delta) { return delta.ByteSizeLong() == 0; }
+bool is_empty(const PodStatus& delta) {
+  return delta.ByteSizeLong() == 0;
+}
+bool is_empty(const NodeStatus& delta) {
+  return delta.ByteSizeLong() == 0;
+}
 
 PodStatus apply_delta(const PodStatus& base, const PodStatus& delta) {
   PodStatus out = base;

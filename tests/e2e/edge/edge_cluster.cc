@@ -1,9 +1,9 @@
 #include "tests/e2e/edge/edge_cluster.h"
 
-#include <catch2/catch.hpp>
 #include <fmt/format.h>
 #include <signal.h>
 
+#include <catch2/catch.hpp>
 #include <fstream>
 #include <sstream>
 
@@ -142,8 +142,12 @@ void EdgeCluster::kill_edgecore() {
   edgecore_->wait();
 }
 
-std::string EdgeCluster::edgecore_log() const { return read_text(tmp_ / "edgecore.log"); }
-std::string EdgeCluster::cloudcore_log() const { return read_text(tmp_ / "cloudcore.log"); }
+std::string EdgeCluster::edgecore_log() const {
+  return read_text(tmp_ / "edgecore.log");
+}
+std::string EdgeCluster::cloudcore_log() const {
+  return read_text(tmp_ / "cloudcore.log");
+}
 
 Output EdgeCluster::kubectl(const std::vector<std::string>& args,
                             std::chrono::milliseconds timeout) {

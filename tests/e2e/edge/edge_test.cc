@@ -1,12 +1,12 @@
 // The edge runtime end to end: kubectl against the real cloudcore, edgecore running pods on a real
 // containerd. What is asserted is what an operator sees: kubectl's output and what runs on the
 // node.
-#include <catch2/catch.hpp>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <signal.h>
 
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <fstream>
 #include <regex>
 #include <sstream>
@@ -28,11 +28,12 @@ TEST_CASE("A pod applied in the cloud runs on the edge and reports Running and i
   EdgeCluster c;
   auto started = std::chrono::steady_clock::now();
   auto r = c.kubectl_apply(c.pod_yaml(
-      "hello", "echo hello from gantry; i=0; while true; do i=$((i+1)); echo tick $i; sleep 1; done"));
+      "hello",
+      "echo hello from gantry; i=0; while true; do i=$((i+1)); echo tick $i; sleep 1; done"));
   INFO(r.text);
   REQUIRE(r.exit_code == 0);
-  bool running = eventually([&] { return c.pod_field("hello", "{.status.phase}") == "Running"; },
-                            60s, 50ms);
+  bool running =
+      eventually([&] { return c.pod_field("hello", "{.status.phase}") == "Running"; }, 60s, 50ms);
   auto latency = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - started);
   INFO(c.edgecore_log());
@@ -58,16 +59,15 @@ TEST_CASE("A pod applied in the cloud runs on the edge and reports Running and i
   CHECK(std::count(tail.text.begin(), tail.text.end(), '\n') == 1);
   CHECK(contains(tail.text, "tick"));
 
-  test::ChildProcess follow({"/usr/bin/env", "kubectl", "--kubeconfig",
-                             (c.dir() / "cloud" / "admin.kubeconfig").string(), "logs", "-f",
-                             "hello", "--tail=1"},
-                            c.dir() / "follow.log");
+  test::ChildProcess follow(
+      {"/usr/bin/env", "kubectl", "--kubeconfig", (c.dir() / "cloud" / "admin.kubeconfig").string(),
+       "logs", "-f", "hello", "--tail=1"},
+      c.dir() / "follow.log");
   auto ticks = [&] {
     static const std::regex tick(R"(tick (\d+))");
     std::string text = follow.log();
     std::vector<int> seen;
-    for (std::sregex_iterator it(text.begin(), text.end(), tick), end;
-         it != end; ++it) {
+    for (std::sregex_iterator it(text.begin(), text.end(), tick), end; it != end; ++it) {
       seen.push_back(std::stoi((*it)[1]));
     }
     return seen;
@@ -90,12 +90,11 @@ TEST_CASE("A container that exits 1 is restarted with growing back-off and shows
             c.pod_field("crash", "{.status.containerStatuses[0].state.waiting.reason}");
         std::string message =
             c.pod_field("crash", "{.status.containerStatuses[0].state.waiting.message}");
-        if (reason == "CrashLoopBackOff" &&
-            (messages.empty() || messages.back() != message)) {
+        if (reason == "CrashLoopBackOff" && (messages.empty() || messages.back() != message)) {
           messages.push_back(message);
         }
-        int restarts = std::atoi(
-            c.pod_field("crash", "{.status.containerStatuses[0].restartCount}").c_str());
+        int restarts =
+            std::atoi(c.pod_field("crash", "{.status.containerStatuses[0].restartCount}").c_str());
         return restarts >= 3 && messages.size() >= 3;
       },
       120s, 100ms);
@@ -114,9 +113,13 @@ TEST_CASE("A container that exits 1 is restarted with growing back-off and shows
   CHECK(std::is_sorted(delays.begin(), delays.end()));
   CHECK(delays.back() >= 4);
   // kubectl's STATUS column (the server's Table) says so while the container waits.
-  CHECK(eventually([&] { return contains(c.kubectl({"get", "pod", "crash"}).text, "CrashLoopBackOff"); },
-                   60s, 100ms));
-  CHECK(c.pod_field("crash", "{.status.containerStatuses[0].lastState.terminated.exitCode}") == "1");
+  CHECK(eventually(
+      [&] {
+        return contains(c.kubectl({"get", "pod", "crash"}).text, "CrashLoopBackOff");
+      },
+      60s, 100ms));
+  CHECK(c.pod_field("crash", "{.status.containerStatuses[0].lastState.terminated.exitCode}") ==
+        "1");
   auto previous = c.kubectl({"logs", "crash", "--previous"});
   CHECK(contains(previous.text, "boom"));
 }
@@ -135,7 +138,7 @@ TEST_CASE("With the cloud down a killed edgecore and a restarted machine bring t
   c.kill_edgecore();
   // What a power cut does to the node: every container process dies, containerd restarts.
   auto kill_tasks = c.containerd().ctr({"tasks", "ls", "-q"});
-  for (std::istringstream ids(kill_tasks.output); ;) {
+  for (std::istringstream ids(kill_tasks.output);;) {
     std::string id;
     if (!std::getline(ids, id)) break;
     if (!id.empty()) c.containerd().ctr({"tasks", "kill", "-s", "SIGKILL", id});
@@ -177,8 +180,9 @@ TEST_CASE("With the cloud down a killed edgecore and a restarted machine bring t
   CHECK(c.containers_of("keep").size() <= 2);
 }
 
-TEST_CASE("A new image is pulled before the old container stops and a missing one leaves it running",
-          "[edge]") {
+TEST_CASE(
+    "A new image is pulled before the old container stops and a missing one leaves it running",
+    "[edge]") {
   EdgeCluster c;
   std::string registry = c.containerd().start_registry();
   std::string v1 =
@@ -213,8 +217,9 @@ TEST_CASE("A new image is pulled before the old container stops and a missing on
   // An image the registry does not have: the v2 container keeps running.
   std::string missing = registry + "/app:v404";
   std::string running_id = c.running_containers_of("app").at(0).id;
-  REQUIRE(c.kubectl_apply(c.pod_yaml("app", "cat /etc/gantry-image; sleep 3600", missing))
-              .exit_code == 0);
+  REQUIRE(
+      c.kubectl_apply(c.pod_yaml("app", "cat /etc/gantry-image; sleep 3600", missing)).exit_code ==
+      0);
   REQUIRE(eventually(
       [&] {
         std::string reason =
@@ -243,8 +248,9 @@ data:
                        value);
   };
   REQUIRE(c.kubectl_apply(configmap("first")).exit_code == 0);
-  std::string pod = c.pod_yaml("reader", "while true; do cat /etc/app/greeting; echo; sleep 1; done") +
-                    R"(    volumeMounts:
+  std::string pod =
+      c.pod_yaml("reader", "while true; do cat /etc/app/greeting; echo; sleep 1; done") +
+      R"(    volumeMounts:
     - name: conf
       mountPath: /etc/app
   volumes:
@@ -256,8 +262,11 @@ data:
   REQUIRE(eventually([&] { return contains(c.kubectl({"logs", "reader"}).text, "first"); }, 60s));
   REQUIRE(c.kubectl_apply(configmap("second")).exit_code == 0);
   INFO(c.edgecore_log());
-  REQUIRE(eventually([&] { return contains(c.kubectl({"logs", "reader", "--tail=2"}).text, "second"); },
-                     60s));
+  REQUIRE(eventually(
+      [&] {
+        return contains(c.kubectl({"logs", "reader", "--tail=2"}).text, "second");
+      },
+      60s));
   CHECK(c.containers_of("reader").size() == 1);  // updated in place, not restarted
 }
 
@@ -273,7 +282,10 @@ TEST_CASE("A pod deleted in the cloud is stopped and removed on the edge and the
   INFO(c.edgecore_log());
   REQUIRE(eventually([&] { return c.containers_of("gone").empty(); }, 60s));
   REQUIRE(eventually(
-      [&] { return contains(c.kubectl({"get", "pod", "gone"}).text, "NotFound"); }, 60s));
+      [&] {
+        return contains(c.kubectl({"get", "pod", "gone"}).text, "NotFound");
+      },
+      60s));
 }
 
 }  // namespace

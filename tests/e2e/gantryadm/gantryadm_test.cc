@@ -118,8 +118,7 @@ std::string edge_sample_for(const fs::path& dir) {
                      "\"127.0.0.1:" + std::to_string(test::free_port()) + "\"");
 }
 
-TEST_CASE("gantryadm has --help, --version and per-command help",
-          "[e2e]") {
+TEST_CASE("gantryadm has --help, --version and per-command help", "[e2e]") {
   TempDir scratch;
   auto help = adm(scratch, {"--help"});
   CHECK(help.exit_code == 0);
@@ -366,11 +365,27 @@ TEST_CASE("deploy/cloudcore.yaml sets every option and loads in cloudcore", "[e2
   TempDir scratch;
   REQUIRE(init(scratch, scratch / "etc", "127.0.0.1").exit_code == 0);
   std::string yaml = read_text(source_dir() / "deploy" / "cloudcore.yaml");
-  for (const char* key : {"data_dir:", "threads:", "listen:", "heartbeat:", "node_timeout:",
-                          "max_concurrent_resyncs:", "max_concurrent_handshakes:", "retry_after:",
-                          "max_frame:", "max_queued:", "cert:", "key:", "ca:", "keep_revisions:",
-                          "keep_duration:", "block_cache:", "level:", "format:", "token_file:",
-                          "anonymous_health:", "max_body:"}) {
+  for (const char* key : {"data_dir:",
+                          "threads:",
+                          "listen:",
+                          "heartbeat:",
+                          "node_timeout:",
+                          "max_concurrent_resyncs:",
+                          "max_concurrent_handshakes:",
+                          "retry_after:",
+                          "max_frame:",
+                          "max_queued:",
+                          "cert:",
+                          "key:",
+                          "ca:",
+                          "keep_revisions:",
+                          "keep_duration:",
+                          "block_cache:",
+                          "level:",
+                          "format:",
+                          "token_file:",
+                          "anonymous_health:",
+                          "max_body:"}) {
     INFO(key);
     CHECK(yaml.find(key) != std::string::npos);
   }
@@ -389,10 +404,10 @@ TEST_CASE("deploy/edgecore.yaml sets every option and loads in edgecore", "[e2e]
   const fs::path dir = scratch / "edge";
   make_edge_pki(dir / "pki", "gantry-01");
   const std::string yaml = edge_sample_for(dir);
-  for (const char* key : {"node_name:", "data_dir:", "cloudcore:", "cert:", "key:", "ca:",
-                          "heartbeat:", "base:", "cap:", "level:", "format:", "endpoint:",
-                          "timeout:", "pull_timeout:", "relist_interval:", "crash_backoff_base:",
-                          "crash_backoff_cap:", "node_status_interval:"}) {
+  for (const char* key :
+       {"node_name:", "data_dir:", "cloudcore:", "cert:", "key:", "ca:", "heartbeat:", "base:",
+        "cap:", "level:", "format:", "endpoint:", "timeout:", "pull_timeout:", "relist_interval:",
+        "crash_backoff_base:", "crash_backoff_cap:", "node_status_interval:"}) {
     INFO(key);
     CHECK(yaml.find(key) != std::string::npos);
   }

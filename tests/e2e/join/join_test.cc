@@ -9,8 +9,8 @@
 #include <catch2/catch.hpp>
 #include <cctype>
 #include <chrono>
-#include <filesystem>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <regex>
 #include <sstream>
@@ -36,7 +36,8 @@ fs::path binary(const std::string& dir, const std::string& name) {
 }
 
 // GET on cloudcore's REST API (its port read from the log) with the admin token from tokens.csv.
-std::string api_get(const std::string& cloudcore_log, const fs::path& tokens_csv, const std::string& path) {
+std::string api_get(const std::string& cloudcore_log, const fs::path& tokens_csv,
+                    const std::string& path) {
   std::smatch m;
   static const std::regex port_re("api: listening on port (\\d+)");
   if (!std::regex_search(cloudcore_log, m, port_re)) return "";
@@ -45,8 +46,9 @@ std::string api_get(const std::string& cloudcore_log, const fs::path& tokens_csv
   std::getline(tokens, line);
   while (!line.empty() && line[0] == '#') std::getline(tokens, line);
   std::string token = line.substr(0, line.find(','));
-  std::string cmd = fmt::format("curl -sk --max-time 5 -H 'Authorization: Bearer {}' https://127.0.0.1:{}{}", token,
-                                m[1].str(), path);
+  std::string cmd =
+      fmt::format("curl -sk --max-time 5 -H 'Authorization: Bearer {}' https://127.0.0.1:{}{}",
+                  token, m[1].str(), path);
   std::string out;
   if (FILE* f = popen(cmd.c_str(), "r")) {
     char buf[4096];
@@ -217,7 +219,9 @@ TEST_CASE(
   bool ready = test::eventually(
       [&] {
         node_json = api_get(c.log(), c.cloud / "tokens.csv", "/api/v1/nodes/edge-1");
-        return std::regex_search(node_json, std::regex(R"("type":"Ready"[^}]*"status":"True"|"status":"True"[^}]*"type":"Ready")"));
+        return std::regex_search(
+            node_json,
+            std::regex(R"("type":"Ready"[^}]*"status":"True"|"status":"True"[^}]*"type":"Ready")"));
       },
       60s, 100ms);
   INFO("node from the API: " << node_json);

@@ -1,10 +1,9 @@
 // Real kubectl (the oldest and newest on the machine, and the one on PATH) against an in-process
 // API server with a real store; edge reports are simulated by writing StoredStatus records the
 // way the hub does.
+#include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
-
-#include <catch2/catch.hpp>
 
 #include "cloudcore/registry/keys.h"
 #include "tests/unit/cloudcore/api/api_fixture.h"
@@ -16,8 +15,9 @@ namespace {
 
 std::vector<std::string> kubectl_binaries() {
   std::vector<std::string> out;
-  for (const char* p : {"/usr/lib/google-cloud-sdk/bin/kubectl.1.27", "/usr/lib/google-cloud-sdk/bin/kubectl.1.33",
-                        "/usr/bin/kubectl", "/usr/local/bin/kubectl"})
+  for (const char* p :
+       {"/usr/lib/google-cloud-sdk/bin/kubectl.1.27", "/usr/lib/google-cloud-sdk/bin/kubectl.1.33",
+        "/usr/bin/kubectl", "/usr/local/bin/kubectl"})
     if (std::filesystem::exists(p)) out.emplace_back(p);
   return out;
 }
@@ -28,13 +28,16 @@ struct Kubectl {
   std::string kubeconfig;
   int runs = 0;
 
-  Kubectl(ApiFixture& a, std::string bin, const std::string& token) : api(a), binary(std::move(bin)) {
-    kubeconfig = (api.dir() / ("kubeconfig-" + std::to_string(std::hash<std::string>{}(token)))).string();
-    std::ofstream(kubeconfig) << "apiVersion: v1\nkind: Config\nclusters:\n- name: gantry\n  cluster:\n"
-                              << "    server: " << api.url("") << "\n    certificate-authority: " << api.ca_path()
-                              << "\nusers:\n- name: user\n  user:\n    token: " << token
-                              << "\ncontexts:\n- name: gantry\n  context:\n    cluster: gantry\n    user: user\n"
-                              << "current-context: gantry\n";
+  Kubectl(ApiFixture& a, std::string bin, const std::string& token)
+      : api(a), binary(std::move(bin)) {
+    kubeconfig =
+        (api.dir() / ("kubeconfig-" + std::to_string(std::hash<std::string>{}(token)))).string();
+    std::ofstream(kubeconfig)
+        << "apiVersion: v1\nkind: Config\nclusters:\n- name: gantry\n  cluster:\n"
+        << "    server: " << api.url("") << "\n    certificate-authority: " << api.ca_path()
+        << "\nusers:\n- name: user\n  user:\n    token: " << token
+        << "\ncontexts:\n- name: gantry\n  context:\n    cluster: gantry\n    user: user\n"
+        << "current-context: gantry\n";
   }
 
   std::vector<std::string> argv(const std::vector<std::string>& args) const {
@@ -52,7 +55,9 @@ struct Kubectl {
   }
 };
 
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
 
 std::string write_file(const ApiFixture& api, const std::string& name, const std::string& text) {
   auto path = api.dir() / name;
@@ -66,7 +71,8 @@ TEST_CASE("kubectl binaries exist on this machine", "[e2e][kubectl]") {
   REQUIRE_FALSE(kubectl_binaries().empty());
 }
 
-TEST_CASE("kubectl get nodes shows STATUS and PROVINCE, and filters by province", "[e2e][kubectl]") {
+TEST_CASE("kubectl get nodes shows STATUS and PROVINCE, and filters by province",
+          "[e2e][kubectl]") {
   auto binaries = kubectl_binaries();
   REQUIRE_FALSE(binaries.empty());
   auto binary = GENERATE_COPY(from_range(binaries));
@@ -110,7 +116,8 @@ TEST_CASE("kubectl get pods -A -o wide shows READY, STATUS, IP and NODE", "[e2e]
   auto [code, out] = k.run({"get", "pods", "-A", "-o", "wide"});
   INFO(out);
   REQUIRE(code == 0);
-  for (const char* column : {"NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE"})
+  for (const char* column :
+       {"NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE"})
     CHECK(contains(out, column));
   CHECK(contains(out, "default"));
   CHECK(contains(out, "kube-system"));
@@ -129,8 +136,10 @@ TEST_CASE("kubectl apply creates then patches, and delete removes", "[e2e][kubec
   Kubectl k(api, binary, kAdminToken);
   INFO(binary);
   std::string manifest =
-      "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\n  labels:\n    app: web\nspec:\n  nodeName: hz-1\n"
-      "  containers:\n  - name: main\n    image: nginx:1.25\n    env:\n    - name: A\n      value: \"1\"\n";
+      "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\n  labels:\n    app: web\nspec:\n  "
+      "nodeName: hz-1\n"
+      "  containers:\n  - name: main\n    image: nginx:1.25\n    env:\n    - name: A\n      value: "
+      "\"1\"\n";
   auto [c1, o1] = k.run({"apply", "-f", write_file(api, "pod.yaml", manifest)});
   INFO(o1);
   REQUIRE(c1 == 0);
@@ -147,7 +156,8 @@ TEST_CASE("kubectl apply creates then patches, and delete removes", "[e2e][kubec
   CHECK(got["spec"]["containers"][0]["image"] == "nginx:1.26");
   CHECK(got["spec"]["containers"][0]["env"][0]["name"] == "A");
   CHECK(got["metadata"]["labels"]["tier"] == "front");
-  CHECK(got["metadata"]["annotations"].contains("kubectl.kubernetes.io/last-applied-configuration"));
+  CHECK(
+      got["metadata"]["annotations"].contains("kubectl.kubernetes.io/last-applied-configuration"));
 
   auto [c3, o3] = k.run({"label", "pod", "web", "extra=yes"});
   INFO(o3);
@@ -160,7 +170,8 @@ TEST_CASE("kubectl apply creates then patches, and delete removes", "[e2e][kubec
   CHECK(api.call("GET", "/api/v1/namespaces/default/pods/web", kAdminToken).code == 404);
 }
 
-TEST_CASE("a graceful kubectl delete leaves the pod Terminating until the edge reports it gone", "[e2e][kubectl]") {
+TEST_CASE("a graceful kubectl delete leaves the pod Terminating until the edge reports it gone",
+          "[e2e][kubectl]") {
   auto binaries = kubectl_binaries();
   REQUIRE_FALSE(binaries.empty());
   auto binary = GENERATE_COPY(from_range(binaries));
@@ -177,8 +188,11 @@ TEST_CASE("a graceful kubectl delete leaves the pod Terminating until the edge r
   INFO(o2);
   CHECK(contains(o2, "Terminating"));
   // What the hub does once the edge reports the pod stopped.
-  REQUIRE(api.store().txn({cloud::Op::remove(cloud::keys::object_key(v1::OBJECT_KIND_POD, "default", "web")),
-                           cloud::Op::remove(cloud::keys::status_key(v1::OBJECT_KIND_POD, "default", "web"))}).ok());
+  REQUIRE(
+      api.store()
+          .txn({cloud::Op::remove(cloud::keys::object_key(v1::OBJECT_KIND_POD, "default", "web")),
+                cloud::Op::remove(cloud::keys::status_key(v1::OBJECT_KIND_POD, "default", "web"))})
+          .ok());
   auto [c3, o3] = k.run({"get", "pod", "web"});
   INFO(o3);
   CHECK(c3 != 0);
@@ -198,13 +212,15 @@ TEST_CASE("kubectl get pods -w sees a status change made by an edge", "[e2e][kub
   ChildProcess watch(k.argv({"get", "pods", "-w"}), log);
   REQUIRE(eventually([&] { return contains(watch.log(), "Pending"); }, std::chrono::seconds(60)));
   api.put_pod_status("default", "web", v1::POD_PHASE_RUNNING, true, "10.1.1.1");
-  bool seen = eventually([&] { return contains(watch.log(), "Running"); }, std::chrono::seconds(60));
+  bool seen =
+      eventually([&] { return contains(watch.log(), "Running"); }, std::chrono::seconds(60));
   INFO(watch.log());
   CHECK(seen);
   CHECK(watch.running());
 }
 
-TEST_CASE("a province token cannot see another province and kubectl prints the 403", "[e2e][kubectl]") {
+TEST_CASE("a province token cannot see another province and kubectl prints the 403",
+          "[e2e][kubectl]") {
   auto binaries = kubectl_binaries();
   REQUIRE_FALSE(binaries.empty());
   auto binary = GENERATE_COPY(from_range(binaries));
@@ -230,7 +246,8 @@ TEST_CASE("a province token cannot see another province and kubectl prints the 4
   CHECK(contains(o3, "jiangsu"));
 }
 
-TEST_CASE("bad selectors and wrong kinds reach kubectl as the server's Status and change nothing", "[e2e][kubectl]") {
+TEST_CASE("bad selectors and wrong kinds reach kubectl as the server's Status and change nothing",
+          "[e2e][kubectl]") {
   auto binaries = kubectl_binaries();
   REQUIRE_FALSE(binaries.empty());
   auto binary = GENERATE_COPY(from_range(binaries));
@@ -243,9 +260,10 @@ TEST_CASE("bad selectors and wrong kinds reach kubectl as the server's Status an
   INFO(o1);
   CHECK(c1 != 0);
   CHECK(contains(o1, "spec.hostname"));
-  auto [c2, o2] = k.run({"create", "-f", write_file(api, "bad.yaml",
-                                                      "apiVersion: v1\nkind: Pod\nmetadata:\n  name: nope\nspec:\n"
-                                                      "  containers:\n  - name: main\n")});
+  auto [c2, o2] = k.run({"create", "-f",
+                         write_file(api, "bad.yaml",
+                                    "apiVersion: v1\nkind: Pod\nmetadata:\n  name: nope\nspec:\n"
+                                    "  containers:\n  - name: main\n")});
   INFO(o2);
   CHECK(c2 != 0);
   CHECK(contains(o2, "image"));

@@ -1,18 +1,18 @@
 // CriRuntime against a real containerd started by tools/containerd.sh: the pod and container
 // lifecycle, logs, images from a loopback registry, and what a dead, stuck or restarted
 // containerd looks like to the client.
+#include <fmt/format.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <catch2/catch.hpp>
-#include <fmt/format.h>
 #include <fstream>
 #include <future>
-#include <thread>
 #include <iostream>
 #include <random>
 #include <sstream>
+#include <thread>
 
 #include "edgecore/runtime/cri_runtime.h"
 #include "tests/support/containerd_fixture.h"

@@ -4,12 +4,11 @@
 #include <signal.h>
 
 #include <array>
+#include <catch2/catch.hpp>
 #include <cstdio>
 #include <fstream>
 #include <regex>
 #include <thread>
-
-#include <catch2/catch.hpp>
 
 #include "tests/integration/sync/sync_fixture.h"
 
@@ -38,7 +37,8 @@ uint64_t socket_bytes(uint16_t port) {
   pclose(p);
   uint64_t total = 0;
   std::regex re("bytes_(acked|received):(\\d+)");
-  for (std::sregex_iterator it(out.begin(), out.end(), re), end; it != end; ++it) total += std::stoull((*it)[2]);
+  for (std::sregex_iterator it(out.begin(), out.end(), re), end; it != end; ++it)
+    total += std::stoull((*it)[2]);
   return total;
 }
 
@@ -62,17 +62,20 @@ TEST_CASE("bench: cloudcore memory per idle node session and bytes per idle node
     cloud::RocksStoreOptions so;
     so.path = (cloud_dir / "data" / "store").string();
     auto store = cloud::open_rocks_store(so).value();
-    for (int i = 0; i < nodes; ++i) put_pod(*store, fmt::format("pod-{}", i), fmt::format("n{}", i));
+    for (int i = 0; i < nodes; ++i)
+      put_pod(*store, fmt::format("pod-{}", i), fmt::format("n{}", i));
   }
   auto pem = cluster.issue("gantry-cloudcore");
   write_text(cloud_dir / "tls.crt", pem.cert);
   write_text(cloud_dir / "tls.key", pem.key);
   write_text(cloud_dir / "ca.crt", cluster.ca_pem());
   uint16_t port = free_port();
-  write_text(cloud_dir / "cloudcore.yaml",
-             fmt::format("data_dir: {}\ntunnel:\n  listen: 127.0.0.1:{}\ntls:\n  cert: {}\n  key: {}\n  ca: {}\n",
-                         (cloud_dir / "data").string(), port, (cloud_dir / "tls.crt").string(),
-                         (cloud_dir / "tls.key").string(), (cloud_dir / "ca.crt").string()));
+  write_text(
+      cloud_dir / "cloudcore.yaml",
+      fmt::format(
+          "data_dir: {}\ntunnel:\n  listen: 127.0.0.1:{}\ntls:\n  cert: {}\n  key: {}\n  ca: {}\n",
+          (cloud_dir / "data").string(), port, (cloud_dir / "tls.crt").string(),
+          (cloud_dir / "tls.key").string(), (cloud_dir / "ca.crt").string()));
   ChildProcess cloudcore({(build_dir() / "cloudcore" / "cloudcore").string(), "--config",
                           (cloud_dir / "cloudcore.yaml").string()},
                          cloud_dir / "cloudcore.log");
@@ -83,24 +86,33 @@ TEST_CASE("bench: cloudcore memory per idle node session and bytes per idle node
   loop.run();
   std::vector<std::unique_ptr<Edge>> edges;
   for (int i = 0; i < nodes; ++i) {
-    edges.push_back(std::make_unique<Edge>(cluster, loop, fmt::format("n{}", i), dir.path() / "edges"));
+    edges.push_back(
+        std::make_unique<Edge>(cluster, loop, fmt::format("n{}", i), dir.path() / "edges"));
     edges.back()->start(port);
   }
-  REQUIRE(eventually([&] { return std::all_of(edges.begin(), edges.end(), [](auto& e) { return e->connected(); }); },
-                     300s, 100ms));
+  REQUIRE(eventually(
+      [&] {
+        return std::all_of(edges.begin(), edges.end(), [](auto& e) { return e->connected(); });
+      },
+      300s, 100ms));
   // Idle means every node has its pod cached (the resync is over).
-  REQUIRE(eventually([&] {
-    return std::all_of(edges.begin(), edges.end(), [](auto& e) { return e->meta().applied_revision() > 0; });
-  }, 300s, 100ms));
+  REQUIRE(eventually(
+      [&] {
+        return std::all_of(edges.begin(), edges.end(),
+                           [](auto& e) { return e->meta().applied_revision() > 0; });
+      },
+      300s, 100ms));
   long rss_after = rss_kib(cloudcore.pid());
   uint64_t bytes_start = socket_bytes(port);
   std::this_thread::sleep_for(std::chrono::seconds(idle_seconds));  // measuring idle traffic
   uint64_t bytes_end = socket_bytes(port);
   double per_node_per_second = double(bytes_end - bytes_start) / nodes / idle_seconds;
-  fmt::print("nodes={} cloudcore_rss_before_kib={} cloudcore_rss_after_kib={} rss_per_session_bytes={:.0f} "
-             "idle_bytes_per_node_per_s={:.2f} (window {} s, TCP payload both ways: TLS + WebSocket)\n",
-             nodes, rss_before, rss_after, double(rss_after - rss_before) * 1024 / nodes, per_node_per_second,
-             idle_seconds);
+  fmt::print(
+      "nodes={} cloudcore_rss_before_kib={} cloudcore_rss_after_kib={} "
+      "rss_per_session_bytes={:.0f} "
+      "idle_bytes_per_node_per_s={:.2f} (window {} s, TCP payload both ways: TLS + WebSocket)\n",
+      nodes, rss_before, rss_after, double(rss_after - rss_before) * 1024 / nodes,
+      per_node_per_second, idle_seconds);
   for (auto& e : edges) e->stop();
 }
 

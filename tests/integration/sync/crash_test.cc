@@ -3,11 +3,10 @@
 #include <signal.h>
 
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <fstream>
 #include <random>
 #include <thread>
-
-#include <catch2/catch.hpp>
 
 #include "cloudcore/registry/keys.h"
 #include "tests/integration/sync/sync_fixture.h"
@@ -25,7 +24,8 @@ void write_text(const std::filesystem::path& path, const std::string& text) {
 }
 
 // Writes the PEM files for `common_name` and returns the tls: section of a config.
-std::string tls_section(const TestCluster& cluster, const std::string& common_name, const std::filesystem::path& dir) {
+std::string tls_section(const TestCluster& cluster, const std::string& common_name,
+                        const std::filesystem::path& dir) {
   auto pem = cluster.issue(common_name);
   write_text(dir / "tls.crt", pem.cert);
   write_text(dir / "tls.key", pem.key);
@@ -34,7 +34,9 @@ std::string tls_section(const TestCluster& cluster, const std::string& common_na
                      (dir / "tls.key").string(), (dir / "ca.crt").string());
 }
 
-std::filesystem::path binary(const std::string& name) { return build_dir() / name / name; }
+std::filesystem::path binary(const std::string& name) {
+  return build_dir() / name / name;
+}
 
 TEST_CASE("kill -9 of cloudcore while statuses arrive loses no acknowledged status") {
   TestCluster cluster;
@@ -50,12 +52,15 @@ TEST_CASE("kill -9 of cloudcore while statuses arrive loses no acknowledged stat
   uint16_t port = free_port();
   write_text(cloud_dir / "cloudcore.yaml",
              fmt::format("data_dir: {}\ntunnel:\n  listen: 127.0.0.1:{}\n{}log:\n  level: debug\n",
-                         (cloud_dir / "data").string(), port, tls_section(cluster, "gantry-cloudcore", cloud_dir)));
+                         (cloud_dir / "data").string(), port,
+                         tls_section(cluster, "gantry-cloudcore", cloud_dir)));
   auto start_cloud = [&] {
     auto p = std::make_unique<ChildProcess>(
-        std::vector<std::string>{binary("cloudcore").string(), "--config", (cloud_dir / "cloudcore.yaml").string()},
+        std::vector<std::string>{binary("cloudcore").string(), "--config",
+                                 (cloud_dir / "cloudcore.yaml").string()},
         cloud_dir / "cloudcore.log");
-    REQUIRE(eventually([&] { return p->log().find("ready") != std::string::npos || !p->running(); }));
+    REQUIRE(
+        eventually([&] { return p->log().find("ready") != std::string::npos || !p->running(); }));
     REQUIRE(p->running());
     return p;
   };
@@ -73,7 +78,9 @@ TEST_CASE("kill -9 of cloudcore while statuses arrive loses no acknowledged stat
     for (int round = 1; !stop && round < 100000; ++round) {
       for (int i = 0; i < kPods && !stop; ++i) {
         auto status = pod_status(round % 2 ? v1::POD_PHASE_RUNNING : v1::POD_PHASE_FAILED, round);
-        REQUIRE(edge.tracker().report_pod("default", fmt::format("p{}", i), fmt::format("uid-p{}", i), status).ok());
+        REQUIRE(edge.tracker()
+                    .report_pod("default", fmt::format("p{}", i), fmt::format("uid-p{}", i), status)
+                    .ok());
         ++reports;
       }
       std::this_thread::sleep_for(2ms);  // pacing the producer, not waiting for a condition
@@ -110,27 +117,36 @@ TEST_CASE("kill -9 of cloudcore while statuses arrive loses no acknowledged stat
   CHECK(checked == kPods);
 }
 
-TEST_CASE("kill -9 of edgecore 50 times while deltas arrive: the cache opens, never falls behind its acks, and converges") {
+TEST_CASE(
+    "kill -9 of edgecore 50 times while deltas arrive: the cache opens, never falls behind its "
+    "acks, and converges") {
   TestCluster cluster;
   TempDir dir;
   Cloud cloud(cluster, dir.path() / "cloud");
   cloud.start();
-  for (int i = 0; i < 10; ++i) put_pod(cloud.store(), fmt::format("p{}", i), "node-x", i % 3 == 0 ? "conf" : "");
+  for (int i = 0; i < 10; ++i)
+    put_pod(cloud.store(), fmt::format("p{}", i), "node-x", i % 3 == 0 ? "conf" : "");
   put_config_map(cloud.store(), "conf", "0");
 
   auto edge_dir = dir.path() / "edge";
   write_text(edge_dir / "edgecore.yaml",
-             fmt::format("node_name: node-x\ndata_dir: {}\ncloudcore: 127.0.0.1:{}\n{}backoff:\n  base: 100ms\n  cap: 1s\n",
-                         (edge_dir / "data").string(), cloud.port(), tls_section(cluster, "system:node:node-x", edge_dir)));
-  std::vector<std::string> argv{binary("edgecore").string(), "--config", (edge_dir / "edgecore.yaml").string()};
+             fmt::format("node_name: node-x\ndata_dir: {}\ncloudcore: 127.0.0.1:{}\n{}backoff:\n  "
+                         "base: 100ms\n  cap: 1s\n",
+                         (edge_dir / "data").string(), cloud.port(),
+                         tls_section(cluster, "system:node:node-x", edge_dir)));
+  std::vector<std::string> argv{binary("edgecore").string(), "--config",
+                                (edge_dir / "edgecore.yaml").string()};
 
   std::atomic<bool> stop{false};
   std::thread writer([&] {
     std::mt19937 rng(7);
     for (int n = 0; !stop && n < 200000; ++n) {
       int i = static_cast<int>(rng() % 10);
-      if (rng() % 5 == 0) put_config_map(cloud.store(), "conf", std::to_string(n));
-      else put_pod(cloud.store(), fmt::format("p{}", i), "node-x", i % 3 == 0 ? "conf" : "", fmt::format("busybox:{}", n));
+      if (rng() % 5 == 0)
+        put_config_map(cloud.store(), "conf", std::to_string(n));
+      else
+        put_pod(cloud.store(), fmt::format("p{}", i), "node-x", i % 3 == 0 ? "conf" : "",
+                fmt::format("busybox:{}", n));
       std::this_thread::sleep_for(3ms);  // pacing the producer, not waiting for a condition
     }
   });

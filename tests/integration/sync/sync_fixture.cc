@@ -36,7 +36,9 @@ Cloud::Cloud(const TestCluster& cluster, std::filesystem::path dir, cloud::HubOp
   loop_.run();
 }
 
-Cloud::~Cloud() { stop(); }
+Cloud::~Cloud() {
+  stop();
+}
 
 void Cloud::start() {
   cloud::RocksStoreOptions opts;
@@ -61,7 +63,8 @@ void Cloud::stop() {
   store_.reset();
 }
 
-Edge::Edge(const TestCluster& cluster, common::EventLoop& loop, std::string name, std::filesystem::path dir)
+Edge::Edge(const TestCluster& cluster, common::EventLoop& loop, std::string name,
+           std::filesystem::path dir)
     : loop_(loop), name_(std::move(name)), dir_(std::move(dir)) {
   auto pem = cluster.issue("system:node:" + name_);
   common::TlsOptions tls;
@@ -80,7 +83,9 @@ Edge::Edge(const TestCluster& cluster, common::EventLoop& loop, std::string name
   tracker_ = std::move(tracker).value();
 }
 
-Edge::~Edge() { stop(); }
+Edge::~Edge() {
+  stop();
+}
 
 edge::EdgeHubOptions Edge::default_options() {
   edge::EdgeHubOptions o;
@@ -104,7 +109,8 @@ void Edge::stop() {
 
 namespace {
 
-cloud::Revision put_object(cloud::Store& store, v1::ObjectKind kind, const std::string& name, const std::string& json) {
+cloud::Revision put_object(cloud::Store& store, v1::ObjectKind kind, const std::string& name,
+                           const std::string& json) {
   auto stored = cloud::decode_object(kind, json);
   REQUIRE(stored.ok());
   auto rev = store.put(cloud::keys::object_key(kind, "default", name), stored->SerializeAsString());
@@ -120,18 +126,23 @@ std::string view_key(v1::ObjectKind kind, const std::string& ns, const std::stri
 
 cloud::Revision put_pod(cloud::Store& store, const std::string& name, const std::string& node,
                         const std::string& config_map, const std::string& image) {
-  std::string volumes = config_map.empty()
-                            ? ""
-                            : fmt::format(R"(, "volumes": [{{"name": "v", "configMap": {{"name": "{}"}}}}])", config_map);
-  return put_object(store, v1::OBJECT_KIND_POD, name,
-                    fmt::format(R"({{"metadata": {{"name": "{}", "namespace": "default", "uid": "uid-{}"}},
+  std::string volumes =
+      config_map.empty()
+          ? ""
+          : fmt::format(R"(, "volumes": [{{"name": "v", "configMap": {{"name": "{}"}}}}])",
+                        config_map);
+  return put_object(
+      store, v1::OBJECT_KIND_POD, name,
+      fmt::format(R"({{"metadata": {{"name": "{}", "namespace": "default", "uid": "uid-{}"}},
                       "spec": {{"nodeName": "{}", "containers": [{{"name": "c", "image": "{}"}}]{}}}}})",
-                                name, name, node, image, volumes));
+                  name, name, node, image, volumes));
 }
 
-cloud::Revision put_config_map(cloud::Store& store, const std::string& name, const std::string& value) {
-  return put_object(store, v1::OBJECT_KIND_CONFIG_MAP, name,
-                    fmt::format(R"({{"metadata": {{"name": "{}"}}, "data": {{"value": "{}"}}}})", name, value));
+cloud::Revision put_config_map(cloud::Store& store, const std::string& name,
+                               const std::string& value) {
+  return put_object(
+      store, v1::OBJECT_KIND_CONFIG_MAP, name,
+      fmt::format(R"({{"metadata": {{"name": "{}"}}, "data": {{"value": "{}"}}}})", name, value));
 }
 
 cloud::Revision delete_object(cloud::Store& store, v1::ObjectKind kind, const std::string& name) {
@@ -151,13 +162,15 @@ View cloud_view(cloud::Store& store, const std::string& node) {
     v1::StoredObject stored;
     REQUIRE(stored.ParseFromString(kv.value));
     if (stored.node_name() != node) continue;
-    view[view_key(v1::OBJECT_KIND_POD, stored.edge().namespace_(), stored.edge().name())] = kv.mod_revision;
+    view[view_key(v1::OBJECT_KIND_POD, stored.edge().namespace_(), stored.edge().name())] =
+        kv.mod_revision;
     for (const auto& cm : stored.config_maps()) config_maps.insert(cm);
   }
   for (const auto& cm : config_maps) {
     auto kv = store.get(cloud::keys::object_key(v1::OBJECT_KIND_CONFIG_MAP, "default", cm));
     REQUIRE(kv.ok());
-    if (kv->has_value()) view[view_key(v1::OBJECT_KIND_CONFIG_MAP, "default", cm)] = (*kv)->mod_revision;
+    if (kv->has_value())
+      view[view_key(v1::OBJECT_KIND_CONFIG_MAP, "default", cm)] = (*kv)->mod_revision;
   }
   return view;
 }
@@ -166,11 +179,13 @@ View edge_view(const edge::MetaStore& meta) {
   View view;
   auto objects = meta.list_objects();
   REQUIRE(objects.ok());
-  for (const auto& obj : *objects) view[view_key(obj.kind(), obj.namespace_(), obj.name())] = obj.revision();
+  for (const auto& obj : *objects)
+    view[view_key(obj.kind(), obj.namespace_(), obj.name())] = obj.revision();
   return view;
 }
 
-std::optional<v1::StoredStatus> stored_status(cloud::Store& store, v1::ObjectKind kind, const std::string& name) {
+std::optional<v1::StoredStatus> stored_status(cloud::Store& store, v1::ObjectKind kind,
+                                              const std::string& name) {
   auto kv = store.get(cloud::keys::status_key(kind, "default", name));
   REQUIRE(kv.ok());
   if (!kv->has_value()) return std::nullopt;

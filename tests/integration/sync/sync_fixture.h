@@ -63,7 +63,8 @@ class Cloud {
 
 class Edge {
  public:
-  Edge(const TestCluster& cluster, common::EventLoop& loop, std::string name, std::filesystem::path dir);
+  Edge(const TestCluster& cluster, common::EventLoop& loop, std::string name,
+       std::filesystem::path dir);
   ~Edge();
   void start(uint16_t port, edge::EdgeHubOptions options = default_options());
   void stop();  // closes the tunnel; meta stays open
@@ -90,7 +91,8 @@ class Edge {
 // --- objects in the cloud store ------------------------------------------------------------
 cloud::Revision put_pod(cloud::Store& store, const std::string& name, const std::string& node,
                         const std::string& config_map = "", const std::string& image = "busybox:1");
-cloud::Revision put_config_map(cloud::Store& store, const std::string& name, const std::string& value);
+cloud::Revision put_config_map(cloud::Store& store, const std::string& name,
+                               const std::string& value);
 cloud::Revision delete_object(cloud::Store& store, v1::ObjectKind kind, const std::string& name);
 
 // "kind/ns/name" -> revision: what the cloud says the node should have cached, and what it has.
@@ -98,7 +100,8 @@ using View = std::map<std::string, uint64_t>;
 View cloud_view(cloud::Store& store, const std::string& node);
 View edge_view(const edge::MetaStore& meta);
 
-std::optional<v1::StoredStatus> stored_status(cloud::Store& store, v1::ObjectKind kind, const std::string& name);
+std::optional<v1::StoredStatus> stored_status(cloud::Store& store, v1::ObjectKind kind,
+                                              const std::string& name);
 
 v1::PodStatus pod_status(v1::PodPhase phase, int restarts = 0);
 

@@ -29,7 +29,8 @@ struct SyncFixture {
   bool converged(Edge& e) { return edge_view(e.meta()) == cloud_view(cloud->store(), e.name()); }
 };
 
-TEST_CASE_METHOD(SyncFixture, "objects written for a connected node reach its cache and no other node's") {
+TEST_CASE_METHOD(SyncFixture,
+                 "objects written for a connected node reach its cache and no other node's") {
   auto a = make_edge("node-a");
   auto b = make_edge("node-b");
   a->start(cloud->port());
@@ -57,15 +58,19 @@ TEST_CASE_METHOD(SyncFixture, "objects written for a connected node reach its ca
   CHECK(edge_view(b->meta()).empty());
 }
 
-TEST_CASE_METHOD(SyncFixture, "after an outage the resume carries only what changed, or a snapshot once history is gone") {
+TEST_CASE_METHOD(
+    SyncFixture,
+    "after an outage the resume carries only what changed, or a snapshot once history is gone") {
   auto e = make_edge("node-r");
   for (int i = 0; i < 150; ++i) put_pod(cloud->store(), fmt::format("p{:03}", i), "node-r");
   e->start(cloud->port());
   REQUIRE(eventually([&] { return converged(*e); }));
   e->stop();
 
-  for (int i = 0; i < 100; ++i) put_pod(cloud->store(), fmt::format("p{:03}", i), "node-r", "", "busybox:2");
-  for (int i = 130; i < 150; ++i) delete_object(cloud->store(), v1::OBJECT_KIND_POD, fmt::format("p{:03}", i));
+  for (int i = 0; i < 100; ++i)
+    put_pod(cloud->store(), fmt::format("p{:03}", i), "node-r", "", "busybox:2");
+  for (int i = 130; i < 150; ++i)
+    delete_object(cloud->store(), v1::OBJECT_KIND_POD, fmt::format("p{:03}", i));
 
   bool compacted = GENERATE(false, true);
   if (compacted) REQUIRE(cloud->store().compact(cloud->store().current_revision()).ok());
@@ -93,12 +98,14 @@ TEST_CASE_METHOD(SyncFixture, "a pod's status goes up as a delta and lands in th
   e->start(cloud->port());
   REQUIRE(eventually([&] { return converged(*e); }));
 
-  REQUIRE(e->tracker().report_pod("default", "web", "uid-web", pod_status(v1::POD_PHASE_PENDING)).ok());
+  REQUIRE(
+      e->tracker().report_pod("default", "web", "uid-web", pod_status(v1::POD_PHASE_PENDING)).ok());
   REQUIRE(eventually([&] {
     auto s = stored_status(cloud->store(), v1::OBJECT_KIND_POD, "web");
     return s && s->pod().phase() == v1::POD_PHASE_PENDING;
   }));
-  REQUIRE(e->tracker().report_pod("default", "web", "uid-web", pod_status(v1::POD_PHASE_RUNNING)).ok());
+  REQUIRE(
+      e->tracker().report_pod("default", "web", "uid-web", pod_status(v1::POD_PHASE_RUNNING)).ok());
   REQUIRE(eventually([&] {
     auto s = stored_status(cloud->store(), v1::OBJECT_KIND_POD, "web");
     return s && s->pod().phase() == v1::POD_PHASE_RUNNING && s->generation() == 2;
@@ -114,17 +121,24 @@ TEST_CASE_METHOD(SyncFixture, "a generation mismatch leads to a full resync and 
   auto e = make_edge("node-g");
   e->start(cloud->port());
   REQUIRE(eventually([&] { return converged(*e); }));
-  REQUIRE(e->tracker().report_pod("default", "web", "uid-web", pod_status(v1::POD_PHASE_PENDING)).ok());
-  REQUIRE(eventually([&] { return stored_status(cloud->store(), v1::OBJECT_KIND_POD, "web").has_value(); }));
+  REQUIRE(
+      e->tracker().report_pod("default", "web", "uid-web", pod_status(v1::POD_PHASE_PENDING)).ok());
+  REQUIRE(eventually(
+      [&] { return stored_status(cloud->store(), v1::OBJECT_KIND_POD, "web").has_value(); }));
 
   // Someone else moved the cloud's generation on (e.g. a restore): the edge's next delta no
   // longer matches.
   auto s = *stored_status(cloud->store(), v1::OBJECT_KIND_POD, "web");
   s.set_generation(s.generation() + 5);
   s.mutable_pod()->set_phase(v1::POD_PHASE_UNKNOWN);
-  REQUIRE(cloud->store().put(cloud::keys::status_key(v1::OBJECT_KIND_POD, "default", "web"), s.SerializeAsString()).ok());
+  REQUIRE(cloud->store()
+              .put(cloud::keys::status_key(v1::OBJECT_KIND_POD, "default", "web"),
+                   s.SerializeAsString())
+              .ok());
 
-  REQUIRE(e->tracker().report_pod("default", "web", "uid-web", pod_status(v1::POD_PHASE_RUNNING, 3)).ok());
+  REQUIRE(e->tracker()
+              .report_pod("default", "web", "uid-web", pod_status(v1::POD_PHASE_RUNNING, 3))
+              .ok());
   REQUIRE(eventually([&] {
     auto now = stored_status(cloud->store(), v1::OBJECT_KIND_POD, "web");
     return now && now->pod().phase() == v1::POD_PHASE_RUNNING;
@@ -143,7 +157,9 @@ TEST_CASE_METHOD(SyncFixture, "ten changes of one pod while offline arrive as on
   REQUIRE(eventually([&] { return converged(*e); }));
   e->stop();
   for (int i = 1; i <= 10; ++i)
-    REQUIRE(e->tracker().report_pod("default", "web", "uid-web", pod_status(v1::POD_PHASE_RUNNING, i)).ok());
+    REQUIRE(e->tracker()
+                .report_pod("default", "web", "uid-web", pod_status(v1::POD_PHASE_RUNNING, i))
+                .ok());
   auto entries_before = cloud->hub().stats().status_entries.load();
   e->start(cloud->port());
   REQUIRE(eventually([&] {
@@ -158,8 +174,11 @@ TEST_CASE_METHOD(SyncFixture, "a node's certificate cannot write another node's 
   auto b = make_edge("node-b");
   b->start(cloud->port());
   REQUIRE(eventually([&] { return converged(*b); }));
-  REQUIRE(b->tracker().report_pod("default", "theirs", "uid-theirs", pod_status(v1::POD_PHASE_RUNNING)).ok());
-  REQUIRE(eventually([&] { return stored_status(cloud->store(), v1::OBJECT_KIND_POD, "theirs").has_value(); }));
+  REQUIRE(b->tracker()
+              .report_pod("default", "theirs", "uid-theirs", pod_status(v1::POD_PHASE_RUNNING))
+              .ok());
+  REQUIRE(eventually(
+      [&] { return stored_status(cloud->store(), v1::OBJECT_KIND_POD, "theirs").has_value(); }));
   auto before = *stored_status(cloud->store(), v1::OBJECT_KIND_POD, "theirs");
 
   // node-a speaks the protocol by hand and claims node-b's pod.
@@ -195,7 +214,8 @@ TEST_CASE_METHOD(SyncFixture, "a node's certificate cannot write another node's 
   opts.host = "127.0.0.1";
   opts.port = cloud->port();
   std::promise<common::ConnectResult> connected;
-  common::ws_connect(edge_loop, ctx, opts, std::move(handler), [&](common::ConnectResult r) { connected.set_value(r); });
+  common::ws_connect(edge_loop, ctx, opts, std::move(handler),
+                     [&](common::ConnectResult r) { connected.set_value(r); });
   auto result = connected.get_future().get();
   REQUIRE(result.ok());
   v1::Frame hello;
@@ -243,7 +263,8 @@ TEST_CASE("a node silent past the timeout is marked Ready=Unknown and keeps its 
   v1::NodeStatus ns;
   ns.mutable_capacity()->set_pods(110);
   REQUIRE(e->tracker().report_node(ns).ok());
-  REQUIRE(eventually([&] { return stored_status(f.cloud->store(), v1::OBJECT_KIND_NODE, "node-q").has_value(); }));
+  REQUIRE(eventually(
+      [&] { return stored_status(f.cloud->store(), v1::OBJECT_KIND_NODE, "node-q").has_value(); }));
   CHECK_FALSE(stored_status(f.cloud->store(), v1::OBJECT_KIND_NODE, "node-q")->unreachable());
 
   e->stop();
@@ -251,7 +272,8 @@ TEST_CASE("a node silent past the timeout is marked Ready=Unknown and keeps its 
     auto s = stored_status(f.cloud->store(), v1::OBJECT_KIND_NODE, "node-q");
     return s && s->unreachable();
   }));
-  CHECK(stored_status(f.cloud->store(), v1::OBJECT_KIND_NODE, "node-q")->node().capacity().pods() == 110);
+  CHECK(stored_status(f.cloud->store(), v1::OBJECT_KIND_NODE, "node-q")->node().capacity().pods() ==
+        110);
   CHECK(cloud_view(f.cloud->store(), "node-q").count("pod/default/web") == 1);
   CHECK(f.cloud->hub().stats().nodes_marked_unknown == 1);
 
@@ -263,7 +285,9 @@ TEST_CASE("a node silent past the timeout is marked Ready=Unknown and keeps its 
   }));
 }
 
-TEST_CASE("after cloudcore restarts, 500 edges all resync, past the admission bound they are told to retry and still get in") {
+TEST_CASE(
+    "after cloudcore restarts, 500 edges all resync, past the admission bound they are told to "
+    "retry and still get in") {
   int bound = GENERATE(1000, 20);
   cloud::HubOptions options;
   options.max_concurrent_resyncs = bound;
@@ -286,13 +310,18 @@ TEST_CASE("after cloudcore restarts, 500 edges all resync, past the admission bo
   REQUIRE(eventually(all_connected, 120s, 50ms));
 
   f.cloud->stop();
-  REQUIRE(eventually([&] { return std::none_of(edges.begin(), edges.end(), [](auto& e) { return e->connected(); }); }, 60s));
+  REQUIRE(eventually(
+      [&] {
+        return std::none_of(edges.begin(), edges.end(), [](auto& e) { return e->connected(); });
+      },
+      60s));
   // While the cloud was away, every node got a new pod.
   {
     cloud::RocksStoreOptions so;
     so.path = (f.dir.path() / "cloud" / "store").string();
     auto store = cloud::open_rocks_store(so).value();
-    for (int i = 0; i < kNodes; ++i) put_pod(*store, fmt::format("extra-n{:03}", i), fmt::format("n{:03}", i));
+    for (int i = 0; i < kNodes; ++i)
+      put_pod(*store, fmt::format("extra-n{:03}", i), fmt::format("n{:03}", i));
   }
   f.cloud->start();
   REQUIRE(eventually(all_connected, 180s, 50ms));

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <future>
 #include <memory>
@@ -9,8 +10,6 @@
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <catch2/catch.hpp>
 
 #include "common/net/tls.h"
 #include "common/net/websocket.h"
@@ -103,7 +102,8 @@ struct Inbox {
 
 class RecordingHandler : public WsHandler {
  public:
-  RecordingHandler(std::shared_ptr<Inbox> inbox, bool echo) : inbox_(std::move(inbox)), echo_(echo) {}
+  RecordingHandler(std::shared_ptr<Inbox> inbox, bool echo)
+      : inbox_(std::move(inbox)), echo_(echo) {}
 
   void on_open(std::shared_ptr<WsConnection> connection) override {
     std::lock_guard lock(inbox_->mu);

@@ -1,5 +1,7 @@
 // WebSocket over TLS between a WsServer and ws_connect clients on 127.0.0.1, with certificates
 // minted by common/pki.
+#include "common/net/websocket.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -8,20 +10,19 @@
 #include <catch2/catch.hpp>
 
 #include "common/net/event_loop.h"
-#include "common/net/websocket.h"
 #include "tests/integration/common/net/net_test_support.h"
 #include "tests/support/test_support.h"
 
 namespace gantry::common {
 namespace {
 
+using gantry::test::eventually;
 using testing::client_tls;
 using testing::connect_and_wait;
 using testing::Inbox;
 using testing::RecordingHandler;
 using testing::server_tls;
 using testing::TestCa;
-using gantry::test::eventually;
 
 // A running server whose handlers record into per-connection inboxes (and echo when asked).
 class ServerFixture {
@@ -49,8 +50,7 @@ class ServerFixture {
   ~ServerFixture() {
     server_->stop();
     // Let the close handshakes run before the loops go away.
-    eventually([&] { return server_->stats().open_connections == 0; },
-               std::chrono::seconds(10));
+    eventually([&] { return server_->stats().open_connections == 0; }, std::chrono::seconds(10));
     client_loop_.stop();
     loop_.stop();
   }
@@ -75,9 +75,10 @@ class ServerFixture {
   std::vector<std::shared_ptr<Inbox>> server_inboxes_;
 };
 
-TEST_CASE("mutual-TLS client and server exchange binary frames both ways and the server sees "
-          "the client's CN",
-          "[net][websocket]") {
+TEST_CASE(
+    "mutual-TLS client and server exchange binary frames both ways and the server sees "
+    "the client's CN",
+    "[net][websocket]") {
   ServerFixture fixture({}, /*echo=*/false);
   auto tls = client_tls(fixture.ca_, &fixture.ca_, "system:node:edge-1");
   auto client = std::make_shared<Inbox>();
@@ -85,7 +86,10 @@ TEST_CASE("mutual-TLS client and server exchange binary frames both ways and the
   REQUIRE(result.ok());
   CHECK(result.connection->peer().common_name == "gantry-cloud");
 
-  const std::string upstream("edge\0to\xff" "cloud", 14);
+  const std::string upstream(
+      "edge\0to\xff"
+      "cloud",
+      14);
   result.connection->send(upstream);
   REQUIRE(eventually([&] { return fixture.server_inboxes().size() == 1; }));
   auto server_side = fixture.server_inboxes()[0];
@@ -130,8 +134,8 @@ TEST_CASE("a client with a certificate from another CA is refused with a TLS fai
   ServerFixture fixture;
   TestCa other_ca("other-ca");
   auto tls = client_tls(fixture.ca_, &other_ca, "system:node:intruder");
-  auto result =
-      connect_and_wait(fixture.client_loop_, tls, fixture.client_options(), std::make_shared<Inbox>());
+  auto result = connect_and_wait(fixture.client_loop_, tls, fixture.client_options(),
+                                 std::make_shared<Inbox>());
   REQUIRE_FALSE(result.ok());
   INFO(result.error->message);
   CHECK(result.error->kind == ConnectError::Kind::kTls);
@@ -144,8 +148,8 @@ TEST_CASE("a client that does not trust the server's CA fails with a certificate
   ServerFixture fixture;
   TestCa other_ca("other-ca");
   auto tls = client_tls(other_ca, &fixture.ca_, "system:node:edge-1");
-  auto result =
-      connect_and_wait(fixture.client_loop_, tls, fixture.client_options(), std::make_shared<Inbox>());
+  auto result = connect_and_wait(fixture.client_loop_, tls, fixture.client_options(),
+                                 std::make_shared<Inbox>());
   REQUIRE_FALSE(result.ok());
   INFO(result.error->message);
   CHECK(result.error->kind == ConnectError::Kind::kTls);
@@ -215,9 +219,10 @@ TEST_CASE("an unknown path is refused with HTTP 404", "[net][websocket]") {
   CHECK(result.error->http_status == 404);
 }
 
-TEST_CASE("admission returning 503 with Retry-After 7 gives the client an HTTP refusal with 503 "
-          "and 7",
-          "[net][websocket]") {
+TEST_CASE(
+    "admission returning 503 with Retry-After 7 gives the client an HTTP refusal with 503 "
+    "and 7",
+    "[net][websocket]") {
   WsServerOptions options;
   std::atomic<int> asked{0};
   options.admit = [&asked](const PeerInfo& peer) {
@@ -227,8 +232,8 @@ TEST_CASE("admission returning 503 with Retry-After 7 gives the client an HTTP r
   };
   ServerFixture fixture(options);
   auto tls = client_tls(fixture.ca_, &fixture.ca_, "system:node:edge-1");
-  auto result =
-      connect_and_wait(fixture.client_loop_, tls, fixture.client_options(), std::make_shared<Inbox>());
+  auto result = connect_and_wait(fixture.client_loop_, tls, fixture.client_options(),
+                                 std::make_shared<Inbox>());
   REQUIRE_FALSE(result.ok());
   INFO(result.error->message);
   CHECK(result.error->kind == ConnectError::Kind::kHttpRefused);
@@ -264,9 +269,10 @@ TEST_CASE("a message above the size limit closes only that connection", "[net][w
   CHECK(good.connection->is_open());
 }
 
-TEST_CASE("the server survives 200 clients connecting at once, all exchange a frame and close "
-          "cleanly",
-          "[net][websocket]") {
+TEST_CASE(
+    "the server survives 200 clients connecting at once, all exchange a frame and close "
+    "cleanly",
+    "[net][websocket]") {
   WsServerOptions options;
   options.max_concurrent_handshakes = 16;  // forces the accept loop to pause and resume
   ServerFixture fixture(options, /*echo=*/true);
@@ -309,7 +315,8 @@ TEST_CASE("the server survives 200 clients connecting at once, all exchange a fr
         return true;
       },
       std::chrono::seconds(60)));
-  for (int i = 0; i < kClients; ++i) CHECK(inboxes[i]->snapshot()[0] == "hello " + std::to_string(i));
+  for (int i = 0; i < kClients; ++i)
+    CHECK(inboxes[i]->snapshot()[0] == "hello " + std::to_string(i));
   CHECK(fixture.server_->stats().open_connections == kClients);
 
   for (auto& inbox : inboxes) inbox->conn()->close("done");
@@ -376,7 +383,8 @@ TEST_CASE("a reconnecting client resumes its TLS session", "[net][websocket]") {
   REQUIRE(eventually([&] { return first->closed.load(); }));
 
   auto second = std::make_shared<Inbox>();
-  auto second_result = connect_and_wait(fixture.client_loop_, tls, fixture.client_options(), second);
+  auto second_result =
+      connect_and_wait(fixture.client_loop_, tls, fixture.client_options(), second);
   REQUIRE(second_result.ok());
   CHECK(second_result.connection->peer().tls_resumed);
   // The server still knows who the client is on a resumed session.

@@ -1,8 +1,7 @@
 #include "tests/unit/cloudcore/api/api_fixture.h"
 
-#include <fstream>
-
 #include <catch2/catch.hpp>
+#include <fstream>
 
 #include "cloudcore/registry/keys.h"
 #include "cloudcore/registry/objects.h"
@@ -73,13 +72,21 @@ std::string ApiFixture::url(const std::string& path) const {
 }
 
 void ApiFixture::put_node(const std::string& name, const std::string& province) {
-  json node = {{"kind", "Node"}, {"apiVersion", "v1"},
-               {"metadata", {{"name", name}, {"uid", "uid-" + name}, {"creationTimestamp", "2024-01-01T00:00:00Z"},
-                             {"labels", {{"topology.gantry.io/province", province}, {"kubernetes.io/hostname", name}}}}},
-               {"spec", json::object()}};
+  json node = {
+      {"kind", "Node"},
+      {"apiVersion", "v1"},
+      {"metadata",
+       {{"name", name},
+        {"uid", "uid-" + name},
+        {"creationTimestamp", "2024-01-01T00:00:00Z"},
+        {"labels", {{"topology.gantry.io/province", province}, {"kubernetes.io/hostname", name}}}}},
+      {"spec", json::object()}};
   auto stored = cloud::decode_object(v1::OBJECT_KIND_NODE, node.dump());
   REQUIRE(stored.ok());
-  REQUIRE(store_->put(cloud::keys::object_key(v1::OBJECT_KIND_NODE, "", name), stored->SerializeAsString()).ok());
+  REQUIRE(store_
+              ->put(cloud::keys::object_key(v1::OBJECT_KIND_NODE, "", name),
+                    stored->SerializeAsString())
+              .ok());
   REQUIRE(eventually([&] { return registry_->node(name).has_value(); }));
 }
 
@@ -105,19 +112,29 @@ void ApiFixture::put_node_status(const std::string& name, bool ready, bool unrea
   ns->mutable_node_info()->set_edgecore_version("v0.1.0");
   ns->mutable_node_info()->set_architecture("amd64");
   ns->mutable_node_info()->set_operating_system("linux");
-  REQUIRE(store_->put(cloud::keys::status_key(v1::OBJECT_KIND_NODE, "", name), st.SerializeAsString()).ok());
+  REQUIRE(
+      store_->put(cloud::keys::status_key(v1::OBJECT_KIND_NODE, "", name), st.SerializeAsString())
+          .ok());
 }
 
 void ApiFixture::put_pod(const std::string& ns, const std::string& name, const std::string& node,
                          const std::string& image) {
-  json pod = {{"kind", "Pod"}, {"apiVersion", "v1"},
-              {"metadata", {{"name", name}, {"namespace", ns}, {"uid", "uid-" + ns + "-" + name},
-                            {"creationTimestamp", "2024-01-01T00:00:00Z"}, {"labels", {{"app", name}}}}},
+  json pod = {{"kind", "Pod"},
+              {"apiVersion", "v1"},
+              {"metadata",
+               {{"name", name},
+                {"namespace", ns},
+                {"uid", "uid-" + ns + "-" + name},
+                {"creationTimestamp", "2024-01-01T00:00:00Z"},
+                {"labels", {{"app", name}}}}},
               {"spec", {{"containers", {{{"name", "main"}, {"image", image}}}}}}};
   if (!node.empty()) pod["spec"]["nodeName"] = node;
   auto stored = cloud::decode_object(v1::OBJECT_KIND_POD, pod.dump());
   REQUIRE(stored.ok());
-  REQUIRE(store_->put(cloud::keys::object_key(v1::OBJECT_KIND_POD, ns, name), stored->SerializeAsString()).ok());
+  REQUIRE(
+      store_
+          ->put(cloud::keys::object_key(v1::OBJECT_KIND_POD, ns, name), stored->SerializeAsString())
+          .ok());
 }
 
 std::string ApiFixture::pod_uid(const std::string& ns, const std::string& name) {
@@ -149,22 +166,27 @@ void ApiFixture::put_pod_status(const std::string& ns, const std::string& name, 
   } else {
     c->mutable_state()->mutable_waiting()->set_reason("ContainerCreating");
   }
-  REQUIRE(store_->put(cloud::keys::status_key(v1::OBJECT_KIND_POD, ns, name), st.SerializeAsString()).ok());
+  REQUIRE(
+      store_->put(cloud::keys::status_key(v1::OBJECT_KIND_POD, ns, name), st.SerializeAsString())
+          .ok());
 }
 
-HttpResult ApiFixture::call(const std::string& method, const std::string& path, const std::string& token,
-                            const std::string& body, const std::string& content_type,
+HttpResult ApiFixture::call(const std::string& method, const std::string& path,
+                            const std::string& token, const std::string& body,
+                            const std::string& content_type,
                             const std::vector<std::string>& headers) {
   int n = ++calls_;
   auto body_out = dir_ / ("curl-" + std::to_string(n) + ".body");
   auto head_out = dir_ / ("curl-" + std::to_string(n) + ".headers");
   auto body_in = dir_ / ("curl-" + std::to_string(n) + ".in");
-  std::vector<std::string> argv = {"/usr/bin/curl", "-sS", "--cacert", ca_path(), "-X", method, "-o", body_out.string(),
-                                   "-D", head_out.string(), "-w", "%{http_code}", "--max-time", "60"};
+  std::vector<std::string> argv = {
+      "/usr/bin/curl",   "-sS", "--cacert",        ca_path(), "-X",           method,       "-o",
+      body_out.string(), "-D",  head_out.string(), "-w",      "%{http_code}", "--max-time", "60"};
   if (!token.empty()) argv.insert(argv.end(), {"-H", "Authorization: Bearer " + token});
   if (!body.empty()) {
     std::ofstream(body_in, std::ios::binary) << body;
-    argv.insert(argv.end(), {"-H", "Content-Type: " + content_type, "--data-binary", "@" + body_in.string()});
+    argv.insert(argv.end(),
+                {"-H", "Content-Type: " + content_type, "--data-binary", "@" + body_in.string()});
   }
   for (const auto& h : headers) argv.insert(argv.end(), {"-H", h});
   argv.push_back(url(path));

@@ -5,10 +5,9 @@
 
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "cloudcore/api/api_server.h"
 #include "cloudcore/registry/registry.h"
@@ -54,7 +53,8 @@ class ApiFixture {
 
   // curl against the server; `token` empty: no Authorization header.
   HttpResult call(const std::string& method, const std::string& path, const std::string& token,
-                  const std::string& body = "", const std::string& content_type = "application/json",
+                  const std::string& body = "",
+                  const std::string& content_type = "application/json",
                   const std::vector<std::string>& headers = {});
 
  private:

@@ -1,6 +1,7 @@
+#include "cloudcore/api/auth.h"
+
 #include <catch2/catch.hpp>
 
-#include "cloudcore/api/auth.h"
 #include "cloudcore/api/continue_token.h"
 
 using namespace gantry::cloud::api;

@@ -144,8 +144,8 @@ TEST_CASE("pods/log with an error after output cuts the body short (the client s
       {ScriptedStreamer::Step::kData, "partial\n"},
       {ScriptedStreamer::Step::kClose, "the connection to node \"n1\" was lost", 503}};
   auto body = fx.api->dir() / "cut.body";
-  ChildProcess curl({"/usr/bin/curl", "-sS", "--cacert", fx.api->ca_path(), "-o", body.string(), "-H",
-                     std::string("Authorization: Bearer ") + kAdminToken,
+  ChildProcess curl({"/usr/bin/curl", "-sS", "--cacert", fx.api->ca_path(), "-o", body.string(),
+                     "-H", std::string("Authorization: Bearer ") + kAdminToken,
                      fx.api->url("/api/v1/namespaces/default/pods/web/log?follow=true")},
                     fx.api->dir() / "cut.log");
   CHECK(curl.wait(std::chrono::seconds(60)) == 18);  // CURLE_PARTIAL_FILE: not a complete response

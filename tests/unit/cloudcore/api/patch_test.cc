@@ -1,6 +1,6 @@
-#include <catch2/catch.hpp>
-
 #include "cloudcore/api/patch.h"
+
+#include <catch2/catch.hpp>
 
 using namespace gantry::cloud::api;
 using nlohmann::json;
@@ -21,7 +21,8 @@ const json kPod = json::parse(R"({
 }  // namespace
 
 TEST_CASE("JSON merge patch replaces lists and deletes with null", "[api][patch]") {
-  auto out = apply_merge_patch(kPod, json::parse(R"({"metadata": {"labels": {"old": null, "new": "y"}},
+  auto out =
+      apply_merge_patch(kPod, json::parse(R"({"metadata": {"labels": {"old": null, "new": "y"}},
                                                       "spec": {"containers": [{"name": "only"}]}})"));
   REQUIRE(out.ok());
   CHECK((*out)["metadata"]["labels"] == json({{"app", "web"}, {"new", "y"}}));
@@ -38,7 +39,9 @@ TEST_CASE("strategic merge patch merges containers by name and env by name", "[a
   REQUIRE(containers.size() == 2);
   CHECK(containers[0]["image"] == "nginx:1.25");
   CHECK(containers[0]["ports"] == json::parse(R"([{"containerPort": 80}])"));
-  CHECK(containers[0]["env"] == json::parse(R"([{"name":"A","value":"1"},{"name":"B","value":"3"},{"name":"C","value":"4"}])"));
+  CHECK(containers[0]["env"] ==
+        json::parse(
+            R"([{"name":"A","value":"1"},{"name":"B","value":"3"},{"name":"C","value":"4"}])"));
   CHECK(containers[1]["name"] == "side");
 }
 
@@ -58,22 +61,28 @@ TEST_CASE("strategic merge patch honours the directives kubectl apply sends", "[
   CHECK((*out)["spec"]["containers"][0]["image"] == "busybox:2");
   CHECK((*out)["spec"]["containers"][1]["name"] == "main");
   CHECK((*out)["spec"]["volumes"] == json::array());
-  CHECK((*out)["spec"]["tolerations"] == json::parse(R"([{"key": "b"}])"));  // no merge key: replaced
+  CHECK((*out)["spec"]["tolerations"] ==
+        json::parse(R"([{"key": "b"}])"));  // no merge key: replaced
 
-  auto replaced = apply_strategic_merge_patch(kPod, json::parse(R"({"spec": {"$patch": "replace", "containers": []}})"));
+  auto replaced = apply_strategic_merge_patch(
+      kPod, json::parse(R"({"spec": {"$patch": "replace", "containers": []}})"));
   REQUIRE(replaced.ok());
   CHECK_FALSE((*replaced)["spec"].contains("volumes"));
 }
 
 TEST_CASE("strategic merge patch refuses merge-list elements without their key", "[api][patch]") {
-  auto out = apply_strategic_merge_patch(kPod, json::parse(R"({"spec": {"containers": [{"image": "x"}]}})"));
+  auto out = apply_strategic_merge_patch(
+      kPod, json::parse(R"({"spec": {"containers": [{"image": "x"}]}})"));
   REQUIRE_FALSE(out.ok());
   CHECK(out.status().message().find("spec.containers") != std::string::npos);
 }
 
 TEST_CASE("JSON patch applies operations and fails on a failing test", "[api][patch]") {
-  auto out = apply_json_patch(kPod, json::parse(R"([{"op": "replace", "path": "/metadata/labels/app", "value": "api"}])"));
+  auto out = apply_json_patch(
+      kPod, json::parse(R"([{"op": "replace", "path": "/metadata/labels/app", "value": "api"}])"));
   REQUIRE(out.ok());
   CHECK((*out)["metadata"]["labels"]["app"] == "api");
-  CHECK_FALSE(apply_json_patch(kPod, json::parse(R"([{"op": "test", "path": "/metadata/name", "value": "db"}])")).ok());
+  CHECK_FALSE(apply_json_patch(
+                  kPod, json::parse(R"([{"op": "test", "path": "/metadata/name", "value": "db"}])"))
+                  .ok());
 }

@@ -1,16 +1,18 @@
-#include <catch2/catch.hpp>
-
 #include "cloudcore/api/render.h"
+
+#include <catch2/catch.hpp>
 
 using namespace gantry::cloud::api;
 using nlohmann::json;
 namespace v1 = gantry::v1;
 
 namespace {
-const SystemTime kNow = SystemTime(std::chrono::seconds(1'704'067'200 + 3 * 3600));  // 2024-01-01T03:00:00Z
+const SystemTime kNow =
+    SystemTime(std::chrono::seconds(1'704'067'200 + 3 * 3600));  // 2024-01-01T03:00:00Z
 
 json pod_json() {
-  return json::parse(R"({"metadata": {"name": "web", "namespace": "default", "creationTimestamp": "2024-01-01T00:00:00Z"},
+  return json::parse(
+      R"({"metadata": {"name": "web", "namespace": "default", "creationTimestamp": "2024-01-01T00:00:00Z"},
                          "spec": {"nodeName": "n1", "containers": [{"name": "main", "image": "nginx:1.25"},
                                                                   {"name": "side", "image": "busybox"}]}})");
 }
@@ -51,8 +53,10 @@ TEST_CASE("a pod's stored status renders in Kubernetes shape", "[api][render]") 
   CHECK(s["startTime"] == "2024-01-01T00:00:00Z");
   std::map<std::string, std::string> conditions;
   for (const auto& c : s["conditions"]) conditions[c["type"]] = c["status"];
-  CHECK(conditions == std::map<std::string, std::string>{{"Initialized", "True"}, {"Ready", "True"},
-                                                          {"ContainersReady", "True"}, {"PodScheduled", "True"}});
+  CHECK(conditions == std::map<std::string, std::string>{{"Initialized", "True"},
+                                                         {"Ready", "True"},
+                                                         {"ContainersReady", "True"},
+                                                         {"PodScheduled", "True"}});
   const json& cs = s["containerStatuses"][0];
   CHECK(cs["state"]["running"]["startedAt"] == "2024-01-01T00:01:00Z");
   CHECK(cs["lastState"]["terminated"]["exitCode"] == 137);
@@ -90,10 +94,15 @@ TEST_CASE("node Ready reads Unknown when unreachable or never reported", "[api][
 }
 
 TEST_CASE("tables carry kubectl's columns and the rows' metadata", "[api][render]") {
-  json node = {{"metadata", {{"name", "n1"}, {"creationTimestamp", "2024-01-01T00:00:00Z"},
-                             {"labels", {{"topology.gantry.io/province", "zhejiang"}, {"node-role.kubernetes.io/edge", ""}}}}},
-               {"status", {{"conditions", {{{"type", "Ready"}, {"status", "True"}}}},
-                           {"nodeInfo", {{"kubeletVersion", "v0.1.0"}}}}}};
+  json node = {
+      {"metadata",
+       {{"name", "n1"},
+        {"creationTimestamp", "2024-01-01T00:00:00Z"},
+        {"labels",
+         {{"topology.gantry.io/province", "zhejiang"}, {"node-role.kubernetes.io/edge", ""}}}}},
+      {"status",
+       {{"conditions", {{{"type", "Ready"}, {"status", "True"}}}},
+        {"nodeInfo", {{"kubeletVersion", "v0.1.0"}}}}}};
   json t = render_table(TableKind::kNodes, {node}, "7", kNow);
   CHECK(t["kind"] == "Table");
   CHECK(t["apiVersion"] == "meta.k8s.io/v1");
@@ -112,7 +121,8 @@ TEST_CASE("tables carry kubectl's columns and the rows' metadata", "[api][render
   json pod = pod_json();
   pod["status"] = {{"phase", "Running"}, {"podIP", "10.0.0.9"}};
   json pt = render_table(TableKind::kPods, {pod}, "8", kNow);
-  CHECK(pt["rows"][0]["cells"] == json({"web", "0/2", "Running", 0, "3h", "10.0.0.9", "n1", "<none>", "<none>"}));
+  CHECK(pt["rows"][0]["cells"] ==
+        json({"web", "0/2", "Running", 0, "3h", "10.0.0.9", "n1", "<none>", "<none>"}));
   CHECK(pt["rows"][0]["object"]["metadata"]["namespace"] == "default");
   CHECK(pt["columnDefinitions"][5]["priority"] == 1);
 }

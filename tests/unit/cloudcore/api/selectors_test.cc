@@ -1,6 +1,6 @@
-#include <catch2/catch.hpp>
-
 #include "cloudcore/api/selectors.h"
+
+#include <catch2/catch.hpp>
 
 using gantry::cloud::api::FieldSelector;
 using gantry::cloud::api::LabelSelector;
@@ -40,9 +40,11 @@ TEST_CASE("label selectors match as Kubernetes defines each operator", "[api][se
   CHECK(s->matches(labels) == c.matches);
 }
 
-TEST_CASE("malformed label selectors are refused with the offending part named", "[api][selectors]") {
-  auto text = GENERATE(values<std::string>({"app in (web", "app in web)", "app=we b", "=web", "app in ()",
-                                             "app=web=x", "-bad-key=1", "app between (a)"}));
+TEST_CASE("malformed label selectors are refused with the offending part named",
+          "[api][selectors]") {
+  auto text =
+      GENERATE(values<std::string>({"app in (web", "app in web)", "app=we b", "=web", "app in ()",
+                                    "app=web=x", "-bad-key=1", "app between (a)"}));
   auto s = LabelSelector::parse(text);
   INFO(text);
   REQUIRE_FALSE(s.ok());
@@ -51,8 +53,8 @@ TEST_CASE("malformed label selectors are refused with the offending part named",
 
 TEST_CASE("field selectors accept only the supported fields and honour != ", "[api][selectors]") {
   std::vector<std::string> supported = {"metadata.name", "spec.nodeName", "status.phase"};
-  std::map<std::string, std::string> values = {{"metadata.name", "web"}, {"spec.nodeName", "n1"},
-                                               {"status.phase", "Running"}};
+  std::map<std::string, std::string> values = {
+      {"metadata.name", "web"}, {"spec.nodeName", "n1"}, {"status.phase", "Running"}};
   auto value_of = [&](const std::string& f) { return values[f]; };
   auto s = FieldSelector::parse("spec.nodeName=n1,status.phase!=Pending", supported);
   REQUIRE(s.ok());

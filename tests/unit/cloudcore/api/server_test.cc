@@ -9,7 +9,8 @@ using namespace gantry::test;
 using nlohmann::json;
 
 namespace {
-const char* kPodBody = R"({"apiVersion":"v1","kind":"Pod","metadata":{"name":"web","labels":{"app":"web"}},
+const char* kPodBody =
+    R"({"apiVersion":"v1","kind":"Pod","metadata":{"name":"web","labels":{"app":"web"}},
   "spec":{"nodeName":"n1","containers":[{"name":"main","image":"nginx:1.25"}]}})";
 
 std::vector<json> events_of(const std::string& body) {
@@ -46,7 +47,8 @@ TEST_CASE_METHOD(ApiFixture, "discovery answers and health needs no token", "[ap
   CHECK(bad.json()["reason"] == "Unauthorized");
 }
 
-TEST_CASE_METHOD(ApiFixture, "create, get, conflicting update and delete of a pod", "[api][server]") {
+TEST_CASE_METHOD(ApiFixture, "create, get, conflicting update and delete of a pod",
+                 "[api][server]") {
   put_node("n1", "zhejiang");
   auto created = call("POST", "/api/v1/namespaces/default/pods", kAdminToken, kPodBody);
   REQUIRE(created.code == 201);
@@ -54,7 +56,8 @@ TEST_CASE_METHOD(ApiFixture, "create, get, conflicting update and delete of a po
   CHECK_FALSE(pod["metadata"]["uid"].get<std::string>().empty());
   CHECK(pod["metadata"]["namespace"] == "default");
   CHECK(pod["status"]["phase"] == "Pending");
-  CHECK(call("POST", "/api/v1/namespaces/default/pods", kAdminToken, kPodBody).json()["reason"] == "AlreadyExists");
+  CHECK(call("POST", "/api/v1/namespaces/default/pods", kAdminToken, kPodBody).json()["reason"] ==
+        "AlreadyExists");
 
   // A status change moves the resourceVersion: an update based on the old one conflicts.
   std::string old_rv = pod["metadata"]["resourceVersion"];
@@ -77,7 +80,8 @@ TEST_CASE_METHOD(ApiFixture, "create, get, conflicting update and delete of a po
   REQUIRE(deleting.code == 200);
   CHECK(deleting.json()["metadata"].contains("deletionTimestamp"));
   CHECK(call("GET", "/api/v1/namespaces/default/pods/web", kAdminToken).code == 200);
-  auto now = call("DELETE", "/api/v1/namespaces/default/pods/web?gracePeriodSeconds=0", kAdminToken);
+  auto now =
+      call("DELETE", "/api/v1/namespaces/default/pods/web?gracePeriodSeconds=0", kAdminToken);
   CHECK(now.code == 200);
   CHECK(call("GET", "/api/v1/namespaces/default/pods/web", kAdminToken).code == 404);
   auto status_gone = store().get(cloud::keys::status_key(v1::OBJECT_KIND_POD, "default", "web"));
@@ -85,7 +89,8 @@ TEST_CASE_METHOD(ApiFixture, "create, get, conflicting update and delete of a po
   CHECK_FALSE(status_gone->has_value());
 }
 
-TEST_CASE_METHOD(ApiFixture, "bad requests get the right Status and change nothing", "[api][server]") {
+TEST_CASE_METHOD(ApiFixture, "bad requests get the right Status and change nothing",
+                 "[api][server]") {
   put_node("n1", "zhejiang");
   auto rev = store().current_revision();
   struct Case {
@@ -95,10 +100,17 @@ TEST_CASE_METHOD(ApiFixture, "bad requests get the right Status and change nothi
   };
   auto c = GENERATE(values<Case>({
       {"POST", "/api/v1/namespaces/default/pods", "{not json", 400, "BadRequest"},
-      {"POST", "/api/v1/namespaces/default/pods", R"({"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"x"}})", 400, "BadRequest"},
-      {"POST", "/api/v1/namespaces/default/pods", R"({"kind":"Pod","apiVersion":"v1","metadata":{"name":"x","namespace":"other"},"spec":{"containers":[{"name":"a","image":"b"}]}})", 400, "BadRequest"},
-      {"POST", "/api/v1/namespaces/default/pods", R"({"kind":"Pod","apiVersion":"v1","metadata":{"name":"x"},"spec":{"containers":[{"name":"a"}]}})", 422, "Invalid"},
-      {"POST", "/api/v1/namespaces/default/pods", R"({"kind":"Pod","apiVersion":"v1","metadata":{"name":"Bad_Name"},"spec":{"containers":[{"name":"a","image":"b"}]}})", 422, "Invalid"},
+      {"POST", "/api/v1/namespaces/default/pods",
+       R"({"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"x"}})", 400, "BadRequest"},
+      {"POST", "/api/v1/namespaces/default/pods",
+       R"({"kind":"Pod","apiVersion":"v1","metadata":{"name":"x","namespace":"other"},"spec":{"containers":[{"name":"a","image":"b"}]}})",
+       400, "BadRequest"},
+      {"POST", "/api/v1/namespaces/default/pods",
+       R"({"kind":"Pod","apiVersion":"v1","metadata":{"name":"x"},"spec":{"containers":[{"name":"a"}]}})",
+       422, "Invalid"},
+      {"POST", "/api/v1/namespaces/default/pods",
+       R"({"kind":"Pod","apiVersion":"v1","metadata":{"name":"Bad_Name"},"spec":{"containers":[{"name":"a","image":"b"}]}})",
+       422, "Invalid"},
       {"POST", "/api/v1/namespaces/nowhere/pods", kPodBody, 404, "NotFound"},
       {"GET", "/api/v1/pods?labelSelector=app%20in%20(web", "", 400, "BadRequest"},
       {"GET", "/api/v1/pods?fieldSelector=spec.host%3Dx", "", 400, "BadRequest"},
@@ -114,15 +126,18 @@ TEST_CASE_METHOD(ApiFixture, "bad requests get the right Status and change nothi
 }
 
 TEST_CASE_METHOD(ApiFixture, "a body past the limit is refused with 413", "[api][server]") {
-  std::string huge = std::string(R"({"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"big"},"data":{"a":")") +
-                     std::string(4 * 1024 * 1024, 'x') + "\"}}";
+  std::string huge =
+      std::string(
+          R"({"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"big"},"data":{"a":")") +
+      std::string(4 * 1024 * 1024, 'x') + "\"}}";
   auto rev = store().current_revision();
   auto r = call("POST", "/api/v1/namespaces/default/configmaps", kAdminToken, huge);
   CHECK(r.code == 413);
   CHECK(store().current_revision() == rev);
 }
 
-TEST_CASE_METHOD(ApiFixture, "lists page consistently and an expired continue is 410", "[api][server]") {
+TEST_CASE_METHOD(ApiFixture, "lists page consistently and an expired continue is 410",
+                 "[api][server]") {
   put_node("n1", "zhejiang");
   for (int i = 0; i < 5; ++i) put_pod("default", "p" + std::to_string(i), "n1");
   auto first = call("GET", "/api/v1/namespaces/default/pods?limit=2", kAdminToken).json();
@@ -130,9 +145,12 @@ TEST_CASE_METHOD(ApiFixture, "lists page consistently and an expired continue is
   std::string token = first["metadata"]["continue"];
   std::string rv = first["metadata"]["resourceVersion"];
   put_pod("default", "p10", "n1");  // after the first page: not in this list
-  std::vector<std::string> seen = {first["items"][0]["metadata"]["name"], first["items"][1]["metadata"]["name"]};
+  std::vector<std::string> seen = {first["items"][0]["metadata"]["name"],
+                                   first["items"][1]["metadata"]["name"]};
   while (!token.empty()) {
-    auto page = call("GET", "/api/v1/namespaces/default/pods?limit=2&continue=" + token, kAdminToken).json();
+    auto page =
+        call("GET", "/api/v1/namespaces/default/pods?limit=2&continue=" + token, kAdminToken)
+            .json();
     CHECK(page["metadata"]["resourceVersion"] == rv);
     for (const auto& p : page["items"]) seen.push_back(p["metadata"]["name"]);
     token = page["metadata"].value("continue", "");
@@ -143,12 +161,14 @@ TEST_CASE_METHOD(ApiFixture, "lists page consistently and an expired continue is
   std::string stale = again["metadata"]["continue"];
   put_pod("default", "p11", "n1");
   REQUIRE(store().compact(store().current_revision()).ok());
-  auto expired = call("GET", "/api/v1/namespaces/default/pods?limit=2&continue=" + stale, kAdminToken);
+  auto expired =
+      call("GET", "/api/v1/namespaces/default/pods?limit=2&continue=" + stale, kAdminToken);
   CHECK(expired.code == 410);
   CHECK(expired.json()["reason"] == "Expired");
 }
 
-TEST_CASE_METHOD(ApiFixture, "a list without a limit returns every object once, past the store's page size",
+TEST_CASE_METHOD(ApiFixture,
+                 "a list without a limit returns every object once, past the store's page size",
                  "[api][server]") {
   constexpr int kNodes = 1234;  // more than the 500 the server reads from the store at a time
   for (int i = 0; i < kNodes; ++i) put_node(fmt::format("n{:04}", i), "zhejiang");
@@ -165,11 +185,14 @@ TEST_CASE_METHOD(ApiFixture, "a list without a limit returns every object once, 
   CHECK(table.json()["rows"].size() == kNodes);
 }
 
-TEST_CASE("/metrics serves the exporter's text, without a token unless health is closed", "[api][server]") {
+TEST_CASE("/metrics serves the exporter's text, without a token unless health is closed",
+          "[api][server]") {
   bool open = GENERATE(true, false);
   cloud::api::ApiServerOptions options;
   options.anonymous_health = open;
-  options.metrics = [] { return std::string("# HELP x_total X.\n# TYPE x_total counter\nx_total 3\n"); };
+  options.metrics = [] {
+    return std::string("# HELP x_total X.\n# TYPE x_total counter\nx_total 3\n");
+  };
   ApiFixture f(options);
   auto anonymous = f.call("GET", "/metrics", "");
   auto with_token = f.call("GET", "/metrics", kAdminToken);
@@ -193,15 +216,20 @@ TEST_CASE_METHOD(ApiFixture, "label and field selectors filter lists", "[api][se
     for (const auto& i : list["items"]) out.push_back(i["metadata"]["name"]);
     return out;
   };
-  CHECK(names("/api/v1/nodes?labelSelector=topology.gantry.io/province%3Dzhejiang") == std::vector<std::string>{"n1"});
-  CHECK(names("/api/v1/nodes?labelSelector=topology.gantry.io/province%20notin%20(zhejiang)") == std::vector<std::string>{"n2"});
+  CHECK(names("/api/v1/nodes?labelSelector=topology.gantry.io/province%3Dzhejiang") ==
+        std::vector<std::string>{"n1"});
+  CHECK(names("/api/v1/nodes?labelSelector=topology.gantry.io/province%20notin%20(zhejiang)") ==
+        std::vector<std::string>{"n2"});
   CHECK(names("/api/v1/pods?fieldSelector=spec.nodeName%3Dn2") == std::vector<std::string>{"b"});
-  CHECK(names("/api/v1/pods?fieldSelector=status.phase%3DRunning") == std::vector<std::string>{"a"});
-  CHECK(names("/api/v1/pods?fieldSelector=status.phase!%3DRunning,metadata.namespace%3Ddefault") == std::vector<std::string>{"b"});
+  CHECK(names("/api/v1/pods?fieldSelector=status.phase%3DRunning") ==
+        std::vector<std::string>{"a"});
+  CHECK(names("/api/v1/pods?fieldSelector=status.phase!%3DRunning,metadata.namespace%3Ddefault") ==
+        std::vector<std::string>{"b"});
   CHECK(names("/api/v1/pods?labelSelector=app%3Da") == std::vector<std::string>{"a"});
 }
 
-TEST_CASE_METHOD(ApiFixture, "province tokens see and change only their province", "[api][server][auth]") {
+TEST_CASE_METHOD(ApiFixture, "province tokens see and change only their province",
+                 "[api][server][auth]") {
   put_node("zj1", "zhejiang");
   put_node("js1", "jiangsu");
   put_pod("default", "zj-pod", "zj1");
@@ -215,8 +243,10 @@ TEST_CASE_METHOD(ApiFixture, "province tokens see and change only their province
   CHECK(call("DELETE", "/api/v1/namespaces/default/pods/zj-pod", kZhejiangViewerToken).code == 403);
   CHECK(call("GET", "/api/v1/namespaces/default/configmaps", kZhejiangViewerToken).code == 403);
   // The jiangsu operator may create pods on its own nodes only.
-  std::string on_js = R"({"kind":"Pod","apiVersion":"v1","metadata":{"name":"new"},"spec":{"nodeName":"js1","containers":[{"name":"a","image":"b"}]}})";
-  std::string on_zj = R"({"kind":"Pod","apiVersion":"v1","metadata":{"name":"new2"},"spec":{"nodeName":"zj1","containers":[{"name":"a","image":"b"}]}})";
+  std::string on_js =
+      R"({"kind":"Pod","apiVersion":"v1","metadata":{"name":"new"},"spec":{"nodeName":"js1","containers":[{"name":"a","image":"b"}]}})";
+  std::string on_zj =
+      R"({"kind":"Pod","apiVersion":"v1","metadata":{"name":"new2"},"spec":{"nodeName":"zj1","containers":[{"name":"a","image":"b"}]}})";
   CHECK(call("POST", "/api/v1/namespaces/default/pods", kJiangsuOperatorToken, on_js).code == 201);
   CHECK(call("POST", "/api/v1/namespaces/default/pods", kJiangsuOperatorToken, on_zj).code == 403);
   auto provinces = call("GET", "/apis/gantry.io/v1/provinces", kZhejiangViewerToken).json();
@@ -224,7 +254,8 @@ TEST_CASE_METHOD(ApiFixture, "province tokens see and change only their province
   CHECK(provinces["items"][0]["metadata"]["name"] == "zhejiang");
 }
 
-TEST_CASE_METHOD(ApiFixture, "province aggregates count nodes by readiness and pods by phase", "[api][server]") {
+TEST_CASE_METHOD(ApiFixture, "province aggregates count nodes by readiness and pods by phase",
+                 "[api][server]") {
   put_node("a", "zhejiang");
   put_node("b", "zhejiang");
   put_node("c", "zhejiang");
@@ -234,14 +265,16 @@ TEST_CASE_METHOD(ApiFixture, "province aggregates count nodes by readiness and p
   put_pod("default", "p2", "a");
   put_pod_status("default", "p1", v1::POD_PHASE_RUNNING, true);
   auto p = call("GET", "/apis/gantry.io/v1/provinces/zhejiang", kAdminToken).json();
-  CHECK(p["status"]["nodes"] == json({{"total", 3}, {"ready", 1}, {"notReady", 1}, {"unknown", 1}}));
+  CHECK(p["status"]["nodes"] ==
+        json({{"total", 3}, {"ready", 1}, {"notReady", 1}, {"unknown", 1}}));
   CHECK(p["status"]["pods"]["total"] == 2);
   CHECK(p["status"]["pods"]["byPhase"] == json({{"Pending", 1}, {"Running", 1}}));
   CHECK(p["status"].contains("lastChange"));
   CHECK(call("GET", "/apis/gantry.io/v1/provinces/nowhere", kAdminToken).code == 404);
 }
 
-TEST_CASE_METHOD(ApiFixture, "a watch resumes from a resourceVersion and sees status changes", "[api][server][watch]") {
+TEST_CASE_METHOD(ApiFixture, "a watch resumes from a resourceVersion and sees status changes",
+                 "[api][server][watch]") {
   put_node("n1", "zhejiang");
   put_pod("default", "web", "n1");
   auto list = call("GET", "/api/v1/namespaces/default/pods", kAdminToken).json();
@@ -249,7 +282,9 @@ TEST_CASE_METHOD(ApiFixture, "a watch resumes from a resourceVersion and sees st
   put_pod_status("default", "web", v1::POD_PHASE_RUNNING, true);
   put_pod("default", "db", "n1");
   REQUIRE(store().remove(cloud::keys::object_key(v1::OBJECT_KIND_POD, "default", "db")).ok());
-  auto w = call("GET", "/api/v1/namespaces/default/pods?watch=1&timeoutSeconds=2&resourceVersion=" + rv, kAdminToken);
+  auto w =
+      call("GET", "/api/v1/namespaces/default/pods?watch=1&timeoutSeconds=2&resourceVersion=" + rv,
+           kAdminToken);
   REQUIRE(w.code == 200);
   auto events = events_of(w.body);
   REQUIRE(events.size() == 3);
@@ -259,18 +294,24 @@ TEST_CASE_METHOD(ApiFixture, "a watch resumes from a resourceVersion and sees st
   CHECK(events[1]["object"]["metadata"]["name"] == "db");
   CHECK(events[2]["type"] == "DELETED");
   // With a selector, only matching objects.
-  auto sel = call("GET", "/api/v1/namespaces/default/pods?watch=1&timeoutSeconds=2&labelSelector=app%3Ddb&resourceVersion=" + rv, kAdminToken);
+  auto sel = call("GET",
+                  "/api/v1/namespaces/default/"
+                  "pods?watch=1&timeoutSeconds=2&labelSelector=app%3Ddb&resourceVersion=" +
+                      rv,
+                  kAdminToken);
   CHECK(events_of(sel.body).size() == 2);
 }
 
-TEST_CASE_METHOD(ApiFixture, "a watch from a compacted revision ends with a 410 ERROR event", "[api][server][watch]") {
+TEST_CASE_METHOD(ApiFixture, "a watch from a compacted revision ends with a 410 ERROR event",
+                 "[api][server][watch]") {
   put_node("n1", "zhejiang");
   put_pod("default", "web", "n1");
   auto old_rv = store().current_revision() - 1;
   put_pod_status("default", "web", v1::POD_PHASE_RUNNING, true);
   put_pod_status("default", "web", v1::POD_PHASE_RUNNING, false);
   REQUIRE(store().compact(store().current_revision()).ok());
-  auto w = call("GET", "/api/v1/pods?watch=1&resourceVersion=" + std::to_string(old_rv), kAdminToken);
+  auto w =
+      call("GET", "/api/v1/pods?watch=1&resourceVersion=" + std::to_string(old_rv), kAdminToken);
   auto events = events_of(w.body);
   REQUIRE(events.size() == 1);
   CHECK(events[0]["type"] == "ERROR");
@@ -278,17 +319,21 @@ TEST_CASE_METHOD(ApiFixture, "a watch from a compacted revision ends with a 410 
   CHECK(events[0]["object"]["reason"] == "Expired");
 }
 
-TEST_CASE_METHOD(ApiFixture, "pod logs without a tunnel answer a clear error, never fake output", "[api][server]") {
+TEST_CASE_METHOD(ApiFixture, "pod logs without a tunnel answer a clear error, never fake output",
+                 "[api][server]") {
   put_node("n1", "zhejiang");
   put_pod("default", "web", "n1");
   auto r = call("GET", "/api/v1/namespaces/default/pods/web/log", kAdminToken);
   CHECK(r.code == 501);
-  CHECK(r.json()["message"].get<std::string>().find("serves no container logs") != std::string::npos);
+  CHECK(r.json()["message"].get<std::string>().find("serves no container logs") !=
+        std::string::npos);
 }
 
-TEST_CASE_METHOD(ApiFixture, "unsupported pod fields come back as Warning headers", "[api][server]") {
+TEST_CASE_METHOD(ApiFixture, "unsupported pod fields come back as Warning headers",
+                 "[api][server]") {
   put_node("n1", "zhejiang");
-  std::string body = R"({"kind":"Pod","apiVersion":"v1","metadata":{"name":"probe"},"spec":{"nodeName":"n1",
+  std::string body =
+      R"({"kind":"Pod","apiVersion":"v1","metadata":{"name":"probe"},"spec":{"nodeName":"n1",
     "containers":[{"name":"a","image":"b","livenessProbe":{"exec":{"command":["true"]}}}],
     "volumes":[{"name":"data","persistentVolumeClaim":{"claimName":"x"}}]}})";
   auto r = call("POST", "/api/v1/namespaces/default/pods", kAdminToken, body);

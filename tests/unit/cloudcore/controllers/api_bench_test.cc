@@ -2,14 +2,13 @@
 // latency through the REST API with 10,000 nodes and 50,000 pods in the store.
 //   build-*/tests/unit/cloudcore/controllers/unit_cloudcore_controllers "[.bench]"
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <catch2/catch.hpp>
-#include <nlohmann/json.hpp>
 
 #include "cloudcore/api/render.h"
 #include "cloudcore/registry/keys.h"
@@ -56,7 +55,8 @@ Timed timed_get(ApiFixture& f, const std::string& path, const std::string& heade
   auto out = f.dir() / "bench.body";
   std::string cmd = "/usr/bin/curl -sS --cacert " + f.ca_path() + " -H 'Authorization: Bearer " +
                     kAdminToken + "'" + (header.empty() ? "" : " -H '" + header + "'") + " -o " +
-                    out.string() + " -w '%{http_code} %{time_starttransfer} %{time_total} %{size_download}' '" +
+                    out.string() +
+                    " -w '%{http_code} %{time_starttransfer} %{time_total} %{size_download}' '" +
                     f.url(path) + "'";
   FILE* p = popen(cmd.c_str(), "r");
   REQUIRE(p);
@@ -78,7 +78,8 @@ double percentile(std::vector<double> v, double q) {
 
 TEST_CASE("REST list and watch latency at 10000 nodes and 50000 pods", "[.bench][controllers]") {
   // GANTRY_BENCH_NODES scales it down (5 pods per node).
-  const int kNodes = std::getenv("GANTRY_BENCH_NODES") ? std::atoi(std::getenv("GANTRY_BENCH_NODES")) : 10000;
+  const int kNodes =
+      std::getenv("GANTRY_BENCH_NODES") ? std::atoi(std::getenv("GANTRY_BENCH_NODES")) : 10000;
   constexpr int kPodsPerNode = 5;
   std::setvbuf(stdout, nullptr, _IOLBF, 0);  // figures survive a kill
   ApiFixture f;
@@ -91,12 +92,17 @@ TEST_CASE("REST list and watch latency at 10000 nodes and 50000 pods", "[.bench]
   };
   for (int n = 0; n < kNodes; ++n) {
     std::string name = fmt::format("edge-{:05}", n);
-    json node = {{"kind", "Node"}, {"apiVersion", "v1"},
-                 {"metadata", {{"name", name}, {"uid", "uid-" + name}, {"creationTimestamp", "2024-01-01T00:00:00Z"},
-                               {"labels", {{"topology.gantry.io/province", n % 2 ? "zhejiang" : "jiangsu"}}}}},
+    json node = {{"kind", "Node"},
+                 {"apiVersion", "v1"},
+                 {"metadata",
+                  {{"name", name},
+                   {"uid", "uid-" + name},
+                   {"creationTimestamp", "2024-01-01T00:00:00Z"},
+                   {"labels", {{"topology.gantry.io/province", n % 2 ? "zhejiang" : "jiangsu"}}}}},
                  {"spec", json::object()}};
-    ops.push_back(cloud::Op::put(cloud::keys::object_key(v1::OBJECT_KIND_NODE, "", name),
-                                 cloud::decode_object(v1::OBJECT_KIND_NODE, node.dump())->SerializeAsString()));
+    ops.push_back(cloud::Op::put(
+        cloud::keys::object_key(v1::OBJECT_KIND_NODE, "", name),
+        cloud::decode_object(v1::OBJECT_KIND_NODE, node.dump())->SerializeAsString()));
     v1::StoredStatus st;
     st.set_generation(1);
     auto* ns = st.mutable_node();
@@ -108,15 +114,24 @@ TEST_CASE("REST list and watch latency at 10000 nodes and 50000 pods", "[.bench]
     c->set_type(v1::NODE_CONDITION_READY);
     c->set_status(v1::CONDITION_STATUS_TRUE);
     ns->mutable_node_info()->set_edgecore_version("v0.1.0");
-    ops.push_back(cloud::Op::put(cloud::keys::status_key(v1::OBJECT_KIND_NODE, "", name), st.SerializeAsString()));
+    ops.push_back(cloud::Op::put(cloud::keys::status_key(v1::OBJECT_KIND_NODE, "", name),
+                                 st.SerializeAsString()));
     for (int i = 0; i < kPodsPerNode; ++i) {
       std::string pod_name = fmt::format("app-{:05}-{}", n, i);
-      json pod = {{"kind", "Pod"}, {"apiVersion", "v1"},
-                  {"metadata", {{"name", pod_name}, {"namespace", "default"}, {"uid", "uid-" + pod_name},
-                                {"creationTimestamp", "2024-01-01T00:00:00Z"}, {"labels", {{"app", "app"}}}}},
-                  {"spec", {{"nodeName", name}, {"containers", {{{"name", "main"}, {"image", "nginx:1.25"}}}}}}};
-      ops.push_back(cloud::Op::put(cloud::keys::object_key(v1::OBJECT_KIND_POD, "default", pod_name),
-                                   cloud::decode_object(v1::OBJECT_KIND_POD, pod.dump())->SerializeAsString()));
+      json pod = {
+          {"kind", "Pod"},
+          {"apiVersion", "v1"},
+          {"metadata",
+           {{"name", pod_name},
+            {"namespace", "default"},
+            {"uid", "uid-" + pod_name},
+            {"creationTimestamp", "2024-01-01T00:00:00Z"},
+            {"labels", {{"app", "app"}}}}},
+          {"spec",
+           {{"nodeName", name}, {"containers", {{{"name", "main"}, {"image", "nginx:1.25"}}}}}}};
+      ops.push_back(cloud::Op::put(
+          cloud::keys::object_key(v1::OBJECT_KIND_POD, "default", pod_name),
+          cloud::decode_object(v1::OBJECT_KIND_POD, pod.dump())->SerializeAsString()));
       v1::StoredStatus ps;
       ps.set_generation(1);
       ps.set_uid("uid-" + pod_name);
@@ -124,16 +139,19 @@ TEST_CASE("REST list and watch latency at 10000 nodes and 50000 pods", "[.bench]
       ps.mutable_pod()->set_ready(true);
       ps.mutable_pod()->set_pod_ip("10.0.0.1");
       ps.mutable_pod()->set_start_time(1'700'000'000);
-      ops.push_back(cloud::Op::put(cloud::keys::status_key(v1::OBJECT_KIND_POD, "default", pod_name),
-                                   ps.SerializeAsString()));
+      ops.push_back(
+          cloud::Op::put(cloud::keys::status_key(v1::OBJECT_KIND_POD, "default", pod_name),
+                         ps.SerializeAsString()));
     }
     if (ops.size() >= 2000) flush();
   }
   flush();
-  REQUIRE(eventually([&] { return f.registry().pod_count() == static_cast<size_t>(kNodes * kPodsPerNode); },
-                     std::chrono::minutes(5)));
+  REQUIRE(eventually(
+      [&] { return f.registry().pod_count() == static_cast<size_t>(kNodes * kPodsPerNode); },
+      std::chrono::minutes(5)));
   double seed_s = std::chrono::duration<double>(SteadyClock::now() - seed_start).count();
-  std::printf("seeded %d nodes, %d pods (+ statuses) in %.1f s\n", kNodes, kNodes * kPodsPerNode, seed_s);
+  std::printf("seeded %d nodes, %d pods (+ statuses) in %.1f s\n", kNodes, kNodes * kPodsPerNode,
+              seed_s);
 
   Timed health = timed_get(f, "/healthz");
   std::printf("baseline GET /healthz: %.1f ms total (TLS handshake included)\n", health.total_ms);
@@ -161,10 +179,13 @@ TEST_CASE("REST list and watch latency at 10000 nodes and 50000 pods", "[.bench]
     cont = page["metadata"].value("continue", "");
     ++pages;
   } while (!cont.empty());
-  double full_ms = std::chrono::duration<double, std::milli>(SteadyClock::now() - full_start).count();
+  double full_ms =
+      std::chrono::duration<double, std::milli>(SteadyClock::now() - full_start).count();
   CHECK(items == static_cast<size_t>(kNodes * kPodsPerNode));
-  std::printf("full paged pod list (limit=500): %d pages, %zu pods, %.1f MB, %.0f ms wall (curl per page)\n",
-              pages, items, bytes / 1e6, full_ms);
+  std::printf(
+      "full paged pod list (limit=500): %d pages, %zu pods, %.1f MB, %.0f ms wall (curl per "
+      "page)\n",
+      pages, items, bytes / 1e6, full_ms);
 
   std::vector<double> tables;
   size_t table_bytes = 0;
@@ -178,8 +199,8 @@ TEST_CASE("REST list and watch latency at 10000 nodes and 50000 pods", "[.bench]
     tables.push_back(t.total_ms);
     table_bytes = t.bytes;
   }
-  std::printf("GET /api/v1/nodes as Table (%d rows, %.1f MB): median total %.1f ms\n",
-              kNodes, table_bytes / 1e6, tables.empty() ? 0.0 : percentile(tables, 0.5));
+  std::printf("GET /api/v1/nodes as Table (%d rows, %.1f MB): median total %.1f ms\n", kNodes,
+              table_bytes / 1e6, tables.empty() ? 0.0 : percentile(tables, 0.5));
 
   // Watch: a pod status write (as the hub makes it) to the JSON line on the client.
   std::string rv = std::to_string(f.store().current_revision());
@@ -198,18 +219,26 @@ TEST_CASE("REST list and watch latency at 10000 nodes and 50000 pods", "[.bench]
     ps.mutable_pod()->set_ready(true);
     ps.mutable_pod()->set_pod_ip(fmt::format("10.1.{}.{}", i / 200, i % 200));
     auto t0 = SteadyClock::now();
-    REQUIRE(f.store().put(cloud::keys::status_key(v1::OBJECT_KIND_POD, "default", pod_name),
-                          ps.SerializeAsString()).ok());
+    REQUIRE(f.store()
+                .put(cloud::keys::status_key(v1::OBJECT_KIND_POD, "default", pod_name),
+                     ps.SerializeAsString())
+                .ok());
     // The log file is the curl's stdout; polled every millisecond (the figure's resolution).
-    REQUIRE(eventually([&] {
-      return common::read_file(watch_log).value_or("").find("\"" + pod_name + "\"") != std::string::npos;
-    }, std::chrono::seconds(60), std::chrono::milliseconds(1)));
-    if (i > 0) latencies.push_back(std::chrono::duration<double, std::milli>(SteadyClock::now() - t0).count());
+    REQUIRE(eventually(
+        [&] {
+          return common::read_file(watch_log).value_or("").find("\"" + pod_name + "\"") !=
+                 std::string::npos;
+        },
+        std::chrono::seconds(60), std::chrono::milliseconds(1)));
+    if (i > 0)
+      latencies.push_back(
+          std::chrono::duration<double, std::milli>(SteadyClock::now() - t0).count());
   }
-  std::printf("watch latency, store write (fsynced) -> JSON line at the client, %zu events: "
-              "median %.1f ms, p90 %.1f ms, max %.1f ms\n",
-              latencies.size(), percentile(latencies, 0.5), percentile(latencies, 0.9),
-              percentile(latencies, 1.0));
+  std::printf(
+      "watch latency, store write (fsynced) -> JSON line at the client, %zu events: "
+      "median %.1f ms, p90 %.1f ms, max %.1f ms\n",
+      latencies.size(), percentile(latencies, 0.5), percentile(latencies, 0.9),
+      percentile(latencies, 1.0));
 }
 
 }  // namespace

@@ -2,11 +2,10 @@
 // hub's dispatch does): pods get bound, the unbindable ones say why, new nodes unblock them.
 #include "cloudcore/controllers/scheduler.h"
 
-#include <map>
-#include <set>
-
 #include <catch2/catch.hpp>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "cloudcore/registry/keys.h"
 #include "cloudcore/registry/objects.h"
@@ -42,12 +41,15 @@ class SchedulerFixture {
 
   void put_node(const std::string& name, std::map<std::string, std::string> labels,
                 json taints = json::array(), int64_t cpu_millis = 4000, int64_t pods = 110) {
-    json node = {{"kind", "Node"}, {"apiVersion", "v1"},
+    json node = {{"kind", "Node"},
+                 {"apiVersion", "v1"},
                  {"metadata", {{"name", name}, {"uid", "uid-" + name}, {"labels", labels}}},
                  {"spec", {{"taints", taints}}}};
     auto stored = decode_object(v1::OBJECT_KIND_NODE, node.dump());
     REQUIRE(stored.ok());
-    REQUIRE(store_->put(keys::object_key(v1::OBJECT_KIND_NODE, "", name), stored->SerializeAsString()).ok());
+    REQUIRE(
+        store_->put(keys::object_key(v1::OBJECT_KIND_NODE, "", name), stored->SerializeAsString())
+            .ok());
     v1::StoredStatus st;
     st.set_generation(1);
     auto* ns = st.mutable_node();
@@ -57,21 +59,30 @@ class SchedulerFixture {
     auto* c = ns->add_conditions();
     c->set_type(v1::NODE_CONDITION_READY);
     c->set_status(v1::CONDITION_STATUS_TRUE);
-    REQUIRE(store_->put(keys::status_key(v1::OBJECT_KIND_NODE, "", name), st.SerializeAsString()).ok());
+    REQUIRE(
+        store_->put(keys::status_key(v1::OBJECT_KIND_NODE, "", name), st.SerializeAsString()).ok());
   }
 
   void put_pod(const std::string& name, json spec_extra = json::object(), std::string owner = "",
                std::string cpu = "100m") {
-    json pod = {{"kind", "Pod"}, {"apiVersion", "v1"},
+    json pod = {{"kind", "Pod"},
+                {"apiVersion", "v1"},
                 {"metadata", {{"name", name}, {"namespace", "default"}, {"uid", "uid-" + name}}},
-                {"spec", {{"containers", {{{"name", "main"}, {"image", "nginx:1.25"},
-                                          {"resources", {{"requests", {{"cpu", cpu}}}}}}}}}}};
+                {"spec",
+                 {{"containers",
+                   {{{"name", "main"},
+                     {"image", "nginx:1.25"},
+                     {"resources", {{"requests", {{"cpu", cpu}}}}}}}}}}};
     if (!owner.empty())
-      pod["metadata"]["ownerReferences"] = {{{"uid", owner}, {"kind", "ReplicaSet"}, {"name", owner}}};
+      pod["metadata"]["ownerReferences"] = {
+          {{"uid", owner}, {"kind", "ReplicaSet"}, {"name", owner}}};
     pod["spec"].update(spec_extra);
     auto stored = decode_object(v1::OBJECT_KIND_POD, pod.dump());
     REQUIRE(stored.ok());
-    REQUIRE(store_->put(keys::object_key(v1::OBJECT_KIND_POD, "default", name), stored->SerializeAsString()).ok());
+    REQUIRE(store_
+                ->put(keys::object_key(v1::OBJECT_KIND_POD, "default", name),
+                      stored->SerializeAsString())
+                .ok());
   }
 
   // The stored pod's spec.nodeName ("" while unscheduled), checked against the derived fields.
@@ -105,7 +116,8 @@ class SchedulerFixture {
   std::unique_ptr<Scheduler> scheduler_;
 };
 
-TEST_CASE_METHOD(SchedulerFixture, "pods without a node are bound to a node matching their selector",
+TEST_CASE_METHOD(SchedulerFixture,
+                 "pods without a node are bound to a node matching their selector",
                  "[controllers][scheduler]") {
   put_node("edge-1", {{"role", "edge"}});
   put_node("core-1", {{"role", "core"}});
@@ -125,7 +137,8 @@ TEST_CASE_METHOD(SchedulerFixture, "pods without a node are bound to a node matc
 TEST_CASE_METHOD(SchedulerFixture, "a pod that fits nowhere says why and is bound once a node fits",
                  "[controllers][scheduler]") {
   put_node("a", {{"role", "core"}});
-  put_node("b", {{"role", "edge"}}, json::array({{{"key", "dedicated"}, {"value", "gpu"}, {"effect", "NoSchedule"}}}));
+  put_node("b", {{"role", "edge"}},
+           json::array({{{"key", "dedicated"}, {"value", "gpu"}, {"effect", "NoSchedule"}}}));
   start_scheduler();
   put_pod("lonely", {{"nodeSelector", {{"role", "edge"}}}});
   REQUIRE(eventually([&] {
@@ -147,7 +160,8 @@ TEST_CASE_METHOD(SchedulerFixture, "a pod that fits nowhere says why and is boun
 
 TEST_CASE_METHOD(SchedulerFixture, "tolerations and required node affinity select the node",
                  "[controllers][scheduler]") {
-  put_node("tainted", {{"zone", "east"}}, json::array({{{"key", "dedicated"}, {"value", "gpu"}, {"effect", "NoSchedule"}}}));
+  put_node("tainted", {{"zone", "east"}},
+           json::array({{{"key", "dedicated"}, {"value", "gpu"}, {"effect", "NoSchedule"}}}));
   put_node("west", {{"zone", "west"}});
   start_scheduler();
   put_pod("gpu", json::parse(R"({
@@ -194,8 +208,10 @@ TEST_CASE_METHOD(SchedulerFixture, "replicas of one owner spread and free resour
     int refused = 0;
     for (int i = 0; i < 4; ++i) {
       std::string name = "big-" + std::to_string(i);
-      if (!node_of(name).empty()) ++bound;
-      else if (unschedulable_message(name) == full) ++refused;
+      if (!node_of(name).empty())
+        ++bound;
+      else if (unschedulable_message(name) == full)
+        ++refused;
     }
     return bound == 3 && refused == 1;
   }));

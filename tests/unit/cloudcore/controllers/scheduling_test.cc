@@ -21,32 +21,33 @@ NodeState ready_node(std::string name, std::map<std::string, std::string> labels
 }
 
 TEST_CASE("node selector matches only nodes carrying every selected label", "[controllers]") {
-  auto [selector, labels, expected] = GENERATE(table<std::map<std::string, std::string>,
-                                                     std::map<std::string, std::string>, bool>({
-      {{}, {}, true},
-      {{}, {{"a", "1"}}, true},
-      {{{"a", "1"}}, {{"a", "1"}, {"b", "2"}}, true},
-      {{{"a", "1"}}, {{"a", "2"}}, false},
-      {{{"a", "1"}}, {}, false},
-      {{{"a", "1"}, {"b", "2"}}, {{"a", "1"}}, false},
-  }));
+  auto [selector, labels, expected] =
+      GENERATE(table<std::map<std::string, std::string>, std::map<std::string, std::string>, bool>({
+          {{}, {}, true},
+          {{}, {{"a", "1"}}, true},
+          {{{"a", "1"}}, {{"a", "1"}, {"b", "2"}}, true},
+          {{{"a", "1"}}, {{"a", "2"}}, false},
+          {{{"a", "1"}}, {}, false},
+          {{{"a", "1"}, {"b", "2"}}, {{"a", "1"}}, false},
+      }));
   CHECK(matches_node_selector(selector, labels) == expected);
 }
 
 TEST_CASE("required node affinity operators In NotIn Exists DoesNotExist", "[controllers]") {
   std::map<std::string, std::string> labels = {{"zone", "east"}, {"gpu", "yes"}};
-  auto [op, key, values, expected] = GENERATE(table<Op, std::string, std::vector<std::string>, bool>({
-      {Op::kIn, "zone", {"east", "west"}, true},
-      {Op::kIn, "zone", {"west"}, false},
-      {Op::kIn, "missing", {"east"}, false},
-      {Op::kNotIn, "zone", {"west"}, true},
-      {Op::kNotIn, "zone", {"east"}, false},
-      {Op::kNotIn, "missing", {"east"}, true},
-      {Op::kExists, "gpu", {}, true},
-      {Op::kExists, "missing", {}, false},
-      {Op::kDoesNotExist, "missing", {}, true},
-      {Op::kDoesNotExist, "gpu", {}, false},
-  }));
+  auto [op, key, values, expected] =
+      GENERATE(table<Op, std::string, std::vector<std::string>, bool>({
+          {Op::kIn, "zone", {"east", "west"}, true},
+          {Op::kIn, "zone", {"west"}, false},
+          {Op::kIn, "missing", {"east"}, false},
+          {Op::kNotIn, "zone", {"west"}, true},
+          {Op::kNotIn, "zone", {"east"}, false},
+          {Op::kNotIn, "missing", {"east"}, true},
+          {Op::kExists, "gpu", {}, true},
+          {Op::kExists, "missing", {}, false},
+          {Op::kDoesNotExist, "missing", {}, true},
+          {Op::kDoesNotExist, "gpu", {}, false},
+      }));
   std::vector<NodeSelectorTerm> terms = {{{{key, op, values}}}};
   CHECK(matches_affinity(terms, labels) == expected);
 }
@@ -92,7 +93,8 @@ TEST_CASE("a pod goes only to a node that passes every filter", "[controllers]")
   if (name == "not-ready") n.readiness = NodeReadiness::kNotReady, fits = false;
   if (name == "never-reported") n.reported = false, fits = false;
   if (name == "selector") pod.node_selector = {{"role", "core"}}, fits = false;
-  if (name == "affinity") pod.required_affinity = {{{{"role", Op::kNotIn, {"edge"}}}}}, fits = false;
+  if (name == "affinity")
+    pod.required_affinity = {{{{"role", Op::kNotIn, {"edge"}}}}}, fits = false;
   if (name == "taint") n.taints = {{"k", "v", TaintEffect::kNoExecute}}, fits = false;
   if (name == "prefer-taint") n.taints = {{"k", "v", TaintEffect::kPreferNoSchedule}};
   if (name == "tolerated-taint") {

@@ -31,15 +31,20 @@ struct Fixture {
                                fmt::format(R"({{"metadata": {{"name": "{}", "uid": "uid-{}"}},
                                  "spec": {{"nodeName": "{}", "containers": [{{"name": "c", "image": "i"}}]}}}})",
                                            pod, pod, node));
-      REQUIRE(store->put(keys::object_key(v1::OBJECT_KIND_POD, "default", pod), obj->SerializeAsString()).ok());
+      REQUIRE(
+          store
+              ->put(keys::object_key(v1::OBJECT_KIND_POD, "default", pod), obj->SerializeAsString())
+              .ok());
     }
     registry = std::move(Registry::start(*store)).value();
   }
 
   void commit(const UpstreamPlan& plan) {
     for (const auto& [key, value] : plan.writes) {
-      if (value) stored[key].ParseFromString(*value);
-      else stored.erase(key);
+      if (value)
+        stored[key].ParseFromString(*value);
+      else
+        stored.erase(key);
     }
   }
 };
@@ -78,7 +83,8 @@ TEST_CASE_METHOD(Fixture, "a delta on the stored generation is merged and bumps 
   CHECK(stored[key].uid() == "uid-web");
 }
 
-TEST_CASE_METHOD(Fixture, "a delta on another generation asks for a full resync and changes nothing") {
+TEST_CASE_METHOD(Fixture,
+                 "a delta on another generation asks for a full resync and changes nothing") {
   auto key = keys::status_key(v1::OBJECT_KIND_POD, "default", "web");
   stored[key].set_generation(5);
   stored[key].mutable_pod()->set_phase(v1::POD_PHASE_PENDING);

@@ -43,12 +43,15 @@ TEST_CASE("bad pod JSON is refused with the field that is wrong") {
   auto [json, field] = GENERATE(table<std::string, std::string>({
       {"{", "not valid JSON"},
       {R"({"metadata": {"name": "p"}, "spec": {}})", "spec.containers"},
-      {R"({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c"}]}})", "spec.containers[0].image"},
-      {R"({"metadata": {}, "spec": {"containers": [{"name": "c", "image": "i"}]}})", "metadata.name"},
+      {R"({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c"}]}})",
+       "spec.containers[0].image"},
+      {R"({"metadata": {}, "spec": {"containers": [{"name": "c", "image": "i"}]}})",
+       "metadata.name"},
       {R"({"metadata": {"name": "p"}, "spec": {"restartPolicy": "Sometimes", "containers": [{"name": "c", "image": "i"}]}})",
        "spec.restartPolicy"},
       {R"({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "i",
-          "resources": {"limits": {"cpu": "lots"}}}]}})", "spec.containers[0].resources.limits.cpu"},
+          "resources": {"limits": {"cpu": "lots"}}}]}})",
+       "spec.containers[0].resources.limits.cpu"},
   }));
   auto r = decode_object(v1::OBJECT_KIND_POD, json);
   REQUIRE_FALSE(r.ok());
@@ -57,14 +60,17 @@ TEST_CASE("bad pod JSON is refused with the field that is wrong") {
 }
 
 TEST_CASE("secret data is base64-decoded, configmap data kept as text") {
-  auto secret = decode_object(v1::OBJECT_KIND_SECRET,
-                              R"({"metadata": {"name": "s"}, "data": {"k": "aGVsbG8="}, "stringData": {"t": "plain"}})");
+  auto secret = decode_object(
+      v1::OBJECT_KIND_SECRET,
+      R"({"metadata": {"name": "s"}, "data": {"k": "aGVsbG8="}, "stringData": {"t": "plain"}})");
   REQUIRE(secret.ok());
   CHECK(secret->edge().secret().data().at("k") == "hello");
   CHECK(secret->edge().secret().data().at("t") == "plain");
-  auto bad = decode_object(v1::OBJECT_KIND_SECRET, R"({"metadata": {"name": "s"}, "data": {"k": "not base64!"}})");
+  auto bad = decode_object(v1::OBJECT_KIND_SECRET,
+                           R"({"metadata": {"name": "s"}, "data": {"k": "not base64!"}})");
   CHECK_FALSE(bad.ok());
-  auto cm = decode_object(v1::OBJECT_KIND_CONFIG_MAP, R"({"metadata": {"name": "c"}, "data": {"a.conf": "x=1"}})");
+  auto cm = decode_object(v1::OBJECT_KIND_CONFIG_MAP,
+                          R"({"metadata": {"name": "c"}, "data": {"a.conf": "x=1"}})");
   REQUIRE(cm.ok());
   CHECK(cm->edge().config_map().data().at("a.conf") == "x=1");
 }

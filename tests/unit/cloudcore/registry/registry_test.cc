@@ -12,13 +12,17 @@ namespace gantry::cloud {
 namespace {
 
 std::string pod_json(const std::string& name, const std::string& node, const std::string& cm = "") {
-  std::string volumes = cm.empty() ? "" : fmt::format(R"(, "volumes": [{{"name": "v", "configMap": {{"name": "{}"}}}}])", cm);
+  std::string volumes =
+      cm.empty()
+          ? ""
+          : fmt::format(R"(, "volumes": [{{"name": "v", "configMap": {{"name": "{}"}}}}])", cm);
   return fmt::format(R"({{"metadata": {{"name": "{}", "namespace": "default", "uid": "uid-{}"}},
     "spec": {{"nodeName": "{}", "containers": [{{"name": "c", "image": "busybox"}}]{}}}}})",
                      name, name, node, volumes);
 }
 
-Revision put_object(Store& store, v1::ObjectKind kind, const std::string& name, const std::string& json) {
+Revision put_object(Store& store, v1::ObjectKind kind, const std::string& name,
+                    const std::string& json) {
   auto stored = decode_object(kind, json);
   REQUIRE(stored.ok());
   auto rev = store.put(keys::object_key(kind, "default", name), stored->SerializeAsString());
@@ -58,8 +62,11 @@ struct Fixture {
   }
 };
 
-TEST_CASE_METHOD(Fixture, "a node's snapshot holds its pods and the configmaps they use, nothing of other nodes") {
-  put_object(*store, v1::OBJECT_KIND_CONFIG_MAP, "conf", R"({"metadata": {"name": "conf"}, "data": {"a": "1"}})");
+TEST_CASE_METHOD(
+    Fixture,
+    "a node's snapshot holds its pods and the configmaps they use, nothing of other nodes") {
+  put_object(*store, v1::OBJECT_KIND_CONFIG_MAP, "conf",
+             R"({"metadata": {"name": "conf"}, "data": {"a": "1"}})");
   put_object(*store, v1::OBJECT_KIND_POD, "a1", pod_json("a1", "node-a", "conf"));
   put_object(*store, v1::OBJECT_KIND_POD, "b1", pod_json("b1", "node-b"));
   auto registry = Registry::start(*store);
@@ -89,8 +96,11 @@ TEST_CASE_METHOD(Fixture, "live changes reach the subscribed node only, deletion
   CHECK(b.count() == 0);
 }
 
-TEST_CASE_METHOD(Fixture, "an incremental resume carries only what changed since the node's revision") {
-  for (int i = 0; i < 5; ++i) put_object(*store, v1::OBJECT_KIND_POD, fmt::format("p{}", i), pod_json(fmt::format("p{}", i), "n"));
+TEST_CASE_METHOD(Fixture,
+                 "an incremental resume carries only what changed since the node's revision") {
+  for (int i = 0; i < 5; ++i)
+    put_object(*store, v1::OBJECT_KIND_POD, fmt::format("p{}", i),
+               pod_json(fmt::format("p{}", i), "n"));
   Revision seen = store->current_revision();
   put_object(*store, v1::OBJECT_KIND_POD, "p1", pod_json("p1", "n"));
   REQUIRE(store->remove(keys::object_key(v1::OBJECT_KIND_POD, "default", "p2")).ok());
@@ -129,7 +139,8 @@ TEST_CASE_METHOD(Fixture, "a configmap change goes to every node whose pods use 
   auto s1 = (*registry)->subscribe("node-a", 0, &a);
   auto s2 = (*registry)->subscribe("node-b", 0, &b);
   auto s3 = (*registry)->subscribe("node-c", 0, &c);
-  put_object(*store, v1::OBJECT_KIND_CONFIG_MAP, "shared", R"({"metadata": {"name": "shared"}, "data": {"k": "v"}})");
+  put_object(*store, v1::OBJECT_KIND_CONFIG_MAP, "shared",
+             R"({"metadata": {"name": "shared"}, "data": {"k": "v"}})");
   REQUIRE(test::eventually([&] { return a.count() == 1 && b.count() == 1; }));
   CHECK(c.count() == 0);
   CHECK((*registry)->pods_on_node("node-a") == 1);

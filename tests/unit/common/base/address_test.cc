@@ -21,7 +21,8 @@ TEST_CASE("addresses parse as operators write them") {
 }
 
 TEST_CASE("bad addresses are refused with an example of a good one") {
-  auto text = GENERATE(as<std::string>{}, "", "host:", "host:99999", "host:x", "::1", "[::1", "[::1]x");
+  auto text =
+      GENERATE(as<std::string>{}, "", "host:", "host:99999", "host:x", "::1", "[::1", "[::1]x");
   auto hp = parse_host_port(text, 1);
   REQUIRE_FALSE(hp.ok());
   CHECK_THAT(hp.status().message(), Catch::Contains("host:port"));

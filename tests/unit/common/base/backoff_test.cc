@@ -1,10 +1,9 @@
 #include "common/base/backoff.h"
 
 #include <array>
+#include <catch2/catch.hpp>
 #include <map>
 #include <set>
-
-#include <catch2/catch.hpp>
 
 namespace gantry::common {
 namespace {
@@ -32,8 +31,8 @@ TEST_CASE("the back-off window doubles from the base up to the cap") {
   ManualClock clock;
   MaxRandom random;
   Backoff backoff({.base = 1s, .cap = 60s}, clock, random);
-  const std::array<std::chrono::milliseconds, 9> expected = {1s, 2s, 4s, 8s, 16s, 32s, 60s, 60s,
-                                                             60s};
+  const std::array<std::chrono::milliseconds, 9> expected = {1s,  2s,  4s,  8s, 16s,
+                                                             32s, 60s, 60s, 60s};
   for (auto e : expected) CHECK(backoff.next_delay() == e);
 }
 

@@ -1,8 +1,7 @@
 #include "common/base/clock.h"
 
-#include <set>
-
 #include <catch2/catch.hpp>
+#include <set>
 
 namespace gantry::common {
 namespace {

@@ -1,8 +1,7 @@
 #include "common/base/config.h"
 
-#include <fstream>
-
 #include <catch2/catch.hpp>
+#include <fstream>
 
 #include "common/base/logging.h"
 #include "tests/support/test_support.h"
@@ -263,8 +262,8 @@ TEST_CASE("a config file is loaded from disk and errors name its path") {
   std::ofstream(path) << "node_name: n\ntunnel:\n  address: x\n  heartbeat: 15x\n";
   EdgeConfig cfg;
   Status s = load_config_file(path, &cfg);
-  CHECK(s.message() == path.string() +
-                           ": tunnel.heartbeat: '15x' is not a duration (use e.g. 15s, 2m, 24h)");
+  CHECK(s.message() ==
+        path.string() + ": tunnel.heartbeat: '15x' is not a duration (use e.g. 15s, 2m, 24h)");
 
   std::ofstream(path) << "node_name: n\ntunnel:\n  address: x\n";
   REQUIRE(load_config_file(path, &cfg).ok());

@@ -1,11 +1,11 @@
 #include "common/base/logging.h"
 
-#include <sstream>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
-#include <spdlog/sinks/ostream_sink.h>
-#include <spdlog/spdlog.h>
+#include <sstream>
 
 namespace gantry::common {
 namespace {

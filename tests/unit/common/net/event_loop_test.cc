@@ -1,9 +1,9 @@
+#include "common/net/event_loop.h"
+
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <chrono>
 
-#include <catch2/catch.hpp>
-
-#include "common/net/event_loop.h"
 #include "common/net/tls.h"
 #include "tests/support/test_support.h"
 
@@ -40,7 +40,9 @@ TEST_CASE("a scheduled callback fires unless its handle is cancelled or dropped"
   auto keep = loop.schedule(10ms, [&] { fired = true; });
   auto cancel = loop.schedule(50ms, [&] { cancelled_fired = true; });
   cancel.cancel();
-  { auto dropped = loop.schedule(50ms, [&] { dropped_fired = true; }); }
+  {
+    auto dropped = loop.schedule(50ms, [&] { dropped_fired = true; });
+  }
   loop.schedule(20ms, [&] { detached_fired = true; }).detach();
   // A later timer that fires last tells us the earlier ones had their chance.
   std::atomic<bool> sentinel{false};

@@ -32,8 +32,7 @@ TEST_CASE("the router matches literals and fills path parameters", "[net][router
   CHECK(route(router, "GET", "/api/v1/namespaces//pods").substr(0, 3) == "404");
 }
 
-TEST_CASE("the most literal route wins whatever the order routes were added in",
-          "[net][router]") {
+TEST_CASE("the most literal route wins whatever the order routes were added in", "[net][router]") {
   Router router;
   router.add("GET", "/api/v1/namespaces/{ns}/pods/{name}", named("pod"));
   router.add("GET", "/api/v1/namespaces/{ns}/pods/status", named("status"));
@@ -50,9 +49,10 @@ TEST_CASE("a rest parameter takes the remainder of the path, possibly empty", "[
   CHECK(route(router, "GET", "/ui") == "200 ui file=");
 }
 
-TEST_CASE("a known path with another method gets 405 with Allow, unknown paths go to the "
-          "fallback",
-          "[net][router]") {
+TEST_CASE(
+    "a known path with another method gets 405 with Allow, unknown paths go to the "
+    "fallback",
+    "[net][router]") {
   Router router;
   router.add("GET", "/healthz", named("health"));
   router.add("POST", "/healthz", named("post-health"));
@@ -80,8 +80,7 @@ TEST_CASE("method * matches any method", "[net][router]") {
   CHECK(route(router, "PUT", "/v1/certificates") == "200 any");
 }
 
-TEST_CASE("percent-decoding keeps invalid escapes and decodes + only in queries",
-          "[net][router]") {
+TEST_CASE("percent-decoding keeps invalid escapes and decodes + only in queries", "[net][router]") {
   CHECK(percent_decode("/a%20b/c%2Fd") == "/a b/c/d");
   CHECK(percent_decode("a+b") == "a+b");
   CHECK(percent_decode("a+b", true) == "a b");

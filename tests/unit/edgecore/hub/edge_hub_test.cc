@@ -1,10 +1,9 @@
 // EdgeHub over a real loopback TLS WebSocket against a scripted cloud (common/net's WsServer).
-#include <openssl/ssl.h>
-
 #include "edgecore/hub/edge_hub.h"
 
-#include <catch2/catch.hpp>
+#include <openssl/ssl.h>
 
+#include <catch2/catch.hpp>
 #include <mutex>
 
 #include "common/net/websocket.h"
@@ -22,8 +21,7 @@ struct Pki {
     auto ca_key = std::move(common::PrivateKey::generate()).value();
     auto ca = std::move(common::create_ca(ca_key, "test-ca", 3600s)).value();
     auto server_key_ = std::move(common::PrivateKey::generate()).value();
-    common::CertificateSpec server_spec{.common_name = "cloudcore",
-                                        .ip_addresses = {"127.0.0.1"}};
+    common::CertificateSpec server_spec{.common_name = "cloudcore", .ip_addresses = {"127.0.0.1"}};
     auto server = common::issue_certificate(server_key_.get(), server_spec, ca, ca_key);
     auto client_key_ = std::move(common::PrivateKey::generate()).value();
     common::CertificateSpec client_spec{.common_name = "system:node:e1"};

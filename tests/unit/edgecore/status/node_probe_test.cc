@@ -45,8 +45,8 @@ TEST_CASE("node probe: reads this machine's CPUs, memory, data dir filesystem an
 
 TEST_CASE("node probe: capacity, allocatable, addresses and versions in the status") {
   NodeProber prober({.edgecore_version = "9.9.9", .started_at = 1700000000, .data_dir = "/data"});
-  v1::NodeStatus s = prober.status(healthy(), {.ready = true, .version = "containerd://1.6.20"},
-                                   1700000100);
+  v1::NodeStatus s =
+      prober.status(healthy(), {.ready = true, .version = "containerd://1.6.20"}, 1700000100);
   CHECK(s.capacity().cpu_millis() == 4000);
   CHECK(s.capacity().memory_bytes() == int64_t{1} << 30);
   CHECK(s.capacity().ephemeral_storage_bytes() == int64_t{32} << 30);
@@ -85,9 +85,11 @@ TEST_CASE("node probe: low memory and a full data disk show as pressure with the
 
 TEST_CASE("node probe: a runtime that does not answer is RuntimeUnavailable with its reason") {
   NodeProber prober({.started_at = 10});
-  v1::NodeStatus s = prober.status(
-      healthy(), {.ready = false, .version = "", .message = "containerd at unix:///x.sock: connection refused"},
-      20);
+  v1::NodeStatus s = prober.status(healthy(),
+                                   {.ready = false,
+                                    .version = "",
+                                    .message = "containerd at unix:///x.sock: connection refused"},
+                                   20);
   const auto* runtime = condition(s, v1::NODE_CONDITION_RUNTIME_UNAVAILABLE);
   CHECK(runtime->status() == v1::CONDITION_STATUS_TRUE);
   CHECK(runtime->message() == "containerd at unix:///x.sock: connection refused");

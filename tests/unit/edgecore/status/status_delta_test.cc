@@ -1,7 +1,8 @@
 #include "proto/gantry/v1/status_delta.h"
 
-#include <catch2/catch.hpp>
 #include <google/protobuf/util/message_differencer.h>
+
+#include <catch2/catch.hpp>
 
 #include "gantry/v1/tunnel.pb.h"
 
@@ -98,18 +99,31 @@ TEST_CASE("status delta: pod diff then apply gives back latest") {
   auto shape = GENERATE(range(0, 8));
   PodStatus latest = acked;
   switch (shape) {
-    case 0: latest.set_phase(POD_PHASE_SUCCEEDED); break;
-    case 1: latest.set_pod_ip("10.0.0.8"); latest.set_ready(false); break;
-    case 2: *latest.mutable_containers(0) = running("app", 3); break;
-    case 3: *latest.add_containers() = running("new", 0); break;
+    case 0:
+      latest.set_phase(POD_PHASE_SUCCEEDED);
+      break;
+    case 1:
+      latest.set_pod_ip("10.0.0.8");
+      latest.set_ready(false);
+      break;
+    case 2:
+      *latest.mutable_containers(0) = running("app", 3);
+      break;
+    case 3:
+      *latest.add_containers() = running("new", 0);
+      break;
     case 4:
       latest.mutable_containers(0)->mutable_state()->mutable_terminated()->set_exit_code(137);
       latest.mutable_containers(0)->mutable_state()->mutable_terminated()->set_reason("OOMKilled");
       *latest.mutable_containers(0)->mutable_last_state() = acked.containers(0).state();
       latest.set_reason("Evicted");
       break;
-    case 5: latest.set_message("back-off pulling image"); latest.set_ready_since(1700009999); break;
-    case 6: break;  // unchanged
+    case 5:
+      latest.set_message("back-off pulling image");
+      latest.set_ready_since(1700009999);
+      break;
+    case 6:
+      break;  // unchanged
     case 7:
       acked = PodStatus();  // from nothing: every field is new
       break;
@@ -125,17 +139,27 @@ TEST_CASE("status delta: node diff then apply gives back latest") {
   auto shape = GENERATE(range(0, 6));
   NodeStatus latest = acked;
   switch (shape) {
-    case 0: latest.mutable_conditions(0)->set_status(CONDITION_STATUS_FALSE); break;
-    case 1: latest.mutable_allocatable()->set_memory_bytes(900 << 20); break;
+    case 0:
+      latest.mutable_conditions(0)->set_status(CONDITION_STATUS_FALSE);
+      break;
+    case 1:
+      latest.mutable_allocatable()->set_memory_bytes(900 << 20);
+      break;
     case 2: {
       auto* disk = latest.add_conditions();
       disk->set_type(NODE_CONDITION_DISK_PRESSURE);
       disk->set_status(CONDITION_STATUS_TRUE);
       break;
     }
-    case 3: latest.mutable_addresses()->add_items()->set_address("10.1.1.1"); break;
-    case 4: latest.mutable_node_info()->set_edgecore_version("0.2.0"); break;
-    case 5: acked = NodeStatus(); break;
+    case 3:
+      latest.mutable_addresses()->add_items()->set_address("10.1.1.1");
+      break;
+    case 4:
+      latest.mutable_node_info()->set_edgecore_version("0.2.0");
+      break;
+    case 5:
+      acked = NodeStatus();
+      break;
   }
   INFO("shape " << shape);
   REQUIRE(can_diff(acked, latest));

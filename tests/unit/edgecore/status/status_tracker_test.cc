@@ -88,7 +88,8 @@ TEST_CASE_METHOD(Fixture, "tracker: a report equal to the acked status sends not
   CHECK_FALSE(tracker->take_batch(2));
 }
 
-TEST_CASE_METHOD(Fixture, "tracker: one entry per object in flight, later changes wait for the ack") {
+TEST_CASE_METHOD(Fixture,
+                 "tracker: one entry per object in flight, later changes wait for the ack") {
   report("web", v1::POD_PHASE_PENDING);
   REQUIRE(tracker->take_batch(1));
   report("web", v1::POD_PHASE_RUNNING);
@@ -118,7 +119,8 @@ TEST_CASE_METHOD(Fixture, "tracker: a resync makes the next send full on the nam
   CHECK(tracker->outbox_size() == 0);
 }
 
-TEST_CASE_METHOD(Fixture, "tracker: Welcome settles in-flight batches it names and resends others") {
+TEST_CASE_METHOD(Fixture,
+                 "tracker: Welcome settles in-flight batches it names and resends others") {
   report("a", v1::POD_PHASE_RUNNING);
   REQUIRE(tracker->take_batch(1));
   report("b", v1::POD_PHASE_RUNNING);
@@ -138,7 +140,8 @@ TEST_CASE_METHOD(Fixture, "tracker: Welcome settles in-flight batches it names a
   CHECK(a->entries(0).base_generation() == 1);
 }
 
-TEST_CASE_METHOD(Fixture, "tracker: resend_status sends every status in full, even unchanged ones") {
+TEST_CASE_METHOD(Fixture,
+                 "tracker: resend_status sends every status in full, even unchanged ones") {
   report("a", v1::POD_PHASE_RUNNING);
   REQUIRE(tracker->report_node(v1::NodeStatus()).ok());
   REQUIRE(tracker->take_batch(1));
@@ -168,7 +171,8 @@ TEST_CASE_METHOD(Fixture, "tracker: a restarted edge still sends deltas against 
   CHECK(next->entries(0).pod().phase() == v1::POD_PHASE_RUNNING);
 }
 
-TEST_CASE_METHOD(Fixture, "tracker: a deleted pod is reported once with deleted set, then forgotten") {
+TEST_CASE_METHOD(Fixture,
+                 "tracker: a deleted pod is reported once with deleted set, then forgotten") {
   report("web", v1::POD_PHASE_RUNNING);
   REQUIRE(tracker->take_batch(1));
   REQUIRE(tracker->on_ack(1, {}).ok());
