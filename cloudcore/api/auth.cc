@@ -1,5 +1,8 @@
 #include "cloudcore/api/auth.h"
 
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+
 #include <cctype>
 
 #include "common/base/atomic_file.h"
@@ -65,8 +68,27 @@ Permissions permissions_of(const Identity& identity) {
   return p;
 }
 
+TokenAuthenticator::TokenAuthenticator() : shared_(std::make_shared<Shared>()) {
+  shared_->tokens = std::make_shared<const Map>();
+}
+
+std::shared_ptr<const TokenAuthenticator::Map> TokenAuthenticator::snapshot() const {
+  std::lock_guard lock(shared_->mu);
+  return shared_->tokens;
+}
+
+size_t TokenAuthenticator::size() const {
+  return snapshot()->size();
+}
+
+void TokenAuthenticator::replace(const TokenAuthenticator& fresh) {
+  auto tokens = fresh.snapshot();
+  std::lock_guard lock(shared_->mu);
+  shared_->tokens = std::move(tokens);
+}
+
 common::Result<TokenAuthenticator> TokenAuthenticator::parse(std::string_view csv) {
-  TokenAuthenticator auth;
+  Map tokens;
   size_t line_no = 0;
   while (!csv.empty()) {
     auto nl = csv.find('\n');
@@ -97,9 +119,11 @@ common::Result<TokenAuthenticator> TokenAuthenticator::parse(std::string_view cs
         }
       }
     }
-    if (!auth.tokens_.emplace(token, std::move(id)).second)
+    if (!tokens.emplace(token, std::move(id)).second)
       return make_error(Code::kInvalidArgument, "line {}: the same token appears twice", line_no);
   }
+  TokenAuthenticator auth;
+  auth.shared_->tokens = std::make_shared<const Map>(std::move(tokens));
   return auth;
 }
 
@@ -121,9 +145,74 @@ std::optional<Identity> TokenAuthenticator::authenticate(std::string_view author
       return std::nullopt;
   std::string_view token = authorization.substr(kBearer.size());
   while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
-  auto it = tokens_.find(token);
-  if (it == tokens_.end()) return std::nullopt;
+  auto tokens = snapshot();
+  auto it = tokens->find(token);
+  if (it == tokens->end()) return std::nullopt;
   return it->second;
+}
+
+TokenFileReloader::TokenFileReloader(std::filesystem::path path, TokenAuthenticator tokens)
+    : path_(std::move(path)), tokens_(std::move(tokens)), seen_(signature()) {}
+
+TokenFileReloader::~TokenFileReloader() {
+  stop();
+}
+
+TokenFileReloader::Signature TokenFileReloader::signature() const {
+  struct stat st {};
+  if (::stat(path_.c_str(), &st) != 0) return {};
+  return {true, static_cast<uintmax_t>(st.st_ino), static_cast<uintmax_t>(st.st_size),
+          int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec};
+}
+
+TokenFileReloader::Outcome TokenFileReloader::check(bool force) {
+  std::lock_guard lock(check_mu_);
+  Signature now = signature();
+  if (!force && now == seen_) return Outcome::kUnchanged;
+  seen_ = now;
+  size_t in_force = tokens_.size();
+  auto fresh = TokenAuthenticator::load(path_.string());
+  if (!fresh.ok()) {
+    spdlog::error("api.token_file: {}; keeping the {} tokens in force", fresh.status().to_string(),
+                  in_force);
+    return Outcome::kKept;
+  }
+  // An empty file is far more often a copy in progress or a mistake than a wish to lock everyone
+  // out (remove the lines you want gone instead).
+  if (fresh->size() == 0) {
+    spdlog::error("api.token_file: {} holds no token; keeping the {} tokens in force",
+                  path_.string(), in_force);
+    return Outcome::kKept;
+  }
+  tokens_.replace(*fresh);
+  spdlog::info("api.token_file: {} reloaded: {} tokens (were {})", path_.string(), fresh->size(),
+               in_force);
+  return Outcome::kReloaded;
+}
+
+void TokenFileReloader::start(std::chrono::milliseconds interval) {
+  stop();
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = false;
+  }
+  thread_ = std::thread([this, interval] {
+    std::unique_lock lock(mu_);
+    while (!cv_.wait_for(lock, interval, [this] { return stopping_; })) {
+      lock.unlock();
+      (void)check();
+      lock.lock();
+    }
+  });
+}
+
+void TokenFileReloader::stop() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
 }
 
 }  // namespace gantry::cloud::api
