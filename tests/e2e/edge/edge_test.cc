@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <fstream>
+#include <functional>
 #include <regex>
 #include <sstream>
 
@@ -83,35 +84,44 @@ TEST_CASE("A container that exits 1 is restarted with growing back-off and shows
           "[edge]") {
   EdgeCluster c("pods:\n  crash_backoff_base: 1s\n  crash_backoff_cap: 8s");
   REQUIRE(c.kubectl_apply(c.pod_yaml("crash", "echo boom; exit 1")).exit_code == 0);
+  // Reason, message and restart count from one read, so that they belong together.
   std::vector<std::string> messages;
+  int restarts = 0;
   bool looped = eventually(
       [&] {
-        std::string reason =
-            c.pod_field("crash", "{.status.containerStatuses[0].state.waiting.reason}");
-        std::string message =
-            c.pod_field("crash", "{.status.containerStatuses[0].state.waiting.message}");
-        if (reason == "CrashLoopBackOff" && (messages.empty() || messages.back() != message)) {
+        std::string fields = c.pod_field("crash",
+                                         "{.status.containerStatuses[0].state.waiting.reason}|"
+                                         "{.status.containerStatuses[0].state.waiting.message}|"
+                                         "{.status.containerStatuses[0].restartCount}");
+        std::vector<std::string> parts;
+        std::stringstream in(fields);
+        for (std::string part; std::getline(in, part, '|');) parts.push_back(part);
+        if (parts.size() != 3) return false;
+        const std::string& message = parts[1];
+        if (parts[0] == "CrashLoopBackOff" && !message.empty() &&
+            (messages.empty() || messages.back() != message)) {
           messages.push_back(message);
         }
-        int restarts =
-            std::atoi(c.pod_field("crash", "{.status.containerStatuses[0].restartCount}").c_str());
-        return restarts >= 3 && messages.size() >= 3;
+        restarts = std::atoi(parts[2].c_str());
+        return restarts >= 3 && messages.size() >= 2;
       },
       120s, 100ms);
   INFO(c.edgecore_log());
+  INFO(fmt::format("restarts {}; messages: {}", restarts, fmt::join(messages, " | ")));
   REQUIRE(looped);
-  // The back-off grows: 1s, 2s, 4s, ... (a loaded machine may poll past one of them).
+  // The back-off grows from the base (1s) by doubling up to the cap (8s). A loaded machine may poll
+  // past some of the waits, so what is checked is that every delay seen is a step of that series
+  // and that they grow.
   std::vector<int> delays;
   static const std::regex delay_re(R"(back-off (\d+)s)");
   for (const auto& m : messages) {
     std::smatch match;
     if (std::regex_search(m, match, delay_re)) delays.push_back(std::stoi(match[1]));
   }
-  INFO(fmt::format("{}", fmt::join(messages, " | ")));
-  REQUIRE(delays.size() >= 3);
-  CHECK(delays[0] == 1);
-  CHECK(std::is_sorted(delays.begin(), delays.end()));
-  CHECK(delays.back() >= 4);
+  REQUIRE(delays.size() >= 2);
+  for (int d : delays) CHECK((d == 1 || d == 2 || d == 4 || d == 8));
+  CHECK(delays.front() <= 2);
+  CHECK(std::adjacent_find(delays.begin(), delays.end(), std::greater_equal<>()) == delays.end());
   // kubectl's STATUS column (the server's Table) says so while the container waits.
   CHECK(eventually(
       [&] {
