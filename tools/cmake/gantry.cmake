@@ -53,8 +53,20 @@ function(gantry_test name)
   catch_discover_tests(${name}
     TEST_PREFIX "${name}: "
     EXTRA_ARGS --warn NoTests
-    PROPERTIES TIMEOUT ${ARG_TIMEOUT} LABELS "${ARG_LABELS}" ${lock_property}
-    ENVIRONMENT "GANTRY_BUILD_DIR=${PROJECT_BINARY_DIR};GANTRY_SOURCE_DIR=${PROJECT_SOURCE_DIR}")
+    PROPERTIES TIMEOUT ${ARG_TIMEOUT} ${lock_property})
+  # Catch2's PROPERTIES flattens every value into one ';'-list, so a list-valued property (two
+  # ENVIRONMENT entries, two LABELS) falls apart: `GANTRY_SOURCE_DIR=...` became a property name
+  # and the test ran without it. List-valued properties are therefore set by a second ctest
+  # include, read after the discovered tests (`<name>_TESTS`), where they stay quoted.
+  set(environment "GANTRY_BUILD_DIR=${PROJECT_BINARY_DIR}" "GANTRY_SOURCE_DIR=${PROJECT_SOURCE_DIR}")
+  set(labels "${ARG_LABELS}")
+  set(properties_file "${CMAKE_CURRENT_BINARY_DIR}/${name}_properties.cmake")
+  file(CONFIGURE OUTPUT "${properties_file}" @ONLY CONTENT [==[
+foreach(test IN LISTS @name@_TESTS)
+  set_tests_properties("${test}" PROPERTIES ENVIRONMENT "@environment@" LABELS "@labels@")
+endforeach()
+]==])
+  set_property(DIRECTORY APPEND PROPERTY TEST_INCLUDE_FILES "${properties_file}")
 endfunction()
 
 # Boost.Asio/Beast are the slowest headers we have: precompile them for the targets that use them.
@@ -74,3 +86,4 @@ function(gantry_add_present_subdirectories)
     endif()
   endforeach()
 endfunction()
+
