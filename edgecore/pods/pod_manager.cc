@@ -373,7 +373,11 @@ void PodSync::sync(const v1::Object& pod) {
   SandboxConfig sandbox_config;
   if (!ready) {
     if (!volumes.ok()) {
-      fail_all("ContainerCreating", volumes.message());
+      // An unsafe key or path is a bad pod spec (nothing was written); a missing configmap may
+      // still come.
+      fail_all(volumes.code() == Code::kInvalidArgument ? "CreateContainerConfigError"
+                                                        : "ContainerCreating",
+               volumes.message());
       wake_in(5s);
       return;
     }

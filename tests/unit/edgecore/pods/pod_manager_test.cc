@@ -334,6 +334,28 @@ TEST_CASE_METHOD(PodsFixture, "A missing configmap holds the container with a cl
   REQUIRE(eventually([&] { return phase_is("nocfg", v1::POD_PHASE_RUNNING); }));
 }
 
+TEST_CASE_METHOD(PodsFixture,
+                 "A configmap key that would leave the volume holds the pod and writes nothing",
+                 "[pods]") {
+  start();
+  put(make_config_map("evil", {{"../../../../etc/x", "pwned"}}));
+  auto pod = make_pod("evil", "busybox:1");
+  auto* v = pod.mutable_pod()->add_volumes();
+  v->set_name("conf");
+  v->mutable_config_map()->set_name("evil");
+  auto* mount = pod.mutable_pod()->mutable_containers(0)->add_volume_mounts();
+  mount->set_name("conf");
+  mount->set_mount_path("/etc/app");
+  put(pod);
+  REQUIRE(eventually([&] { return waiting_reason("evil") == "CreateContainerConfigError"; }));
+  CHECK_THAT(status("evil")->containers(0).state().waiting().message(),
+             Catch::Contains("\"../../../../etc/x\""));
+  CHECK(runtime_.count_calls("create_container") == 0);
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir_.path())) {
+    CHECK(e.path().filename() != "x");
+  }
+}
+
 TEST_CASE_METHOD(PodsFixture, "A runtime that stops answering is reported and pods come back",
                  "[pods]") {
   start();

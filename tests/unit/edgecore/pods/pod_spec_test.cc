@@ -3,6 +3,7 @@
 
 #include <catch2/catch.hpp>
 #include <fstream>
+#include <set>
 
 #include "edgecore/pods/pod_status.h"
 #include "edgecore/pods/volumes.h"
@@ -99,6 +100,94 @@ TEST_CASE("An atomic volume update swaps all files at once and drops removed key
   REQUIRE(write_atomic_dir(vol, {{"a", {"3", 0644}}}).ok());
   CHECK_FALSE(fs::exists(vol / "b"));
   CHECK_FALSE(fs::exists(vol / first));  // the old version is gone
+}
+
+// Every regular file under `root`, relative to it (what a refused volume must not have added).
+std::set<std::string> files_under(const fs::path& root) {
+  std::set<std::string> out;
+  for (const auto& e : fs::recursive_directory_iterator(root)) {
+    if (e.is_regular_file()) out.insert(fs::relative(e.path(), root).string());
+  }
+  return out;
+}
+
+TEST_CASE("Unsafe configmap keys and item paths are refused and nothing is written", "[pods]") {
+  CHECK(check_volume_key("app.conf").ok());
+  CHECK(check_volume_key("a-b_c.D9").ok());
+  CHECK(check_volume_path("conf/app.conf").ok());
+  CHECK(check_volume_path(".hidden").ok());
+
+  gantry::test::TempDir dir;
+  // Deep enough that "../../../../etc/x" from the staging directory still lands inside `dir`.
+  PodPaths paths{dir / "a/b/c/pods/u1", dir / "a/b/c/logs/u1"};
+  auto pod = pod_with("busybox:1");
+  auto* v = pod.mutable_pod()->add_volumes();
+  v->set_name("conf");
+  v->mutable_config_map()->set_name("app");
+
+  struct Case {
+    std::string key;     // the configmap's key
+    std::string path;    // items[].path ("" = no items: the key is the file name)
+    std::string quoted;  // what the error must name
+  };
+  auto c = GENERATE(
+      Case{"../../../../etc/x", "", "../../../../etc/x"}, Case{"/etc/x", "", "/etc/x"},
+      Case{"a/b", "", "a/b"}, Case{"..data", "", "..data"}, Case{"..", "", ".."},
+      Case{"x y", "", "x y"}, Case{"ok", "/etc/x", "/etc/x"}, Case{"ok", "a/../../b", "a/../../b"},
+      Case{"ok", "../../../../etc/x", "../../../../etc/x"}, Case{"ok", "a//b", "a//b"},
+      Case{"ok", "./x", "./x"}, Case{"ok", "..data/x", "..data/x"});
+  CAPTURE(c.key, c.path);
+  v->mutable_config_map()->clear_items();
+  if (!c.path.empty()) {
+    auto* item = v->mutable_config_map()->add_items();
+    item->set_key(c.key);
+    item->set_path(c.path);
+  }
+  v1::ConfigData data;
+  (*data.mutable_data())[c.key] = "pwned";
+  (*data.mutable_data())["good"] = "fine";
+  auto s = setup_volumes(pod, paths, [&](auto, const auto&, const auto& name) {
+    return name == "app" ? std::optional<v1::ConfigData>(data) : std::nullopt;
+  });
+  REQUIRE_FALSE(s.ok());
+  CHECK(s.code() == common::Code::kInvalidArgument);
+  CHECK_THAT(s.message(), Catch::Contains("\"" + c.quoted + "\"") &&
+                              Catch::Contains("volume \"conf\"") &&
+                              Catch::Contains("configmap ns/app"));
+  CHECK(files_under(dir.path()).empty());  // not even the good key: the volume is refused whole
+}
+
+TEST_CASE("A volume name that would leave the pod's directory is refused", "[pods]") {
+  gantry::test::TempDir dir;
+  PodPaths paths{dir / "pods/u1", dir / "logs/u1"};
+  auto pod = pod_with("busybox:1");
+  auto* v = pod.mutable_pod()->add_volumes();
+  v->set_name("../../../escape");
+  v->mutable_empty_dir();
+  auto s = setup_volumes(
+      pod, paths, [](auto, const auto&, const auto&) { return std::optional<v1::ConfigData>(); });
+  REQUIRE_FALSE(s.ok());
+  CHECK(s.code() == common::Code::kInvalidArgument);
+  CHECK_THAT(s.message(), Catch::Contains("../../../escape"));
+  CHECK_FALSE(fs::exists(dir / "escape"));
+}
+
+TEST_CASE("A symlink planted in a volume directory is not followed by an update", "[pods]") {
+  gantry::test::TempDir dir;
+  std::map<std::string, VolumeFile> files{{"conf/app.conf", {"level=1\n", 0644}}};
+  // The hidden version directory the update will write: learnt from a first volume.
+  REQUIRE(write_atomic_dir(dir / "probe", files).ok());
+  fs::path version = fs::read_symlink(dir / "probe" / "..data");
+  // In the real volume, that name (and a sub-directory's name inside a stale one) point outside.
+  fs::path outside = dir / "outside";
+  fs::create_directories(outside);
+  fs::path vol = dir / "vol";
+  fs::create_directories(vol);
+  fs::create_directory_symlink(outside, vol / version);
+  REQUIRE(write_atomic_dir(vol, files).ok());
+  CHECK(files_under(outside).empty());
+  CHECK(read(vol / "conf" / "app.conf") == "level=1\n");
+  CHECK_FALSE(fs::is_symlink(vol / version));
 }
 
 TEST_CASE("The pod phase follows the kubelet's rules", "[pods]") {
