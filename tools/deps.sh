@@ -12,6 +12,8 @@ packages=(
   libfmt-dev libspdlog-dev libcli11-dev nlohmann-json3-dev catch2
   # tests
   prometheus openssl curl procps iproute2 python3 systemd
+  # the etcd store backend (tests, `store.backend: etcd`, tools/quickstart.sh ha)
+  etcd-server etcd-client
   # edge runtime (tests and quickstart)
   containerd runc containernetworking-plugins busybox-static docker-registry skopeo iptables
 )
