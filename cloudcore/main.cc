@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "cloudcore/api/api_server.h"
+#include "cloudcore/controllers/events.h"
 #include "cloudcore/controllers/scheduler.h"
 #include "cloudcore/hub/hub.h"
 #include "cloudcore/hub/hub_log_streamer.h"
@@ -360,7 +361,12 @@ int run(const CloudcoreConfig& config) {
 
   common::EventLoop loop(config.threads);
   common::SystemClock clock;
+  // Events (kubectl describe): the scheduler's, the nodes' Ready transitions and the edges'.
+  controllers::EventRecorder events(**store, clock);
+  events.start();
+  auto record_event = [&events](controllers::EventRecord e) { events.record(std::move(e)); };
   HubOptions hub_options;
+  hub_options.events = record_event;
   hub_options.address = listen->host;
   hub_options.port = listen->port;
   hub_options.heartbeat_interval =
@@ -397,7 +403,9 @@ int run(const CloudcoreConfig& config) {
     spdlog::critical("{}", hub.status().to_string());
     return 1;
   }
-  auto scheduler = controllers::Scheduler::start(**store);
+  controllers::SchedulerOptions scheduler_options;
+  scheduler_options.events = record_event;
+  auto scheduler = controllers::Scheduler::start(**store, scheduler_options);
   if (!scheduler.ok()) {
     spdlog::critical("scheduler: {}", scheduler.status().to_string());
     return 1;
@@ -430,6 +438,7 @@ int run(const CloudcoreConfig& config) {
   (*scheduler)->stop();
   (*hub)->stop();
   hub->reset();
+  events.stop();
   loop.stop();
   return 0;
 }

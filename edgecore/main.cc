@@ -221,6 +221,8 @@ int run(const EdgecoreConfig& config) {
     });
   };
   auto readings = read_node(config.data_dir);
+  // The pods' events (Pulling, BackOff, ...), coalesced here and sent with the status batches.
+  EventOutbox events(common::system_clock());
   PodManager pods(**meta, **tracker, **runtime,
                   {.data_dir = config.data_dir,
                    .node_name = config.node_name,
@@ -228,7 +230,8 @@ int run(const EdgecoreConfig& config) {
                    .relist_interval = config.relist_interval,
                    .crash_backoff_base = config.crash_backoff_base,
                    .crash_backoff_cap = config.crash_backoff_cap,
-                   .on_runtime_change = report_node_now});
+                   .on_runtime_change = report_node_now,
+                   .on_event = [&events](EdgeEventRecord e) { events.record(std::move(e)); }});
 
   common::SystemRandom random;
   LogStreams logs(
@@ -245,6 +248,7 @@ int run(const EdgecoreConfig& config) {
   hub_options.backoff = {config.backoff_base, config.backoff_cap};
   hub_options.streams = &logs;
   hub_options.rotation = certificate->get();
+  hub_options.sync.events = &events;
   EdgeHub hub(loop, tls, **meta, **tracker, hub_options, common::system_clock(), random);
 
   auto started = std::chrono::duration_cast<std::chrono::seconds>(

@@ -1,5 +1,7 @@
 #include "cloudcore/controllers/scheduler.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <condition_variable>
 #include <map>
@@ -336,6 +338,18 @@ struct Scheduler::Impl {
     return common::ok_status();
   }
 
+  void event(const Work& w, KubeEventType type, std::string reason, std::string message) {
+    if (!options.events) return;
+    const v1::Object& pod = w.object->edge();
+    EventRecord r;
+    r.object = pod_reference(pod.namespace_(), pod.name(), pod.uid());
+    r.type = type;
+    r.reason = std::move(reason);
+    r.message = std::move(message);
+    r.component = "default-scheduler";
+    options.events(std::move(r));
+  }
+
   // One pass: every due pending pod decided against the same node view, updated as pods bind.
   // Returns false when a store error asks for a back-off.
   bool pass(std::optional<Clock::time_point>& next_due) {
@@ -363,6 +377,7 @@ struct Scheduler::Impl {
           healthy = false;
           continue;
         }
+        event(w, KubeEventType::kWarning, "FailedScheduling", d.message);
         std::lock_guard lock(mu);
         auto it = pods.find(w.key);
         if (it != pods.end() && it->second.pending && it->second.mod_revision == w.mod_revision) {
@@ -384,6 +399,9 @@ struct Scheduler::Impl {
         continue;
       }
       ++stats.bound;
+      event(w, KubeEventType::kNormal, "Scheduled",
+            fmt::format("Successfully assigned {}/{} to {}", w.object->edge().namespace_(),
+                        w.object->edge().name(), *d.node));
       for (auto& n : nodes) {
         if (n.name != *d.node) continue;
         n.requested_cpu_millis += w.request.cpu_millis;

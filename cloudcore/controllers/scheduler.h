@@ -12,6 +12,7 @@
 #include <functional>
 #include <memory>
 
+#include "cloudcore/controllers/events.h"
 #include "cloudcore/store/store.h"
 #include "common/base/status.h"
 
@@ -25,6 +26,8 @@ struct SchedulerOptions {
   std::chrono::milliseconds error_backoff{std::chrono::seconds(2)};
   // Unix milliseconds for StoredStatus.changed_at (tests inject a clock).
   std::function<int64_t()> now_ms;
+  // Gets Scheduled / FailedScheduling events (cloudcore wires its EventRecorder). Optional.
+  EventSink events;
 };
 
 struct SchedulerStats {

@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 
+#include "cloudcore/controllers/events.h"
 #include "cloudcore/registry/registry.h"
 #include "cloudcore/store/store.h"
 #include "common/base/clock.h"
@@ -44,6 +45,9 @@ struct HubOptions {
   // At most one CertificateRequest per node per interval; more are answered with an error (the
   // edge asks again later).
   std::chrono::milliseconds renewal_interval{10'000};
+  // Gets Events: the nodes' Ready transitions and what edges report (Pulling, BackOff, ...).
+  // cloudcore wires its EventRecorder here. Called on the status writer's thread.
+  controllers::EventSink events;
 };
 
 struct HubStats {

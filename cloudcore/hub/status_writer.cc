@@ -1,5 +1,6 @@
 #include "cloudcore/hub/status_writer.h"
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <chrono>
@@ -29,10 +30,36 @@ uint64_t decode_sequence(const std::string& text) {
   }
 }
 
+// The node's Ready condition as the API shows it: "True", "False", "Unknown" (silent, or no
+// condition yet) or "" (no status at all).
+std::string effective_ready(const std::optional<v1::StoredStatus>& st) {
+  if (!st) return "";
+  if (st->unreachable()) return "Unknown";
+  for (const auto& c : st->node().conditions()) {
+    if (c.type() != v1::NODE_CONDITION_READY) continue;
+    if (c.status() == v1::CONDITION_STATUS_TRUE) return "True";
+    if (c.status() == v1::CONDITION_STATUS_FALSE) return "False";
+  }
+  return "Unknown";
+}
+
 }  // namespace
 
-StatusWriter::StatusWriter(Store& store, const Registry& registry, common::Clock& clock)
-    : store_(store), registry_(registry), clock_(clock), thread_([this] { run(); }) {}
+StatusWriter::StatusWriter(Store& store, const Registry& registry, common::Clock& clock,
+                           controllers::EventSink events)
+    : store_(store),
+      registry_(registry),
+      clock_(clock),
+      events_(std::move(events)),
+      thread_([this] { run(); }) {}
+
+std::string StatusWriter::node_uid(const std::string& node) const {
+  auto kv = store_.get(keys::object_key(v1::OBJECT_KIND_NODE, "", node));
+  if (!kv.ok() || !kv->has_value()) return "";
+  v1::StoredObject stored;
+  if (!stored.ParseFromString((*kv)->value)) return "";
+  return stored.edge().uid();
+}
 
 StatusWriter::~StatusWriter() {
   {
@@ -111,10 +138,14 @@ void StatusWriter::process(std::deque<Job>& jobs) {
   std::map<std::string, uint64_t> new_sequences;
   std::vector<std::string> finished_pods;
   uint64_t applied = 0, resyncs = 0, batches = 0;
+  // Per node touched: its Ready as the round found it (for NodeReady / NodeNotReady events).
+  std::map<std::string, std::string> ready_before;
 
   for (size_t i = 0; i < jobs.size(); ++i) {
     Job& job = jobs[i];
     std::string status_key = keys::status_key(v1::OBJECT_KIND_NODE, "", job.node);
+    if (events_ && !ready_before.count(job.node))
+      ready_before[job.node] = effective_ready(lookup(status_key));
     if (job.liveness) {
       auto stored = lookup(status_key);
       if (!stored && !job.unreachable) continue;
@@ -138,6 +169,11 @@ void StatusWriter::process(std::deque<Job>& jobs) {
     resyncs += plan.ack.resync_size();
     ++batches;
   }
+
+  // Read before the overlay's values are moved into the txn.
+  std::map<std::string, std::optional<v1::StoredStatus>> after;
+  for (const auto& [node, before] : ready_before)
+    after[node] = lookup(keys::status_key(v1::OBJECT_KIND_NODE, "", node));
 
   std::vector<Op> ops;
   for (auto& [key, value] : overlay) {
@@ -172,8 +208,62 @@ void StatusWriter::process(std::deque<Job>& jobs) {
         spdlog::warn("hub: removing {} after its graceful delete: {}", key,
                      removed.status().to_string());
     }
+  if (commit_error.ok() && events_) record_events(jobs, plans, ready_before, after);
   for (size_t i = 0; i < jobs.size(); ++i)
     if (jobs[i].done) jobs[i].done(plans[i], commit_error);
+}
+
+void StatusWriter::record_events(const std::deque<Job>& jobs,
+                                 const std::vector<UpstreamPlan>& plans,
+                                 const std::map<std::string, std::string>& ready_before,
+                                 const NodeStatuses& after_round) {
+  std::map<std::string, std::string> uids;
+  auto uid_of = [&](const std::string& node) -> const std::string& {
+    auto it = uids.find(node);
+    if (it == uids.end()) it = uids.emplace(node, node_uid(node)).first;
+    return it->second;
+  };
+  // Ready transitions, as the node lifecycle controller and the kubelet report them.
+  for (const auto& [node, before] : ready_before) {
+    const auto& after_status = after_round.at(node);
+    std::string after = effective_ready(after_status);
+    if (after == before || after.empty()) continue;
+    controllers::EventRecord r;
+    r.object = controllers::node_reference(node, uid_of(node));
+    r.component = "node-controller";
+    if (after == "True") {
+      r.reason = "NodeReady";
+      r.message = fmt::format("Node {} status is now: NodeReady", node);
+    } else if (before == "True" || before.empty() || after == "Unknown") {
+      r.reason = "NodeNotReady";
+      r.message = after_status && after_status->unreachable()
+                      ? fmt::format(
+                            "Node {} status is now: NodeNotReady (its edgecore has been silent "
+                            "past the node timeout: Ready=Unknown; its pods keep running)",
+                            node)
+                      : fmt::format("Node {} status is now: NodeNotReady", node);
+      r.type = controllers::KubeEventType::kWarning;
+    } else {
+      continue;
+    }
+    events_(std::move(r));
+  }
+  uint64_t passed = 0, refused = 0;
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    const Job& job = jobs[i];
+    if (job.liveness || !plans[i].violation.ok() || plans[i].duplicate) continue;
+    if (job.delta.events().empty() && job.delta.events_dropped() == 0) continue;
+    size_t bad = 0;
+    auto records = plan_edge_events(job.node, uid_of(job.node), job.delta, registry_, &bad);
+    refused += bad;
+    for (auto& r : records) {
+      events_(std::move(r));
+      ++passed;
+    }
+  }
+  std::lock_guard lock(mu_);
+  stats_.edge_events += passed;
+  stats_.edge_events_refused += refused;
 }
 
 }  // namespace gantry::cloud

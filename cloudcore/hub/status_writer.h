@@ -6,10 +6,13 @@
 #include <condition_variable>
 #include <deque>
 #include <functional>
+#include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <vector>
 
 #include "cloudcore/hub/upstream.h"
 #include "common/base/clock.h"
@@ -18,7 +21,11 @@ namespace gantry::cloud {
 
 class StatusWriter {
  public:
-  StatusWriter(Store& store, const Registry& registry, common::Clock& clock);
+  // `events` (optional) gets the nodes' Ready transitions (NodeReady / NodeNotReady, including
+  // Ready=Unknown when a node goes silent) and the events the edges send with their batches,
+  // once the batch is durable.
+  StatusWriter(Store& store, const Registry& registry, common::Clock& clock,
+               controllers::EventSink events = {});
   ~StatusWriter();  // finishes queued work, then stops
   StatusWriter(const StatusWriter&) = delete;
   StatusWriter& operator=(const StatusWriter&) = delete;
@@ -39,6 +46,8 @@ class StatusWriter {
     uint64_t batches = 0;
     uint64_t entries_applied = 0;
     uint64_t resyncs = 0;
+    uint64_t edge_events = 0;          // events from edges passed to the recorder
+    uint64_t edge_events_refused = 0;  // about objects the node does not own
   };
   Stats stats() const;
 
@@ -52,10 +61,17 @@ class StatusWriter {
   };
   void run();
   void process(std::deque<Job>& jobs);
+  using NodeStatuses = std::map<std::string, std::optional<v1::StoredStatus>>;
+  void record_events(const std::deque<Job>& jobs, const std::vector<UpstreamPlan>& plans,
+                     const std::map<std::string, std::string>& ready_before,
+                     const NodeStatuses& after_round);
+  // The node's uid for its events ("" when the node object is gone or has none).
+  std::string node_uid(const std::string& node) const;
 
   Store& store_;
   const Registry& registry_;
   common::Clock& clock_;
+  controllers::EventSink events_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Job> queue_;

@@ -1,5 +1,9 @@
 #include "cloudcore/hub/upstream.h"
 
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cctype>
 #include <map>
 
 #include "cloudcore/registry/keys.h"
@@ -120,6 +124,73 @@ UpstreamPlan plan_status_delta(const std::string& node, const v1::StatusDelta& d
       plan.writes.emplace_back(key, std::nullopt);
   }
   return plan;
+}
+
+std::vector<controllers::EventRecord> plan_edge_events(const std::string& node,
+                                                       const std::string& node_uid,
+                                                       const v1::StatusDelta& delta,
+                                                       const Registry& registry, size_t* refused) {
+  std::vector<controllers::EventRecord> out;
+  size_t bad = 0;
+  auto base = [&](const v1::EdgeEvent& e) {
+    controllers::EventRecord r;
+    r.type =
+        e.warning() ? controllers::KubeEventType::kWarning : controllers::KubeEventType::kNormal;
+    r.reason = e.reason();
+    r.message = e.message();
+    r.component = "kubelet";
+    r.host = node;
+    r.count = std::max<int64_t>(1, e.count());
+    r.first_ms = e.first_time() * 1000;
+    r.last_ms = e.last_time() * 1000;
+    return r;
+  };
+  for (const auto& e : delta.events()) {
+    // A reason is a short CamelCase word (the kubelet's); anything else is not an event.
+    bool reason_ok = !e.reason().empty() && e.reason().size() <= 128 &&
+                     std::all_of(e.reason().begin(), e.reason().end(), [](char c) {
+                       return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == ':';
+                     });
+    if (!reason_ok) {
+      ++bad;
+      continue;
+    }
+    controllers::EventRecord r = base(e);
+    if (e.kind() == v1::OBJECT_KIND_NODE) {
+      if (e.name() != node) {
+        ++bad;
+        continue;
+      }
+      r.object = controllers::node_reference(node, node_uid);
+    } else if (e.kind() == v1::OBJECT_KIND_POD) {
+      auto pod = registry.pod(e.namespace_(), e.name());
+      // Another node's pod, or an earlier pod of the same name: not this node's to speak about.
+      if (!pod || pod->node != node || (!pod->uid.empty() && pod->uid != e.uid())) {
+        ++bad;
+        continue;
+      }
+      r.object = controllers::pod_reference(e.namespace_(), e.name(), e.uid(), e.container());
+    } else {
+      ++bad;
+      continue;
+    }
+    out.push_back(std::move(r));
+  }
+  if (delta.events_dropped() > 0) {
+    controllers::EventRecord r;
+    r.object = controllers::node_reference(node, node_uid);
+    r.type = controllers::KubeEventType::kWarning;
+    r.reason = "EventsDropped";
+    r.message = fmt::format(
+        "edgecore dropped {} events: its event buffer was full (a long time offline, or very "
+        "many failing pods)",
+        delta.events_dropped());
+    r.component = "kubelet";
+    r.host = node;
+    out.push_back(std::move(r));
+  }
+  if (refused) *refused = bad;
+  return out;
 }
 
 }  // namespace gantry::cloud

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "cloudcore/controllers/events.h"
 #include "cloudcore/registry/registry.h"
 #include "cloudcore/store/store.h"
 #include "gantry/v1/tunnel.pb.h"
@@ -32,5 +33,13 @@ struct UpstreamPlan {
 UpstreamPlan plan_status_delta(const std::string& node, const v1::StatusDelta& delta,
                                uint64_t stored_sequence, const Registry& registry,
                                const StatusLookup& lookup, int64_t now_ms);
+
+// The events of a batch from `node` as the recorder takes them: about the node itself or about
+// pods bound to it (anything else is dropped and counted in `refused`), source kubelet@node. A
+// non-zero events_dropped becomes a Warning EventsDropped on the node.
+std::vector<controllers::EventRecord> plan_edge_events(const std::string& node,
+                                                       const std::string& node_uid,
+                                                       const v1::StatusDelta& delta,
+                                                       const Registry& registry, size_t* refused);
 
 }  // namespace gantry::cloud

@@ -43,6 +43,8 @@ struct EdgeHub::Core : std::enable_shared_from_this<Core> {
   bool batch_timer_armed = false;
   common::TimerHandle poll_timer;  // followed log streams
   bool poll_timer_armed = false;
+  common::TimerHandle events_timer;  // the next event count update that waits for its interval
+  bool events_timer_armed = false;
   std::chrono::steady_clock::time_point last_batch_at;
   EdgeHubStats stats;
 
@@ -56,6 +58,8 @@ struct EdgeHub::Core : std::enable_shared_from_this<Core> {
   // Sends status batches now or arms the batch timer so that rounds are batch_interval apart.
   void flush_status_locked();
   void send_status_batches_locked();
+  bool events_due() const { return options.sync.events && options.sync.events->has_due(); }
+  void arm_events_locked();
   // Arms the stream poll timer when the stream handler has followed streams waiting for data.
   void arm_stream_poll_locked();
 
@@ -189,7 +193,7 @@ void EdgeHub::Core::on_message(uint64_t id, std::string_view data) {
   }
   stats.objects_applied = sync.counters().objects_applied;
   // A Welcome or an ack may have opened room for status batches.
-  if (sync.welcomed() && tracker.has_pending()) flush_status_locked();
+  if (sync.welcomed() && (tracker.has_pending() || events_due())) flush_status_locked();
 }
 
 void EdgeHub::Core::on_close(uint64_t id, std::string_view reason) {
@@ -209,6 +213,8 @@ void EdgeHub::Core::on_close(uint64_t id, std::string_view reason) {
   batch_timer_armed = false;
   poll_timer.cancel();
   poll_timer_armed = false;
+  events_timer.cancel();
+  events_timer_armed = false;
   rotation_timer.cancel();
   if (options.rotation) options.rotation->abandon_request();
   if (!stopped) schedule_reconnect_locked();
@@ -259,6 +265,25 @@ void EdgeHub::Core::send_status_batches_locked() {
     send_locked(*batch);
     ++stats.status_batches_sent;
   }
+  arm_events_locked();
+}
+
+void EdgeHub::Core::arm_events_locked() {
+  if (!options.sync.events || events_timer_armed || !connection) return;
+  auto due = options.sync.events->next_due();
+  if (!due) return;
+  events_timer_armed = true;
+  auto now = clock.steady_now();
+  auto delay = *due > now ? std::chrono::duration_cast<std::chrono::milliseconds>(*due - now)
+                          : std::chrono::milliseconds(0);
+  std::weak_ptr<Core> weak = weak_from_this();
+  events_timer = loop.schedule(delay + std::chrono::milliseconds(1), [weak] {
+    auto core = weak.lock();
+    if (!core) return;
+    std::lock_guard lock(core->mu);
+    core->events_timer_armed = false;
+    if (!core->stopped && core->connection && core->sync.welcomed()) core->flush_status_locked();
+  });
 }
 
 void EdgeHub::Core::arm_stream_poll_locked() {
@@ -372,17 +397,27 @@ void EdgeHub::start() {
     std::lock_guard lock(core->mu);
     if (!core->stopped && core->connection && core->sync.welcomed()) core->flush_status_locked();
   });
+  if (core_->options.sync.events) {
+    core_->options.sync.events->set_on_pending([weak] {
+      auto core = weak.lock();
+      if (!core) return;
+      std::lock_guard lock(core->mu);
+      if (!core->stopped && core->connection && core->sync.welcomed()) core->flush_status_locked();
+    });
+  }
   core_->connect();
 }
 
 void EdgeHub::stop() {
   core_->tracker.set_on_pending(nullptr);
+  if (core_->options.sync.events) core_->options.sync.events->set_on_pending(nullptr);
   std::lock_guard lock(core_->mu);
   if (core_->stopped) return;
   core_->stopped = true;
   core_->reconnect_timer.cancel();
   core_->batch_timer.cancel();
   core_->poll_timer.cancel();
+  core_->events_timer.cancel();
   core_->rotation_timer.cancel();
   if (core_->connection) core_->connection->close("edgecore stopping");
 }

@@ -91,6 +91,7 @@ Result<std::vector<v1::Frame>> EdgeSync::on_frame(const v1::Frame& frame) {
 Result<std::vector<v1::Frame>> EdgeSync::on_welcome(const v1::Welcome& welcome) {
   if (welcomed_) return make_error(Code::kInvalidArgument, "a second Welcome on one connection");
   GANTRY_RETURN_IF_ERROR(tracker_.on_welcome(welcome.acked_sequence(), welcome.resend_status()));
+  if (options_.events) options_.events->on_welcome(welcome.acked_sequence());
   welcomed_ = true;
   welcome_ = welcome;
   ++counters_.welcomes;
@@ -146,6 +147,7 @@ Result<std::vector<v1::Frame>> EdgeSync::on_status_ack(const v1::StatusAck& ack)
   if (!welcomed_) return make_error(Code::kFailedPrecondition, "StatusAck before Welcome");
   std::vector<v1::ResyncRequest> resync(ack.resync().begin(), ack.resync().end());
   GANTRY_RETURN_IF_ERROR(tracker_.on_ack(ack.sequence(), resync));
+  if (options_.events) options_.events->on_ack(ack.sequence());
   ++counters_.status_acks;
   counters_.resyncs += resync.size();
   acked_sequence_ = std::max(acked_sequence_, ack.sequence());
@@ -156,10 +158,18 @@ std::optional<v1::Frame> EdgeSync::next_status_batch() {
   if (!welcomed_) return std::nullopt;
   if (sequence_ - acked_sequence_ >= options_.max_status_batches_in_flight) return std::nullopt;
   auto batch = tracker_.take_batch(sequence_ + 1);
-  if (!batch) return std::nullopt;
+  if (!batch && !(options_.events && options_.events->has_due())) return std::nullopt;
+  if (!batch) {
+    batch.emplace();
+    batch->set_sequence(sequence_ + 1);
+  }
+  // Events ride along with the statuses (or alone): acknowledged with the batch.
+  bool events = options_.events && options_.events->take(*batch);
+  if (batch->entries_size() == 0 && !events) return std::nullopt;
   ++sequence_;
   ++counters_.status_batches_sent;
   counters_.status_entries_sent += batch->entries_size();
+  counters_.events_sent += batch->events_size();
   v1::Frame frame;
   *frame.mutable_status_delta() = std::move(*batch);
   return frame;

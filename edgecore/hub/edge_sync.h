@@ -14,6 +14,7 @@
 #include "common/base/version.h"
 #include "edgecore/hub/stream_handler.h"
 #include "edgecore/meta/meta_store.h"
+#include "edgecore/status/event_outbox.h"
 #include "edgecore/status/status_tracker.h"
 #include "gantry/v1/tunnel.pb.h"
 
@@ -29,6 +30,9 @@ struct EdgeSyncOptions {
   // Gets the stream frames (logs); not owned, must outlive the EdgeSync. Unset: every StreamOpen
   // is refused with 501.
   StreamHandler* streams = nullptr;
+  // The pods' events: sent inside the StatusDelta batches and settled by their acks. Not owned,
+  // must outlive the EdgeSync. Unset: no events are sent.
+  EventOutbox* events = nullptr;
   // Gets the cloud's CertificateResponse (certificate rotation). Unset: such frames are ignored.
   std::function<void(const v1::CertificateResponse&)> on_certificate;
 };
@@ -42,6 +46,7 @@ struct EdgeSyncCounters {
   uint64_t objects_dropped = 0;  // older than the cached copy
   uint64_t status_batches_sent = 0;
   uint64_t status_entries_sent = 0;
+  uint64_t events_sent = 0;
   uint64_t status_acks = 0;
   uint64_t resyncs = 0;
   uint64_t streams_refused = 0;  // StreamOpen refused because no stream handler is set
@@ -64,7 +69,7 @@ class EdgeSync {
   void on_disconnect();
 
   // The next StatusDelta to send, if the Welcome arrived, the in-flight window has room and the
-  // outbox has work.
+  // outbox (or the event outbox) has work.
   std::optional<v1::Frame> next_status_batch();
 
   StreamHandler* stream_handler() const { return options_.streams; }

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <future>
+#include <set>
 
 #include "edgecore/pods/pod_spec.h"
 #include "edgecore/pods/pod_status.h"
@@ -139,6 +140,19 @@ class PodSync {
     std::lock_guard lock(m_.mu_);
     f(m_.stats_);
   }
+  // An event about the pod (container "") or one of its containers, as the kubelet words it.
+  void event(const std::string& container, bool warning, std::string reason, std::string message) {
+    if (!opt_.on_event) return;
+    EdgeEventRecord e;
+    e.ns = w_.ns;
+    e.name = w_.name;
+    e.uid = w_.uid;
+    e.container = container;
+    e.reason = std::move(reason);
+    e.warning = warning;
+    e.message = std::move(message);
+    opt_.on_event(std::move(e));
+  }
   void wake_in(milliseconds d) {
     auto t = steady_clock::now() + d;
     if (!w_.wake_at || t < *w_.wake_at) w_.wake_at = t;
@@ -146,6 +160,9 @@ class PodSync {
   // The image reference to create the container with, pulling it if needed. While a failed pull
   // backs off, the error (reason + message) comes back without pulling again.
   common::Result<std::string> ensure_image(const v1::Container& c, Waiting& why);
+  // Images whose "already present" event this pass has recorded (a pass may ask twice); cleared
+  // at the start of each pass.
+  std::set<std::string> present_reported_;
   // Creates and starts attempt `attempt` of `c` in `sandbox`; the new container's status.
   common::Result<ContainerStatus> start_container(const v1::Object& pod, const v1::Container& c,
                                                   const std::string& sandbox_id,
@@ -185,30 +202,43 @@ common::Result<std::string> PodSync::ensure_image(const v1::Container& c, Waitin
     why = {"ErrImagePull", present.status().message()};
     return present.status();
   }
+  auto already_present = [&] {
+    if (present_reported_.insert(image).second)
+      event(c.name(), false, "Pulled",
+            fmt::format("Container image \"{}\" already present on machine", image));
+    return (*present)->id;
+  };
   if (c.image_pull_policy() == v1::PULL_POLICY_NEVER) {
-    if (*present) return (*present)->id;
+    if (*present) return already_present();
     why = {"ErrImageNeverPull",
            fmt::format("container image \"{}\" is not present with pull policy of Never", image)};
+    event(c.name(), true, "ErrImageNeverPull",
+          fmt::format("Container image \"{}\" is not present with pull policy of Never", image));
     return make_error(Code::kNotFound, "{}", why.message);
   }
-  if (*present && c.image_pull_policy() != v1::PULL_POLICY_ALWAYS) return (*present)->id;
+  if (*present && c.image_pull_policy() != v1::PULL_POLICY_ALWAYS) return already_present();
 
   auto& pull = w_.pulls[image];
   auto now = steady_clock::now();
   if (pull.delay.count() > 0 && now < pull.retry_at) {
     if (*present) return (*present)->id;  // Always, offline: run what the node has
     why = {"ImagePullBackOff", fmt::format("Back-off pulling image \"{}\": {}", image, pull.error)};
+    event(c.name(), false, "BackOff", fmt::format("Back-off pulling image \"{}\"", image));
+    event(c.name(), true, "Failed", "Error: ImagePullBackOff");
     wake_in(std::chrono::duration_cast<milliseconds>(pull.retry_at - now));
     return make_error(Code::kUnavailable, "{}", why.message);
   }
   spdlog::info("pod {}/{}: pulling image {}", w_.ns, w_.name, image);
+  event(c.name(), false, "Pulling", fmt::format("Pulling image \"{}\"", image));
   auto started = steady_clock::now();
   auto ref = rt_.pull_image(image);
   if (ref.ok()) {
     w_.pulls.erase(image);
     stat([](auto& s) { ++s.images_pulled; });
-    spdlog::info("pod {}/{}: pulled {} in {} ms", w_.ns, w_.name, image,
-                 std::chrono::duration_cast<milliseconds>(steady_clock::now() - started).count());
+    auto took = std::chrono::duration_cast<milliseconds>(steady_clock::now() - started);
+    spdlog::info("pod {}/{}: pulled {} in {} ms", w_.ns, w_.name, image, took.count());
+    event(c.name(), false, "Pulled",
+          fmt::format("Successfully pulled image \"{}\" in {}", image, go_duration(took)));
     return *ref;
   }
   stat([](auto& s) { ++s.image_pull_failures; });
@@ -220,6 +250,9 @@ common::Result<std::string> PodSync::ensure_image(const v1::Container& c, Waitin
   wake_in(pull.delay);
   spdlog::warn("pod {}/{}: pulling {} failed (next try in {} s): {}", w_.ns, w_.name, image,
                pull.delay.count() / 1000, pull.error);
+  event(c.name(), true, "Failed",
+        fmt::format("Failed to pull image \"{}\": {}", image, pull.error));
+  if (!*present) event(c.name(), true, "Failed", "Error: ErrImagePull");
   if (*present) return (*present)->id;  // Always, offline: run what the node has
   // As the kubelet: ErrImagePull on the first failure, ImagePullBackOff while it keeps failing.
   if (first_failure) {
@@ -259,6 +292,7 @@ common::Result<ContainerStatus> PodSync::start_container(
       [this](auto k, const auto& n, const auto& s) { return lookup(k, n, s); });
   if (!config.ok()) {
     why = {"CreateContainerConfigError", config.status().message()};
+    event(c.name(), true, "Failed", "Error: " + config.status().message());
     return config.status();
   }
   std::error_code ec;
@@ -266,12 +300,16 @@ common::Result<ContainerStatus> PodSync::start_container(
   auto id = rt_.create_container(sandbox_id, *config, sandbox);
   if (!id.ok()) {
     why = {"CreateContainerError", id.status().message()};
+    event(c.name(), true, "Failed", "Error: " + id.status().message());
     return id.status();
   }
+  event(c.name(), false, "Created", fmt::format("Created container {}", c.name()));
   if (auto s = rt_.start_container(*id); !s.ok()) {
     why = {"RunContainerError", s.message()};
+    event(c.name(), true, "Failed", "Error: " + s.message());
     return s;
   }
+  event(c.name(), false, "Started", fmt::format("Started container {}", c.name()));
   stat([](auto& st) { ++st.containers_started; });
   auto status = rt_.container_status(*id);
   if (!status.ok()) why = {"ContainerCreating", status.status().message()};  // next pass sees it
@@ -283,6 +321,8 @@ void PodSync::stop_all(const std::vector<ContainerInfo>& containers, std::chrono
   std::vector<std::future<void>> stops;
   for (const auto& c : containers) {
     if (c.state != ContainerState::kRunning) continue;
+    std::string name = label(c.labels, kLabelContainerName);
+    event(name, false, "Killing", fmt::format("Stopping container {}", name));
     stops.push_back(std::async(std::launch::async, [this, id = c.id, grace] {
       if (auto s = rt_.stop_container(id, grace); !s.ok()) {
         spdlog::warn("pod {}/{}: stopping container {}: {}", w_.ns, w_.name, id, s.message());
@@ -317,6 +357,7 @@ void PodSync::report(const v1::Object& pod, PodObservation& obs) {
 }
 
 void PodSync::sync(const v1::Object& pod) {
+  present_reported_.clear();
   const v1::PodManifest& m = pod.pod();
   PodPaths paths = pod_paths(opt_.data_dir, pod);
   PodObservation obs;
@@ -344,6 +385,8 @@ void PodSync::sync(const v1::Object& pod) {
 
   common::Status volumes = setup_volumes(
       pod, paths, [this](auto k, const auto& n, const auto& s) { return lookup(k, n, s); });
+  if (!volumes.ok())
+    event("", true, "FailedMount", "MountVolume.SetUp failed: " + volumes.message());
 
   auto sandboxes = rt_.list_pod_sandboxes({{kLabelPodUid, pod.uid()}});
   if (!sandboxes.ok()) {
@@ -394,6 +437,8 @@ void PodSync::sync(const v1::Object& pod) {
     if (!id.ok()) {
       spdlog::warn("pod {}/{}: cannot start its sandbox: {}", pod.namespace_(), pod.name(),
                    id.status().message());
+      event("", true, "FailedCreatePodSandBox",
+            "Failed to create pod sandbox: " + id.status().message());
       obs.reason = "SandboxCreateFailed";
       obs.message = id.status().message();
       fail_all("ContainerCreating", id.status().message());
@@ -450,6 +495,8 @@ void PodSync::sync(const v1::Object& pod) {
       }
       auto down_since = steady_clock::now();
       if (replacing && o.current && o.current->info.state == ContainerState::kRunning) {
+        event(c.name(), false, "Killing",
+              fmt::format("Container {} definition changed, will be restarted", c.name()));
         if (auto s = rt_.stop_container(o.current->info.id, grace_of(m)); !s.ok()) {
           o.waiting = Waiting{"Terminating", s.message()};
           wake_in(2s);
@@ -528,6 +575,9 @@ void PodSync::sync(const v1::Object& pod) {
     auto& crash = w_.crashes[c.name()];
     crash.on_ended(*o.current, opt_, now);
     if (now < crash.restart_at) {
+      event(c.name(), true, "BackOff",
+            fmt::format("Back-off restarting failed container {} in pod {}_{}({})", c.name(),
+                        pod.name(), pod.namespace_(), pod.uid()));
       o.waiting = Waiting{
           "CrashLoopBackOff",
           fmt::format("back-off {} restarting failed container={} pod={}_{}({})",
@@ -594,6 +644,9 @@ bool PodSync::run_init_containers(const v1::Object& pod, const std::string& sand
     auto now = steady_clock::now();
     crash.on_ended(*cur, opt_, now);
     if (now < crash.restart_at) {
+      event(c.name(), true, "BackOff",
+            fmt::format("Back-off restarting failed container {} in pod {}_{}({})", c.name(),
+                        pod.name(), pod.namespace_(), pod.uid()));
       wake_in(std::chrono::duration_cast<milliseconds>(crash.restart_at - now));
       return hold("Init:CrashLoopBackOff",
                   fmt::format("back-off {} restarting failed init container {} (exit code {})",

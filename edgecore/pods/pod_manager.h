@@ -27,6 +27,7 @@
 #include "common/base/status.h"
 #include "edgecore/meta/meta_store.h"
 #include "edgecore/runtime/runtime.h"
+#include "edgecore/status/event_outbox.h"
 #include "edgecore/status/node_probe.h"
 #include "edgecore/status/status_tracker.h"
 
@@ -49,6 +50,10 @@ struct PodManagerOptions {
   // Called (from the relist thread, no lock held) when the runtime's readiness or version
   // changes, so that the node's status says so at once rather than at the next probe.
   std::function<void()> on_runtime_change;
+  // Gets the pods' events as the kubelet records them (Pulling, Pulled, Failed, Created, Started,
+  // Killing, BackOff, FailedMount, ...), with its reasons and messages; edgecore wires the
+  // EventOutbox here. Called on the pod workers' threads. Unset: no events.
+  std::function<void(EdgeEventRecord)> on_event;
   // stop() cancels the runtime's calls in flight (the runtime is not used after it).
   bool cancel_runtime_on_stop = true;
 };

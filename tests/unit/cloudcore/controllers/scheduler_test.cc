@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 #include <map>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -34,6 +35,10 @@ class SchedulerFixture {
   void start_scheduler() {
     SchedulerOptions options;
     options.retry_interval = std::chrono::milliseconds(50);
+    options.events = [this](EventRecord e) {
+      std::lock_guard lock(events_mu_);
+      events_.push_back(std::move(e));
+    };
     auto s = Scheduler::start(*store_, options);
     REQUIRE(s.ok());
     scheduler_ = std::move(s).value();
@@ -110,11 +115,42 @@ class SchedulerFixture {
     return st->pod().message();
   }
 
+  std::vector<EventRecord> events(const std::string& reason) {
+    std::lock_guard lock(events_mu_);
+    std::vector<EventRecord> out;
+    for (const auto& e : events_)
+      if (e.reason == reason) out.push_back(e);
+    return out;
+  }
+
   test::TempDir dir_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<Registry> registry_;
   std::unique_ptr<Scheduler> scheduler_;
+  std::mutex events_mu_;
+  std::vector<EventRecord> events_;
 };
+
+TEST_CASE_METHOD(SchedulerFixture, "scheduling results are events on the pod",
+                 "[controllers][scheduler]") {
+  put_node("a", {{"role", "core"}});
+  start_scheduler();
+  put_pod("web", {{"nodeSelector", {{"role", "edge"}}}});
+  REQUIRE(eventually([&] { return !events("FailedScheduling").empty(); }));
+  auto failed = events("FailedScheduling")[0];
+  CHECK(failed.type == KubeEventType::kWarning);
+  CHECK(failed.component == "default-scheduler");
+  CHECK(failed.object.kind == "Pod");
+  CHECK(failed.object.ns == "default");
+  CHECK(failed.object.name == "web");
+  CHECK(failed.object.uid == "uid-web");
+  CHECK(failed.message == "0/1 nodes are available: 1 node(s) didn't match node selector.");
+  put_node("b", {{"role", "edge"}});
+  REQUIRE(eventually([&] { return !events("Scheduled").empty(); }));
+  auto scheduled = events("Scheduled")[0];
+  CHECK(scheduled.type == KubeEventType::kNormal);
+  CHECK(scheduled.message == "Successfully assigned default/web to b");
+}
 
 TEST_CASE_METHOD(SchedulerFixture,
                  "pods without a node are bound to a node matching their selector",

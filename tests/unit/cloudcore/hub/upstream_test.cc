@@ -154,3 +154,70 @@ TEST_CASE_METHOD(Fixture, "the cloud's unreachable mark survives the edge's stat
 
 }  // namespace
 }  // namespace gantry::cloud
+
+namespace gantry::cloud {
+namespace {
+
+v1::EdgeEvent edge_event(v1::ObjectKind kind, const std::string& name, const std::string& uid,
+                         const std::string& reason = "BackOff") {
+  v1::EdgeEvent e;
+  e.set_kind(kind);
+  e.set_namespace_(kind == v1::OBJECT_KIND_POD ? "default" : "");
+  e.set_name(name);
+  e.set_uid(uid);
+  e.set_container("c");
+  e.set_reason(reason);
+  e.set_warning(true);
+  e.set_message("Back-off restarting failed container c");
+  e.set_count(4);
+  e.set_first_time(1000);
+  e.set_last_time(1060);
+  return e;
+}
+
+TEST_CASE_METHOD(Fixture, "a node's events about its own pods become kubelet events") {
+  v1::StatusDelta batch;
+  batch.set_sequence(1);
+  *batch.add_events() = edge_event(v1::OBJECT_KIND_POD, "web", "uid-web");
+  size_t refused = 9;
+  auto records = plan_edge_events("n1", "uid-n1", batch, *registry, &refused);
+  CHECK(refused == 0);
+  REQUIRE(records.size() == 1);
+  const auto& r = records[0];
+  CHECK(r.object.kind == "Pod");
+  CHECK(r.object.ns == "default");
+  CHECK(r.object.name == "web");
+  CHECK(r.object.uid == "uid-web");
+  CHECK(r.object.field_path == "spec.containers{c}");
+  CHECK(r.type == controllers::KubeEventType::kWarning);
+  CHECK(r.reason == "BackOff");
+  CHECK(r.component == "kubelet");
+  CHECK(r.host == "n1");
+  CHECK(r.count == 4);
+  CHECK(r.first_ms == 1'000'000);
+  CHECK(r.last_ms == 1'060'000);
+}
+
+TEST_CASE_METHOD(Fixture, "events about other nodes' objects or an earlier pod are dropped") {
+  v1::StatusDelta batch;
+  batch.set_sequence(1);
+  *batch.add_events() = edge_event(v1::OBJECT_KIND_POD, "db", "uid-db");     // bound to n2
+  *batch.add_events() = edge_event(v1::OBJECT_KIND_POD, "web", "uid-old");   // another web
+  *batch.add_events() = edge_event(v1::OBJECT_KIND_POD, "absent", "uid-x");  // not in the cloud
+  *batch.add_events() = edge_event(v1::OBJECT_KIND_NODE, "n2", "");          // another node
+  *batch.add_events() = edge_event(v1::OBJECT_KIND_POD, "web", "uid-web", "Bad Reason\n");
+  *batch.add_events() = edge_event(v1::OBJECT_KIND_NODE, "n1", "");  // itself: fine
+  batch.set_events_dropped(12);
+  size_t refused = 0;
+  auto records = plan_edge_events("n1", "uid-n1", batch, *registry, &refused);
+  CHECK(refused == 5);
+  REQUIRE(records.size() == 2);
+  CHECK(records[0].object.kind == "Node");
+  CHECK(records[0].object.name == "n1");
+  CHECK(records[0].object.uid == "uid-n1");
+  CHECK(records[1].reason == "EventsDropped");
+  CHECK_THAT(records[1].message, Catch::Contains("dropped 12 events"));
+}
+
+}  // namespace
+}  // namespace gantry::cloud

@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 
 #include "edgecore/meta/meta_store.h"
 #include "edgecore/status/status_tracker.h"
@@ -162,6 +163,72 @@ TEST_CASE_METHOD(PodsFixture, "A container that keeps failing is restarted with 
   CHECK_THAT(messages[1], Catch::Contains("back-off 200ms"));
   CHECK_THAT(messages[2], Catch::Contains("back-off 400ms"));
   CHECK(manager_->stats().containers_restarted == 3);
+}
+
+TEST_CASE_METHOD(PodsFixture, "A crash-looping container reports the kubelet's events", "[pods]") {
+  std::mutex mu;
+  std::vector<EdgeEventRecord> events;
+  options_.on_event = [&](EdgeEventRecord e) {
+    std::lock_guard lock(mu);
+    events.push_back(std::move(e));
+  };
+  auto count = [&](const std::string& reason) {
+    std::lock_guard lock(mu);
+    return std::count_if(events.begin(), events.end(),
+                         [&](const auto& e) { return e.reason == reason; });
+  };
+  start();
+  put(make_pod("crash", "busybox:1"));
+  REQUIRE(eventually([&] { return runtime_.running().size() == 1; }));
+  REQUIRE(eventually([&] { return count("Started") == 1; }));
+  {
+    std::lock_guard lock(mu);
+    std::vector<std::string> reasons;
+    for (const auto& e : events) reasons.push_back(e.reason);
+    CHECK(reasons == std::vector<std::string>{"Pulled", "Created", "Started"});
+    CHECK(events[0].message == "Container image \"busybox:1\" already present on machine");
+    CHECK(events[1].message == "Created container main");
+    CHECK(events[2].message == "Started container main");
+    for (const auto& e : events) {
+      CHECK(e.ns == "default");
+      CHECK(e.name == "crash");
+      CHECK(e.uid == "uid-crash");
+      CHECK(e.container == "main");
+      CHECK_FALSE(e.warning);
+    }
+  }
+  runtime_.exit(runtime_.running()[0].info.id, 1);
+  REQUIRE(eventually([&] { return count("BackOff") >= 1; }));
+  REQUIRE(eventually([&] { return count("Started") == 2; }));
+  std::lock_guard lock(mu);
+  auto backoff = std::find_if(events.begin(), events.end(),
+                              [](const auto& e) { return e.reason == "BackOff"; });
+  CHECK(backoff->warning);
+  CHECK(backoff->message ==
+        "Back-off restarting failed container main in pod crash_default(uid-crash)");
+}
+
+TEST_CASE_METHOD(PodsFixture, "An image that cannot be pulled reports Failed and BackOff events",
+                 "[pods]") {
+  std::mutex mu;
+  std::vector<EdgeEventRecord> events;
+  options_.on_event = [&](EdgeEventRecord e) {
+    std::lock_guard lock(mu);
+    events.push_back(std::move(e));
+  };
+  auto has = [&](const std::string& reason, const std::string& text) {
+    std::lock_guard lock(mu);
+    return std::any_of(events.begin(), events.end(), [&](const auto& e) {
+      return e.reason == reason && e.message.find(text) != std::string::npos;
+    });
+  };
+  start();
+  put(make_pod("bad", "busybox:missing"));
+  REQUIRE(eventually([&] { return has("BackOff", "Back-off pulling image \"busybox:missing\""); }));
+  CHECK(has("Pulling", "Pulling image \"busybox:missing\""));
+  CHECK(has("Failed", "Failed to pull image \"busybox:missing\": "));
+  CHECK(has("Failed", "Error: ErrImagePull"));
+  CHECK(has("Failed", "Error: ImagePullBackOff"));
 }
 
 TEST_CASE_METHOD(PodsFixture, "Restart policies Never and OnFailure end the pod", "[pods]") {
