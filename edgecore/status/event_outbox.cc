@@ -32,7 +32,8 @@ void EventOutbox::record(EdgeEventRecord event) {
   {
     std::lock_guard lock(mu_);
     ++stats_.recorded;
-    Key key{event.kind, event.ns, event.name, event.uid, event.container, event.reason};
+    Key key{event.kind,      event.ns,     event.name,   event.uid,
+            event.container, event.reason, event.message};
     auto it = entries_.find(key);
     if (it == entries_.end()) {
       if (entries_.size() >= std::max<size_t>(1, options_.max_entries)) {
@@ -52,7 +53,6 @@ void EventOutbox::record(EdgeEventRecord event) {
     ++e.pending;
     e.last_time = wall;
     e.warning = event.warning;
-    e.message = std::move(event.message);
     e.seen_at = now;
     // Due now, or the first of a count that waits for its interval (the hub arms a timer).
     if (due_locked(e, now) || e.pending == 1) notify = on_pending_;
@@ -75,7 +75,7 @@ bool EventOutbox::take(v1::StatusDelta& delta) {
       continue;
     }
     if (taken < options_.max_batch_events && due_locked(e, now)) {
-      const auto& [kind, ns, name, uid, container, reason] = it->first;
+      const auto& [kind, ns, name, uid, container, reason, message] = it->first;
       v1::EdgeEvent* out = delta.add_events();
       out->set_kind(static_cast<v1::ObjectKind>(kind));
       out->set_namespace_(ns);
@@ -84,7 +84,7 @@ bool EventOutbox::take(v1::StatusDelta& delta) {
       out->set_container(container);
       out->set_reason(reason);
       out->set_warning(e.warning);
-      out->set_message(e.message);
+      out->set_message(message);
       out->set_count(e.pending);
       out->set_first_time(e.first_time);
       out->set_last_time(e.last_time);

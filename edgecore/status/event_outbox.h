@@ -1,8 +1,9 @@
 // The edge's events (the kubelet's Pulling, Pulled, Failed, BackOff, Created, Started, Killing,
 // FailedMount, ...) on their way to the cloud, made cheap for slow links.
 //
-// - Coalesced per (object, container, reason): a crash-looping pod is a handful of entries whose
-//   counts grow, never a message per restart. The latest message wins.
+// - Coalesced per (object, container, reason, message), as the cloud's recorder deduplicates: a
+//   crash-looping pod is a handful of entries whose counts grow, never a message per restart
+//   (the kubelet's messages repeat word for word; the two `Failed` of a failed pull stay two).
 // - An entry goes at once the first time, then its count updates at most every
 //   `update_interval` (default 60 s): a pod restarting every 10 s costs a few entries a minute.
 // - Bounded: at most `max_entries` entries (default 512, about 100 KiB); when full the entry
@@ -78,7 +79,9 @@ class EventOutbox {
   EventOutboxStats stats() const;
 
  private:
-  using Key = std::tuple<int, std::string, std::string, std::string, std::string, std::string>;
+  // kind, namespace, name, uid, container, reason, message.
+  using Key =
+      std::tuple<int, std::string, std::string, std::string, std::string, std::string, std::string>;
   struct InFlight {
     uint64_t sequence = 0;
     uint32_t count = 0;
@@ -86,7 +89,6 @@ class EventOutbox {
   };
   struct Entry {
     bool warning = false;
-    std::string message;
     uint32_t pending = 0;    // occurrences not yet sent
     int64_t first_time = 0;  // of the pending ones (unix seconds)
     int64_t last_time = 0;
