@@ -1,0 +1,84 @@
+// WorkloadControllers::Impl, shared by workloads.cc (cache, queue, worker, store writes) and the
+// per-kind reconcile files (workloads_replicaset.cc, ...).
+#pragma once
+
+#include <thread>
+
+#include "cloudcore/controllers/workloads_internal.h"
+
+namespace gantry::cloud::controllers {
+
+struct WorkloadControllers::Impl {
+  Store& store;
+  WorkloadOptions options;
+  const ControllerClock& clock;
+  WorkloadStats stats;
+  WorkQueue queue;
+  std::unique_ptr<Informer> informer;
+  std::thread worker;
+
+  // ----- the cache (guarded by `mu`; fed by the informer's handler)
+  mutable std::mutex mu;
+  std::unordered_map<std::string, PodRec> pods;                       // by store key
+  std::unordered_map<std::string, PodStatusRec> pod_status;           // by pod store key
+  std::unordered_map<std::string, NodeStatusRec> node_status;         // by node name
+  std::map<std::string, json> nodes;                                  // by node name (the JSON)
+  std::unordered_map<std::string, std::set<std::string>> dependents;  // owner uid -> keys
+  std::unordered_map<std::string, std::set<std::string>> orphans;     // ns -> pod keys
+  std::unordered_map<std::string, std::set<std::string>> pods_on_node;
+  std::map<std::string, ObjRec> objs[kWKinds];          // by store key
+  std::unordered_map<std::string, std::string> by_uid;  // workload uid -> store key
+  // Expectations: a reconcile of this queue key wrote pods at this revision; it waits until the
+  // pods watch has delivered it.
+  std::unordered_map<std::string, Revision> expect;  // worker thread only
+
+  Impl(Store& s, WorkloadOptions o);
+
+  // cache maintenance (informer thread)
+  void on_changes(const std::vector<Change>& changes, bool resync);
+  void apply_pod(const std::string& key, const KeyValue* kv);
+  void apply_pod_status(const std::string& key, const KeyValue* kv);
+  void apply_node(const std::string& key, const KeyValue* kv);
+  void apply_node_status(const std::string& key, const KeyValue* kv);
+  void apply_obj(WKind kind, const std::string& key, const KeyValue* kv);
+  void enqueue_owner_of(const PodRec& p);
+  void enqueue_orphan_claimers(const std::string& ns,
+                               const std::map<std::string, std::string>& labels);
+  void enqueue_all(WKind kind);
+  void index_dependent(const std::string& key, const std::string& old_ctrl,
+                       const std::vector<OwnerRef>& old_owners,
+                       const std::vector<OwnerRef>& owners);
+
+  // worker
+  void run();
+  void process(const std::string& qkey);
+  // Each returns ok, or an error (the key is retried with back-off).
+  Status reconcile_replicaset(const std::string& qkey, const std::string& key);
+  Status reconcile_deployment(const std::string& qkey, const std::string& key);
+  Status reconcile_daemonset(const std::string& qkey, const std::string& key);
+  Status collect(const std::string& qkey, const std::string& key);
+
+  // Copies, under `mu`, what a reconcile needs about pods.
+  PodView view_locked(const PodRec& p) const;
+  bool pods_seen(const std::string& qkey) const;
+
+  // ----- store writes (worker thread)
+  // A pod from `tmpl` (a PodTemplateSpec) owned by the given controller; `node` binds it.
+  Result<Revision> create_pods(const std::string& ns, const json& tmpl,
+                               const std::string& base_name, const json& owner_ref, size_t count,
+                               const std::map<std::string, std::string>& extra_labels,
+                               const std::string& node = "");
+  // Deletes gracefully when bound (deletionTimestamp; the edge stops it and the hub removes it),
+  // at once when not.
+  Result<Revision> delete_pod(const PodRec& p);
+  // Rewrites a pod's JSON (ownerReferences changes); expects its cached revision.
+  Result<Revision> rewrite_pod(const PodRec& p, const std::function<void(json&)>& edit);
+  // Writes obj["status"] of a workload if it differs from `old_status`.
+  Status write_status(const ObjRec& rec, const json& status);
+  Result<Revision> put_object(const std::string& key, const json& obj,
+                              std::optional<Revision> expect);
+};
+
+std::string queue_key(WKind kind, const std::string& key);
+
+}  // namespace gantry::cloud::controllers
