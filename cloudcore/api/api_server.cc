@@ -1,7 +1,6 @@
 #include "cloudcore/api/api_server.h"
 
 #include <fmt/format.h>
-#include <openssl/evp.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -12,6 +11,8 @@
 #include <variant>
 
 #include "cloudcore/api/continue_token.h"
+#include "cloudcore/api/discovery.h"
+#include "cloudcore/api/kind.h"
 #include "cloudcore/api/patch.h"
 #include "cloudcore/api/render.h"
 #include "cloudcore/api/selectors.h"
@@ -94,103 +95,6 @@ Response json_response(int code, const json& body, const std::vector<std::string
 }
 
 // ---------------------------------------------------------------------------------------------
-// Resource types.
-
-struct ResourceType {
-  std::string name;      // "pods"
-  std::string singular;  // "pod"
-  std::string kind;      // "Pod"
-  bool namespaced = true;
-  std::string prefix;         // "/pods/"
-  std::string status_prefix;  // "/status/pods/" or ""
-  v1::ObjectKind object_kind = v1::OBJECT_KIND_UNSPECIFIED;
-  std::vector<std::string> short_names;
-  TableKind table = TableKind::kPods;
-  std::vector<std::string> fields;  // field selectors
-};
-
-const std::vector<ResourceType>& resource_types() {
-  static const std::vector<ResourceType> kTypes = {
-      {"pods",
-       "pod",
-       "Pod",
-       true,
-       std::string(keys::kPods),
-       std::string(keys::kPodStatus),
-       v1::OBJECT_KIND_POD,
-       {"po"},
-       TableKind::kPods,
-       {"metadata.name", "metadata.namespace", "spec.nodeName", "status.phase"}},
-      {"nodes",
-       "node",
-       "Node",
-       false,
-       std::string(keys::kNodes),
-       std::string(keys::kNodeStatus),
-       v1::OBJECT_KIND_NODE,
-       {"no"},
-       TableKind::kNodes,
-       {"metadata.name", "spec.unschedulable"}},
-      {"namespaces",
-       "namespace",
-       "Namespace",
-       false,
-       std::string(keys::kNamespaces),
-       "",
-       v1::OBJECT_KIND_UNSPECIFIED,
-       {"ns"},
-       TableKind::kNamespaces,
-       {"metadata.name", "status.phase"}},
-      {"configmaps",
-       "configmap",
-       "ConfigMap",
-       true,
-       std::string(keys::kConfigMaps),
-       "",
-       v1::OBJECT_KIND_CONFIG_MAP,
-       {"cm"},
-       TableKind::kConfigMaps,
-       {"metadata.name", "metadata.namespace"}},
-      {"secrets",
-       "secret",
-       "Secret",
-       true,
-       std::string(keys::kSecrets),
-       "",
-       v1::OBJECT_KIND_SECRET,
-       {},
-       TableKind::kSecrets,
-       {"metadata.name", "metadata.namespace", "type"}},
-      {"events",
-       "event",
-       "Event",
-       true,
-       std::string(keys::kEvents),
-       "",
-       v1::OBJECT_KIND_UNSPECIFIED,
-       {"ev"},
-       TableKind::kEvents,
-       {"metadata.name", "metadata.namespace", "involvedObject.kind", "involvedObject.name",
-        "involvedObject.namespace", "involvedObject.uid", "reason", "type"}},
-  };
-  return kTypes;
-}
-
-const ResourceType* find_type(const std::string& name) {
-  for (const auto& t : resource_types())
-    if (t.name == name) return &t;
-  return nullptr;
-}
-
-std::string object_key(const ResourceType& t, const std::string& ns, const std::string& name) {
-  return t.namespaced ? t.prefix + ns + "/" + name : t.prefix + name;
-}
-std::string status_key(const ResourceType& t, const std::string& ns, const std::string& name) {
-  if (t.status_prefix.empty()) return "";
-  return t.namespaced ? t.status_prefix + ns + "/" + name : t.status_prefix + name;
-}
-
-// ---------------------------------------------------------------------------------------------
 // JSON helpers.
 
 std::string str_at(const json& obj, const std::string& dotted) {
@@ -243,65 +147,6 @@ std::string random_uid() {
                      b >> 48, b & 0xffffffffffffULL);
 }
 
-// Pod fields the edge does not honour: told to the user as Warning headers, not refused.
-std::vector<std::string> pod_warnings(const json& pod) {
-  std::vector<std::string> out;
-  if (!pod.contains("spec") || !pod["spec"].is_object()) return out;
-  const json& spec = pod["spec"];
-  static const std::set<std::string> kVolumeKinds = {"emptyDir", "hostPath", "configMap", "secret"};
-  if (spec.contains("volumes") && spec["volumes"].is_array()) {
-    for (const auto& v : spec["volumes"]) {
-      if (!v.is_object()) continue;
-      for (auto it = v.begin(); it != v.end(); ++it) {
-        if (it.key() == "name" || kVolumeKinds.count(it.key())) continue;
-        out.push_back(
-            fmt::format("spec.volumes[{}].{}: the edge supports only emptyDir, hostPath, configMap "
-                        "and secret volumes; this volume will not be mounted",
-                        v.value("name", "?"), it.key()));
-      }
-    }
-  }
-  static const std::vector<std::pair<std::string, std::string>> kPodFields = {
-      {"securityContext", "pod securityContext is not applied by the edge runtime"},
-      {"dnsConfig", "dnsConfig is not applied by the edge runtime"},
-      {"serviceAccountName", "service accounts are not mounted on edge nodes"},
-      {"hostPID", "hostPID is not applied by the edge runtime"},
-      {"hostIPC", "hostIPC is not applied by the edge runtime"},
-      {"runtimeClassName", "runtimeClassName is not applied by the edge runtime"},
-      {"priorityClassName", "priorityClassName has no effect on edge nodes"},
-      {"ephemeralContainers", "ephemeral containers are not supported on edge nodes"},
-  };
-  for (const auto& [field, why] : kPodFields)
-    if (spec.contains(field) && !spec[field].is_null())
-      out.push_back(fmt::format("spec.{}: {}", field, why));
-  // The scheduler (cloudcore/controllers) honours tolerations and required node affinity only.
-  if (spec.contains("affinity") && spec["affinity"].is_object()) {
-    for (auto it = spec["affinity"].begin(); it != spec["affinity"].end(); ++it) {
-      if (it.key() != "nodeAffinity") {
-        out.push_back(fmt::format("spec.affinity.{}: not evaluated by the scheduler", it.key()));
-      } else if (it->is_object()) {
-        for (auto na = it->begin(); na != it->end(); ++na)
-          if (na.key() != "requiredDuringSchedulingIgnoredDuringExecution")
-            out.push_back(fmt::format(
-                "spec.affinity.nodeAffinity.{}: not evaluated by the scheduler", na.key()));
-      }
-    }
-  }
-  static const std::vector<std::string> kContainerFields = {
-      "livenessProbe", "readinessProbe", "startupProbe", "lifecycle", "securityContext"};
-  for (const char* list : {"containers", "initContainers"}) {
-    if (!spec.contains(list) || !spec[list].is_array()) continue;
-    for (const auto& c : spec[list]) {
-      if (!c.is_object()) continue;
-      for (const auto& f : kContainerFields)
-        if (c.contains(f) && !c[f].is_null())
-          out.push_back(fmt::format("spec.{}[{}].{}: not honoured by the edge runtime", list,
-                                    c.value("name", "?"), f));
-    }
-  }
-  return out;
-}
-
 bool wants_table(const Request& req) {
   auto accept = req.header("Accept");
   return accept && accept->find("as=Table") != std::string::npos;
@@ -329,6 +174,7 @@ struct Loaded {
 
 struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
   common::EventLoop& loop;
+  const KindRegistry& kinds;
   Store& store;
   Registry& registry;
   common::Clock& clock;
@@ -346,7 +192,13 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
 
   Impl(common::EventLoop& l, Store& s, Registry& r, common::Clock& c, TokenAuthenticator t,
        ApiServerOptions o)
-      : loop(l), store(s), registry(r), clock(c), tokens(std::move(t)), options(std::move(o)) {}
+      : loop(l),
+        kinds(o.kinds ? *o.kinds : builtin_kinds()),
+        store(s),
+        registry(r),
+        clock(c),
+        tokens(std::move(t)),
+        options(std::move(o)) {}
 
   int64_t now_seconds() const {
     return std::chrono::duration_cast<std::chrono::seconds>(clock.system_now().time_since_epoch())
@@ -355,7 +207,7 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
 
   // ----- reading --------------------------------------------------------------------------
 
-  Outcome<Loaded> decode(const ResourceType& t, KeyValue kv, Revision at) {
+  Outcome<Loaded> decode(const Kind& t, KeyValue kv, Revision at) {
     Loaded l;
     if (!l.stored.ParseFromString(kv.value))
       return internal(common::make_error(Code::kDataLoss, "{}: unreadable record", kv.key));
@@ -364,8 +216,7 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
       return internal(common::make_error(Code::kDataLoss, "{}: stored JSON unreadable", kv.key));
     l.resource_version = kv.mod_revision;
     if (!t.status_prefix.empty()) {
-      auto parsed = keys::parse_key(kv.key);
-      std::string skey = status_key(t, parsed ? parsed->ns : "", parsed ? parsed->name : "");
+      std::string skey = t.status_prefix + kv.key.substr(t.prefix.size());
       auto s = store.get(skey, at);
       if (!s.ok() && s.status().code() == Code::kOutOfRange) s = store.get(skey, 0);
       if (!s.ok()) return from_store(s.status());
@@ -384,9 +235,9 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
     return l;
   }
 
-  Outcome<std::optional<Loaded>> load(const ResourceType& t, const std::string& ns,
+  Outcome<std::optional<Loaded>> load(const Kind& t, const std::string& ns,
                                       const std::string& name) {
-    auto kv = store.get(object_key(t, ns, name));
+    auto kv = store.get(t.key(ns, name));
     if (!kv.ok()) return from_store(kv.status());
     if (!*kv) return std::optional<Loaded>();
     auto l = decode(t, std::move(**kv), 0);
@@ -394,57 +245,59 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
     return std::optional<Loaded>(std::move(std::get<Loaded>(l)));
   }
 
-  json render(const ResourceType& t, const Loaded& l) {
+  json render(const Kind& t, const Loaded& l) {
     json obj = l.object;
     obj["kind"] = t.kind;
-    obj["apiVersion"] = "v1";
+    obj["apiVersion"] = t.api_version();
     obj["metadata"]["resourceVersion"] = std::to_string(l.resource_version);
-    if (t.name == "pods") {
-      obj["status"] = render_pod_status(obj, l.status_kv ? &l.status : nullptr);
-    } else if (t.name == "nodes") {
-      obj["status"] = render_node_status(l.status_kv ? &l.status : nullptr);
-    } else if (t.name == "namespaces") {
-      bool deleting = obj["metadata"].contains("deletionTimestamp");
-      obj["status"] = {{"phase", deleting ? "Terminating" : "Active"}};
-    }
+    if (t.render_status) t.render_status(obj, l.status_kv ? &l.status : nullptr);
     return obj;
   }
 
   // ----- authorization -----------------------------------------------------------------
 
-  std::string province_of(const ResourceType& t, const json& obj) {
-    if (t.name == "nodes") return labels_of(obj)[kProvinceLabel];
-    if (t.name == "pods") {
-      std::string node = str_at(obj, "spec.nodeName");
-      if (node.empty()) return "";
-      auto info = registry.node(node);
-      return info ? info->province : "";
+  std::string province_of(const Kind& t, const json& obj) {
+    switch (t.scope) {
+      case ProvinceScope::kNodeLabel:
+        return labels_of(obj)[kProvinceLabel];
+      case ProvinceScope::kBoundNode: {
+        std::string node = str_at(obj, "spec.nodeName");
+        if (node.empty()) return "";
+        auto info = registry.node(node);
+        return info ? info->province : "";
+      }
+      case ProvinceScope::kAdminOnly:
+      case ProvinceScope::kReadableByAll:
+        break;
     }
     return "";
   }
+  static bool province_scoped(const Kind& t) {
+    return t.scope == ProvinceScope::kNodeLabel || t.scope == ProvinceScope::kBoundNode;
+  }
 
   // Request-level check for kinds province roles do not cover.
-  std::optional<Failure> check_kind(const Identity& who, const Permissions& p,
-                                    const ResourceType& t, bool write) {
+  std::optional<Failure> check_kind(const Identity& who, const Permissions& p, const Kind& t,
+                                    bool write) {
     if (p.admin) return std::nullopt;
-    bool scoped = t.name == "pods" || t.name == "nodes";
-    if (t.name == "namespaces" && !write) return std::nullopt;
+    bool scoped = province_scoped(t);
+    if (t.scope == ProvinceScope::kReadableByAll && !write) return std::nullopt;
     if (scoped && (!write || p.any_write())) return std::nullopt;
     ++stats.forbidden;
     if (scoped)
       return Failure{403, "Forbidden",
                      fmt::format("{} is forbidden: user \"{}\" has read-only (viewer) access",
-                                 t.name, who.user)};
+                                 t.plural, who.user)};
     return Failure{
         403, "Forbidden",
         fmt::format("{} is forbidden: user \"{}\" has a province-scoped role, which covers the "
                     "nodes and pods of its province{}; ask an administrator",
-                    t.name, who.user, write ? "" : " (and reading namespaces)")};
+                    t.plural, who.user, write ? "" : " (and reading namespaces)")};
   }
 
-  std::optional<Failure> check_object(const Identity& who, const Permissions& p,
-                                      const ResourceType& t, const json& obj, bool write) {
-    if (p.admin || (t.name == "namespaces" && !write)) return std::nullopt;
+  std::optional<Failure> check_object(const Identity& who, const Permissions& p, const Kind& t,
+                                      const json& obj, bool write) {
+    if (p.admin || (t.scope == ProvinceScope::kReadableByAll && !write)) return std::nullopt;
     std::string province = province_of(t, obj);
     if (write ? p.can_write(province) : p.can_read(province)) return std::nullopt;
     ++stats.forbidden;
@@ -452,7 +305,7 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
     std::string list;
     for (const auto& m : mine) list += (list.empty() ? "" : ", ") + m;
     std::string where;
-    if (t.name == "pods") {
+    if (t.scope == ProvinceScope::kBoundNode) {
       std::string node = str_at(obj, "spec.nodeName");
       where = node.empty()
                   ? "the pod is not bound to a node (set spec.nodeName to a node of your province)"
@@ -463,12 +316,12 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
     }
     return Failure{403, "Forbidden",
                    fmt::format("{} \"{}\" is forbidden: user \"{}\" may {} only province {}; {}",
-                               t.name, str_at(obj, "metadata.name"), who.user,
+                               t.plural, str_at(obj, "metadata.name"), who.user,
                                write ? "change" : "see", list.empty() ? "<none>" : list, where)};
   }
 
-  bool visible(const Permissions& p, const ResourceType& t, const json& obj) {
-    if (p.admin || t.name == "namespaces") return true;
+  bool visible(const Permissions& p, const Kind& t, const json& obj) {
+    if (p.admin || t.scope == ProvinceScope::kReadableByAll) return true;
     return p.can_read(province_of(t, obj));
   }
 
@@ -478,14 +331,14 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
     LabelSelector labels;
     FieldSelector fields;
     Permissions permissions;
-    bool matches(Impl& impl, const ResourceType& t, const json& obj) const {
+    bool matches(Impl& impl, const Kind& t, const json& obj) const {
       if (!labels.matches(labels_of(obj))) return false;
       if (!fields.matches([&](const std::string& f) { return str_at(obj, f); })) return false;
       return impl.visible(permissions, t, obj);
     }
   };
 
-  Outcome<Filter> parse_filter(const Request& req, const ResourceType& t, const Permissions& p) {
+  Outcome<Filter> parse_filter(const Request& req, const Kind& t, const Permissions& p) {
     Filter f;
     f.permissions = p;
     if (auto ls = query(req, "labelSelector")) {
@@ -494,15 +347,14 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
       f.labels = std::move(parsed).value();
     }
     if (auto fs = query(req, "fieldSelector")) {
-      auto parsed = FieldSelector::parse(*fs, t.fields);
+      auto parsed = FieldSelector::parse(*fs, t.field_selectors());
       if (!parsed.ok()) return bad_request(parsed.status().message());
       f.fields = std::move(parsed).value();
     }
     return f;
   }
 
-  Response list(const Request& req, const ResourceType& t, const std::string& ns,
-                const Filter& filter) {
+  Response list(const Request& req, const Kind& t, const std::string& ns, const Filter& filter) {
     size_t limit = 0;
     if (auto l = query(req, "limit")) {
       try {
@@ -514,7 +366,7 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
       }
     }
     ListOptions lo;
-    lo.prefix = t.namespaced && !ns.empty() ? t.prefix + ns + "/" : t.prefix;
+    lo.prefix = t.list_prefix(ns);
     if (auto c = query(req, "continue"); c && !c->empty()) {
       auto token = decode_continue(*c);
       if (!token.ok()) return failure_response(bad_request(token.status().message()));
@@ -549,9 +401,7 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
       bool stopped_early = false;
       for (size_t i = 0; i < page->items.size(); ++i) {
         auto& kv = page->items[i];
-        auto parsed = keys::parse_key(kv.key);
         if (t.namespaced && kv.key.substr(t.prefix.size()).find('/') == std::string::npos) continue;
-        (void)parsed;
         std::string key = kv.key;
         auto l = decode(t, std::move(kv), revision);
         if (failed(l)) continue;  // unreadable records are skipped, not fatal to the list
@@ -569,12 +419,13 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
     }
     std::string rv = std::to_string(revision);
     if (wants_table(req)) {
-      json table = render_table(t.table, items, rv, clock.system_now());
+      json table = render_table(t.table_columns(), items, rv, clock.system_now());
       if (!next.empty()) table["metadata"]["continue"] = next;
       return json_response(200, table);
     }
-    json out = {
-        {"kind", t.kind + "List"}, {"apiVersion", "v1"}, {"metadata", {{"resourceVersion", rv}}}};
+    json out = {{"kind", t.list_kind()},
+                {"apiVersion", t.api_version()},
+                {"metadata", {{"resourceVersion", rv}}}};
     if (!next.empty()) out["metadata"]["continue"] = next;
     out["items"] = std::move(items);
     return json_response(200, out);
@@ -593,19 +444,19 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
   }
 
   // Checks kind/apiVersion/name/namespace against the URL and fills what the URL implies.
-  std::optional<Failure> check_identity(const ResourceType& t, json& obj, const std::string& ns,
+  std::optional<Failure> check_identity(const Kind& t, json& obj, const std::string& ns,
                                         const std::string& url_name) {
     if (!obj.is_object()) return bad_request("the request body must be a JSON object");
     if (obj.contains("kind") && obj["kind"] != t.kind)
       return bad_request(
           fmt::format("the kind \"{}\" does not match the URL, which is for {} (kind {})",
                       obj["kind"].is_string() ? obj["kind"].get<std::string>() : obj["kind"].dump(),
-                      t.name, t.kind));
-    if (obj.contains("apiVersion") && obj["apiVersion"] != "v1")
-      return bad_request(
-          fmt::format("apiVersion {} does not match the URL (v1)", obj["apiVersion"].dump()));
+                      t.plural, t.kind));
+    if (obj.contains("apiVersion") && obj["apiVersion"] != t.api_version())
+      return bad_request(fmt::format("apiVersion {} does not match the URL ({})",
+                                     obj["apiVersion"].dump(), t.api_version()));
     obj["kind"] = t.kind;
-    obj["apiVersion"] = "v1";
+    obj["apiVersion"] = t.api_version();
     if (!obj.contains("metadata") || !obj["metadata"].is_object()) obj["metadata"] = json::object();
     json& meta = obj["metadata"];
     if (meta.contains("name") && !meta["name"].is_string())
@@ -630,25 +481,17 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
   }
 
   // Builds the stored record for `obj` (server fields already set), validating it.
-  Outcome<v1::StoredObject> to_stored(const ResourceType& t, json obj) {
+  Outcome<v1::StoredObject> to_stored(const Kind& t, json obj) {
     obj.erase("status");
     json& meta = obj["metadata"];
     meta.erase("resourceVersion");
     meta.erase("managedFields");
     meta.erase("selfLink");
-    if (t.name == "secrets" && obj.contains("stringData")) {
-      if (!obj["stringData"].is_object()) return invalid("stringData: must be a map of strings");
-      if (!obj.contains("data") || !obj["data"].is_object()) obj["data"] = json::object();
-      for (auto it = obj["stringData"].begin(); it != obj["stringData"].end(); ++it) {
-        if (!it.value().is_string())
-          return invalid(fmt::format("stringData.{}: must be a string", it.key()));
-        const std::string& s = it.value().get_ref<const std::string&>();
-        std::string enc(4 * ((s.size() + 2) / 3) + 1, '\0');
-        int n = EVP_EncodeBlock_wrapper(enc, s);
-        enc.resize(static_cast<size_t>(n));
-        obj["data"][it.key()] = enc;
-      }
-      obj.erase("stringData");
+    if (t.prepare) {
+      auto prepared = t.prepare(obj);
+      if (!prepared.ok())
+        return invalid(fmt::format("{} \"{}\" is invalid: {}", t.kind, str_at(obj, "metadata.name"),
+                                   prepared.message()));
     }
     if (meta.contains("labels") && !meta["labels"].is_null()) {
       if (!meta["labels"].is_object()) return invalid("metadata.labels: must be a map of strings");
@@ -663,8 +506,8 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
       }
     }
     std::string text = obj.dump();
-    if (t.object_kind != v1::OBJECT_KIND_UNSPECIFIED) {
-      auto stored = decode_object(t.object_kind, text);
+    if (t.edge_kind != v1::OBJECT_KIND_UNSPECIFIED) {
+      auto stored = decode_object(t.edge_kind, text);
       if (!stored.ok())
         return invalid(fmt::format("{} \"{}\" is invalid: {}", t.kind, str_at(obj, "metadata.name"),
                                    stored.status().message()));
@@ -676,10 +519,8 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
     return stored;
   }
 
-  static int EVP_EncodeBlock_wrapper(std::string& out, const std::string& in);
-
-  Response create(const Request& req, const ResourceType& t, const std::string& ns,
-                  const Identity& who, const Permissions& p) {
+  Response create(const Request& req, const Kind& t, const std::string& ns, const Identity& who,
+                  const Permissions& p) {
     auto body = parse_body(req);
     if (failed(body)) return failure_response(std::get<Failure>(body));
     json obj = std::move(std::get<json>(body));
@@ -694,12 +535,12 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
       }
     }
     std::string name = meta["name"];
-    if (!valid_name(name, t.name == "namespaces"))
+    if (!valid_name(name, t.name_is_label))
       return failure_response(
           invalid(fmt::format("{} \"{}\" is invalid: metadata.name: must consist of lower case "
                               "alphanumeric characters, '-'{} and "
                               "start and end with an alphanumeric character",
-                              t.kind, name, t.name == "namespaces" ? "" : " or '.'")));
+                              t.kind, name, t.name_is_label ? "" : " or '.'")));
     if (auto f = check_object(who, p, t, obj, true)) return failure_response(*f);
     if (t.namespaced) {
       auto nsk = store.get(std::string(keys::kNamespaces) + ns);
@@ -711,27 +552,27 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
     meta["creationTimestamp"] = rfc3339(now_seconds());
     meta.erase("deletionTimestamp");
     meta.erase("deletionGracePeriodSeconds");
-    if (t.name == "pods" || t.name == "nodes") meta["generation"] = 1;
+    if (t.tracks_generation) meta["generation"] = 1;
     auto stored = to_stored(t, obj);
     if (failed(stored)) return failure_response(std::get<Failure>(stored));
-    auto txn = store.txn({Op::put(object_key(t, ns, name),
-                                  std::get<v1::StoredObject>(stored).SerializeAsString(), 0)});
+    auto txn = store.txn(
+        {Op::put(t.key(ns, name), std::get<v1::StoredObject>(stored).SerializeAsString(), 0)});
     if (!txn.ok()) {
       if (txn.status().code() == Code::kFailedPrecondition)
         return failure_response(
-            {409, "AlreadyExists", fmt::format("{} \"{}\" already exists", t.name, name)});
+            {409, "AlreadyExists", fmt::format("{} \"{}\" already exists", t.plural, name)});
       return failure_response(internal(txn.status()));
     }
     Loaded l;
     l.object = json::parse(std::get<v1::StoredObject>(stored).json());
     l.resource_version = txn->revision;
     return json_response(201, render(t, l),
-                         t.name == "pods" ? pod_warnings(obj) : std::vector<std::string>{});
+                         t.warnings ? t.warnings(obj) : std::vector<std::string>{});
   }
 
   // Writes `obj` over `current` (kept: uid, creationTimestamp, deletion fields). `expect_rv`: the
   // resourceVersion the client based its change on (0: unconditional).
-  Response write_update(const ResourceType& t, const Loaded& current, json obj, Revision expect_rv,
+  Response write_update(const Kind& t, const Loaded& current, json obj, Revision expect_rv,
                         const Identity& who, const Permissions& p, int code) {
     if (expect_rv && expect_rv != current.resource_version)
       return failure_response(
@@ -740,7 +581,7 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
                "Operation cannot be fulfilled on {} \"{}\": the object has been modified; please "
                "apply "
                "your changes to the latest version (resourceVersion {}, yours {}) and try again",
-               t.name, str_at(current.object, "metadata.name"), current.resource_version,
+               t.plural, str_at(current.object, "metadata.name"), current.resource_version,
                expect_rv)});
     const json& old_meta = current.object["metadata"];
     json& meta = obj["metadata"];
@@ -752,18 +593,13 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
         meta.erase(keep);
       }
     }
-    if (t.name == "pods") {
-      std::string old_node = str_at(current.object, "spec.nodeName");
-      if (!old_node.empty() && str_at(obj, "spec.nodeName") != old_node)
-        return failure_response(
-            invalid(fmt::format("Pod \"{}\" is invalid: spec.nodeName: cannot be changed once the "
-                                "pod is bound (bound to \"{}\"); "
-                                "delete and re-create the pod to move it",
-                                str_at(obj, "metadata.name"), old_node)));
+    if (t.validate_update) {
+      auto valid = t.validate_update(current.object, obj);
+      if (!valid.ok()) return failure_response(invalid(valid.message()));
     }
     if (auto f = check_object(who, p, t, current.object, true)) return failure_response(*f);
     if (auto f = check_object(who, p, t, obj, true)) return failure_response(*f);
-    if ((t.name == "pods" || t.name == "nodes")) {
+    if (t.tracks_generation) {
       json a = current.object.value("spec", json::object());
       json b = obj.value("spec", json::object());
       int64_t gen = old_meta.value("generation", 1);
@@ -780,7 +616,7 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
             {409, "Conflict",
              fmt::format("Operation cannot be fulfilled on {} \"{}\": the object has been "
                          "modified; please apply your changes to the latest version and try again",
-                         t.name, str_at(current.object, "metadata.name"))});
+                         t.plural, str_at(current.object, "metadata.name"))});
       return failure_response(internal(txn.status()));
     }
     Loaded l = current;
@@ -788,11 +624,11 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
     l.resource_version =
         std::max(txn->revision, current.status_kv ? current.status_kv->mod_revision : 0);
     return json_response(code, render(t, l),
-                         t.name == "pods" ? pod_warnings(obj) : std::vector<std::string>{});
+                         t.warnings ? t.warnings(obj) : std::vector<std::string>{});
   }
 
-  Response update(const Request& req, const ResourceType& t, const std::string& ns,
-                  const std::string& name, const Identity& who, const Permissions& p) {
+  Response update(const Request& req, const Kind& t, const std::string& ns, const std::string& name,
+                  const Identity& who, const Permissions& p) {
     auto body = parse_body(req);
     if (failed(body)) return failure_response(std::get<Failure>(body));
     json obj = std::move(std::get<json>(body));
@@ -800,7 +636,7 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
     auto current = load(t, ns, name);
     if (failed(current)) return failure_response(std::get<Failure>(current));
     auto& cur = std::get<std::optional<Loaded>>(current);
-    if (!cur) return failure_response(not_found(t.name, name));
+    if (!cur) return failure_response(not_found(t.plural, name));
     Revision expect = 0;
     std::string rv = str_at(obj, "metadata.resourceVersion");
     if (!rv.empty()) {
@@ -814,8 +650,8 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
     return write_update(t, *cur, std::move(obj), expect, who, p, 200);
   }
 
-  Response patch(const Request& req, const ResourceType& t, const std::string& ns,
-                 const std::string& name, const Identity& who, const Permissions& p) {
+  Response patch(const Request& req, const Kind& t, const std::string& ns, const std::string& name,
+                 const Identity& who, const Permissions& p) {
     std::string type = req.header("Content-Type").value_or("");
     type = type.substr(0, type.find(';'));
     auto body = parse_body(req);
@@ -826,7 +662,7 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
       auto current = load(t, ns, name);
       if (failed(current)) return failure_response(std::get<Failure>(current));
       auto& cur = std::get<std::optional<Loaded>>(current);
-      if (!cur) return failure_response(not_found(t.name, name));
+      if (!cur) return failure_response(not_found(t.plural, name));
       json base = render(t, *cur);
       common::Result<json> patched = common::make_error(Code::kInvalidArgument, "");
       if (type == "application/merge-patch+json") {
@@ -854,11 +690,11 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
     }
     return failure_response(
         {409, "Conflict",
-         fmt::format("{} \"{}\" kept changing while it was patched; try again", t.name, name)});
+         fmt::format("{} \"{}\" kept changing while it was patched; try again", t.plural, name)});
   }
 
-  Response remove(const Request& req, const ResourceType& t, const std::string& ns,
-                  const std::string& name, const Identity& who, const Permissions& p) {
+  Response remove(const Request& req, const Kind& t, const std::string& ns, const std::string& name,
+                  const Identity& who, const Permissions& p) {
     std::optional<int64_t> grace;
     if (!req.body.empty()) {
       json opts = json::parse(req.body, nullptr, false);
@@ -871,11 +707,12 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
     auto current = load(t, ns, name);
     if (failed(current)) return failure_response(std::get<Failure>(current));
     auto& cur = std::get<std::optional<Loaded>>(current);
-    if (!cur) return failure_response(not_found(t.name, name));
+    if (!cur) return failure_response(not_found(t.plural, name));
     if (auto f = check_object(who, p, t, cur->object, true)) return failure_response(*f);
-    if (t.name == "namespaces") {
-      for (const auto& other : resource_types()) {
-        if (!other.namespaced) continue;
+    if (t.delete_requires_empty) {
+      for (const auto& other_kind : kinds.all()) {
+        const Kind& other = *other_kind;
+        if (!other.namespaced || other.prefix.empty()) continue;
         ListOptions lo;
         lo.prefix = other.prefix + name + "/";
         lo.limit = 1;
@@ -886,11 +723,11 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
               {409, "Conflict",
                fmt::format("namespace \"{}\" still holds {}; delete them first (Gantry does "
                            "not cascade namespace deletion yet)",
-                           name, other.name)});
+                           name, other.plural)});
       }
     }
     bool bound = !str_at(cur->object, "spec.nodeName").empty();
-    if (t.name == "pods" && bound && grace.value_or(1) != 0) {
+    if (t.graceful_delete && bound && grace.value_or(1) != 0) {
       // Graceful: the edge stops the containers and reports the pod gone; then the hub removes it.
       json obj = cur->object;
       int64_t period = grace.value_or(obj["spec"].value("terminationGracePeriodSeconds", 30));
@@ -914,31 +751,29 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
 
   // ----- watch --------------------------------------------------------------------------
 
-  Response watch(Request& req, const ResourceType& t, const std::string& ns, Filter filter);
+  Response watch(Request& req, const Kind& t, const std::string& ns, Filter filter);
 
   // ----- pods/log -----------------------------------------------------------------------
 
-  Response logs(Request& req, const ResourceType& t, const std::string& ns, const std::string& name,
+  Response logs(Request& req, const Kind& t, const std::string& ns, const std::string& name,
                 const Identity& who, const Permissions& p);
   void end_log(const std::shared_ptr<LogSession>& session);
 
   // ----- provinces ----------------------------------------------------------------------
 
   json province(const std::string& name, const Permissions& p);
+  const Kind& province_kind() const {
+    const Kind* k = kinds.find("gantry.io", "v1", "provinces");
+    return k ? *k : *builtin_kinds().find("gantry.io", "v1", "provinces");
+  }
   Response provinces(const Request& req, const std::string& name, const Identity& who,
                      const Permissions& p);
 
   // ----- dispatch -----------------------------------------------------------------------
 
   Response handle(Request& req);
-  Response handle_core(Request& req, const Identity& who, const Permissions& p);
+  Response handle_resource(Request& req, const Identity& who, const Permissions& p);
 };
-
-int ApiServer::Impl::EVP_EncodeBlock_wrapper(std::string& out, const std::string& in) {
-  return EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                         reinterpret_cast<const unsigned char*>(in.data()),
-                         static_cast<int>(in.size()));
-}
 
 // ---------------------------------------------------------------------------------------------
 // Watch: one store watch per client (one store thread each: fine for now, see docs/api.md).
@@ -958,6 +793,7 @@ struct ApiServer::Impl::Watch : std::enable_shared_from_this<ApiServer::Impl::Wa
   common::EventLoop* loop = nullptr;
   std::chrono::milliseconds interval{0};
   std::string kind;
+  std::string api_version;
 
   // Ends the watch once: stops its timers and closes the response. Returns false when it had
   // already ended; otherwise the store watch, which the caller drops outside `mu` (its thread
@@ -981,7 +817,7 @@ struct ApiServer::Impl::Watch : std::enable_shared_from_this<ApiServer::Impl::Wa
       std::lock_guard lock(w->mu);
       if (w->done) return;
       w->send("BOOKMARK", {{"kind", w->kind},
-                           {"apiVersion", "v1"},
+                           {"apiVersion", w->api_version},
                            {"metadata", {{"resourceVersion", std::to_string(w->last_revision)}}}});
       w->arm_bookmark();
     });
@@ -993,8 +829,7 @@ struct ApiServer::Impl::Watch : std::enable_shared_from_this<ApiServer::Impl::Wa
   }
 };
 
-Response ApiServer::Impl::watch(Request& req, const ResourceType& t, const std::string& ns,
-                                Filter filter) {
+Response ApiServer::Impl::watch(Request& req, const Kind& t, const std::string& ns, Filter filter) {
   auto w = std::make_shared<Watch>();
   w->table = wants_table(req);
   w->bookmarks = query(req, "allowWatchBookmarks").value_or("") == "true";
@@ -1008,7 +843,7 @@ Response ApiServer::Impl::watch(Request& req, const ResourceType& t, const std::
           bad_request(fmt::format("resourceVersion \"{}\" is not valid", rv_text)));
     }
   }
-  std::string prefix = t.namespaced && !ns.empty() ? t.prefix + ns + "/" : t.prefix;
+  std::string prefix = t.list_prefix(ns);
   std::string status_prefix =
       t.status_prefix.empty()
           ? ""
@@ -1019,7 +854,7 @@ Response ApiServer::Impl::watch(Request& req, const ResourceType& t, const std::
   auto self = shared_from_this();
   auto render_one = [self, &t](const json& obj, bool first, bool table) {
     if (!table) return obj;
-    json tbl = render_table(t.table, {obj}, str_at(obj, "metadata.resourceVersion"),
+    json tbl = render_table(t.table_columns(), {obj}, str_at(obj, "metadata.resourceVersion"),
                             self->clock.system_now());
     if (!first) tbl["columnDefinitions"] = json::array();
     return tbl;
@@ -1081,11 +916,11 @@ Response ApiServer::Impl::watch(Request& req, const ResourceType& t, const std::
     }
   }
 
-  const ResourceType* type = &t;
+  const Kind* type = &t;
   WatchCallbacks cbs;
   cbs.on_events = [self, w, type, prefix, status_prefix, filter, render_one,
                    finish](const std::vector<Event>& events) {
-    const ResourceType& t = *type;
+    const Kind& t = *type;
     Impl& impl = *self;
     std::vector<std::pair<std::string, json>> out;
     Revision rev = events.empty() ? 0 : events.front().kv.mod_revision;
@@ -1110,11 +945,11 @@ Response ApiServer::Impl::watch(Request& req, const ResourceType& t, const std::
         return impl.render(t, l);
       };
       if (is_object) {
-        auto parsed = keys::parse_key(ev.kv.key);
         std::optional<KeyValue> skv;
-        if (!status_prefix.empty() && parsed) {
-          auto s = impl.store.get(status_key(t, parsed->ns, parsed->name), rev);
-          if (!s.ok()) s = impl.store.get(status_key(t, parsed->ns, parsed->name), 0);
+        if (!status_prefix.empty()) {
+          std::string skey = t.status_prefix + ev.kv.key.substr(t.prefix.size());
+          auto s = impl.store.get(skey, rev);
+          if (!s.ok()) s = impl.store.get(skey, 0);
           if (s.ok() && *s) skv = **s;
         }
         if (ev.prev) before = rendered(*ev.prev, skv ? &*skv : nullptr);
@@ -1197,6 +1032,7 @@ Response ApiServer::Impl::watch(Request& req, const ResourceType& t, const std::
       w->loop = &loop;
       w->interval = options.bookmark_interval;
       w->kind = t.kind;
+      w->api_version = t.api_version();
       w->arm_bookmark();
     }
   }
@@ -1314,7 +1150,7 @@ void ApiServer::Impl::end_log(const std::shared_ptr<LogSession>& session) {
   log_sessions.erase(session);
 }
 
-Response ApiServer::Impl::logs(Request& req, const ResourceType& t, const std::string& ns,
+Response ApiServer::Impl::logs(Request& req, const Kind& t, const std::string& ns,
                                const std::string& name, const Identity& who, const Permissions& p) {
   ++stats.log_requests;
   auto cur = load(t, ns, name);
@@ -1623,7 +1459,8 @@ Response ApiServer::Impl::provinces(const Request& req, const std::string& name,
     if (p.can_read(n)) items.push_back(province(n, p));
   std::string rv = std::to_string(store.current_revision());
   if (wants_table(req))
-    return json_response(200, render_table(TableKind::kProvinces, items, rv, clock.system_now()));
+    return json_response(
+        200, render_table(province_kind().table_columns(), items, rv, clock.system_now()));
   return json_response(200, {{"kind", "ProvinceList"},
                              {"apiVersion", "gantry.io/v1"},
                              {"metadata", {{"resourceVersion", rv}}},
@@ -1634,38 +1471,6 @@ Response ApiServer::Impl::provinces(const Request& req, const std::string& name,
 // Discovery.
 
 namespace {
-
-json api_resource_list() {
-  json resources = json::array();
-  const std::vector<std::string> kVerbs = {"create", "delete", "get",  "list",
-                                           "patch",  "update", "watch"};
-  for (const auto& t : resource_types()) {
-    json r = {{"name", t.name},
-              {"singularName", t.singular},
-              {"namespaced", t.namespaced},
-              {"kind", t.kind},
-              {"verbs", kVerbs}};
-    if (!t.short_names.empty()) r["shortNames"] = t.short_names;
-    resources.push_back(r);
-  }
-  resources.push_back({{"name", "pods/log"},
-                       {"singularName", ""},
-                       {"namespaced", true},
-                       {"kind", "Pod"},
-                       {"verbs", {"get"}}});
-  return {{"kind", "APIResourceList"}, {"groupVersion", "v1"}, {"resources", resources}};
-}
-
-json gantry_resource_list() {
-  return {{"kind", "APIResourceList"},
-          {"apiVersion", "v1"},
-          {"groupVersion", "gantry.io/v1"},
-          {"resources", json::array({{{"name", "provinces"},
-                                      {"singularName", "province"},
-                                      {"namespaced", false},
-                                      {"kind", "Province"},
-                                      {"verbs", {"get", "list"}}}})}};
-}
 
 // A minimal OpenAPI v2 document as the protobuf kubectl asks for (gnostic openapi_v2.Document:
 // swagger = 1, info = 2 {title = 1, version = 2}, paths = 8). No definitions: kubectl's
@@ -1723,31 +1528,22 @@ Response ApiServer::Impl::handle(Request& req) {
   Permissions p = permissions_of(*who);
   if (open_path) return open_response();
   if (req.method == "GET") {
-    if (path == "/api" || path == "/api/") {
-      std::string host = req.header("Host").value_or("127.0.0.1:10443");
-      return json_response(200, {{"kind", "APIVersions"},
-                                 {"versions", {"v1"}},
-                                 {"serverAddressByClientCIDRs",
-                                  {{{"clientCIDR", "0.0.0.0/0"}, {"serverAddress", host}}}}});
+    // Discovery, from the kinds. kubectl >= 1.26 asks for aggregated discovery first.
+    bool core_root = path == "/api" || path == "/api/";
+    if (core_root || path == "/apis" || path == "/apis/") {
+      if (auto v = aggregated_discovery_version(req.header("Accept").value_or(""))) {
+        auto r = Response::json(200, aggregated_discovery(kinds, core_root, *v).dump());
+        for (auto& [k, value] : r.headers)
+          if (k == "Content-Type") value = aggregated_discovery_content_type(*v);
+        r.headers.emplace_back("Vary", "Accept");
+        return r;
+      }
+      auto r = json_response(200, core_root
+                                      ? api_versions(req.header("Host").value_or("127.0.0.1:10443"))
+                                      : api_group_list(kinds));
+      r.headers.emplace_back("Vary", "Accept");
+      return r;
     }
-    if (path == "/api/v1" || path == "/api/v1/") return json_response(200, api_resource_list());
-    if (path == "/apis" || path == "/apis/") {
-      json gv = {{"groupVersion", "gantry.io/v1"}, {"version", "v1"}};
-      return json_response(
-          200,
-          {{"kind", "APIGroupList"},
-           {"apiVersion", "v1"},
-           {"groups", {{{"name", "gantry.io"}, {"versions", {gv}}, {"preferredVersion", gv}}}}});
-    }
-    if (path == "/apis/gantry.io") {
-      json gv = {{"groupVersion", "gantry.io/v1"}, {"version", "v1"}};
-      return json_response(200, {{"kind", "APIGroup"},
-                                 {"apiVersion", "v1"},
-                                 {"name", "gantry.io"},
-                                 {"versions", {gv}},
-                                 {"preferredVersion", gv}});
-    }
-    if (path == "/apis/gantry.io/v1") return json_response(200, gantry_resource_list());
     if (path == "/openapi/v2") {
       auto accept = req.header("Accept").value_or("");
       if (accept.find("protobuf") != std::string::npos) {
@@ -1776,15 +1572,18 @@ Response ApiServer::Impl::handle(Request& req) {
           {404, "NotFound", "the server could not find the requested resource"});
     return provinces(req, name, *who, p);
   }
-  if (path.starts_with("/api/v1/")) return handle_core(req, *who, p);
+  if (path.starts_with("/api/") || path.starts_with("/apis/")) return handle_resource(req, *who, p);
   return failure_response(
       {404, "NotFound",
        fmt::format("the server could not find the requested resource ({} {})", req.method, path)});
 }
 
-Response ApiServer::Impl::handle_core(Request& req, const Identity& who, const Permissions& p) {
+// /api/v1/... and /apis/GROUP/VERSION/...: the kind from the registry, then
+// [namespaces/NS/]PLURAL[/NAME[/SUBRESOURCE]].
+Response ApiServer::Impl::handle_resource(Request& req, const Identity& who, const Permissions& p) {
   std::vector<std::string> seg;
-  std::string_view rest = std::string_view(req.path).substr(std::string_view("/api/v1/").size());
+  std::string_view rest = std::string_view(req.path);
+  rest.remove_prefix(1);
   while (!rest.empty()) {
     auto slash = rest.find('/');
     seg.emplace_back(rest.substr(0, slash));
@@ -1792,8 +1591,35 @@ Response ApiServer::Impl::handle_core(Request& req, const Identity& who, const P
     rest.remove_prefix(slash + 1);
   }
   while (!seg.empty() && seg.back().empty()) seg.pop_back();
+  auto not_served = [&] {
+    return failure_response({404, "NotFound",
+                             fmt::format("the server could not find the requested resource ({} {})",
+                                         req.method, req.path)});
+  };
+  if (seg.size() < 2) return not_served();
+  std::string group, version;
+  size_t at = 0;
+  if (seg[0] == "api") {
+    version = seg[1];
+    at = 2;
+  } else {
+    group = seg[1];
+    if (seg.size() == 2) {
+      auto g = api_group(kinds, group);
+      if (req.method != "GET" || !g) return not_served();
+      return json_response(200, *g);
+    }
+    version = seg[2];
+    at = 3;
+  }
+  if (seg.size() == at) {
+    auto list = api_resource_list(kinds, group, version);
+    if (req.method != "GET" || !list) return not_served();
+    return json_response(200, *list);
+  }
+  seg.erase(seg.begin(), seg.begin() + static_cast<std::ptrdiff_t>(at));
+  std::string group_version = group.empty() ? version : group + "/" + version;
   std::string ns, resource, name, sub;
-  // /namespaces/NS/RESOURCE[/NAME[/SUB]] or /RESOURCE[/NAME[/SUB]]
   if (seg.size() >= 3 && seg[0] == "namespaces") {
     ns = seg[1];
     resource = seg[2];
@@ -1810,22 +1636,22 @@ Response ApiServer::Impl::handle_core(Request& req, const Identity& who, const P
       return failure_response(
           {404, "NotFound", "the server could not find the requested resource"});
   }
-  const ResourceType* t = find_type(resource);
-  if (!t)
+  const Kind* t = kinds.find(group, version, resource);
+  if (!t || t->prefix.empty())
     return failure_response(
         {404, "NotFound",
-         fmt::format("the server could not find the requested resource (no resource \"{}\" in v1)",
-                     resource)});
+         fmt::format("the server could not find the requested resource (no resource \"{}\" in {})",
+                     resource, group_version)});
   if (!ns.empty() && !t->namespaced)
-    return failure_response({404, "NotFound", fmt::format("{} are not namespaced", t->name)});
+    return failure_response({404, "NotFound", fmt::format("{} are not namespaced", t->plural)});
   if (t->namespaced && !name.empty() && ns.empty())
     return failure_response({404, "NotFound", "the server could not find the requested resource"});
   if (!sub.empty()) {
-    if (t->name == "pods" && sub == "log" && req.method == "GET")
-      return logs(req, *t, ns, name, who, p);
+    const Subresource* s = t->subresource(sub);
+    if (s && s->name == "log" && req.method == "GET") return logs(req, *t, ns, name, who, p);
     return failure_response(
         {404, "NotFound",
-         fmt::format("the server could not find the requested resource ({}/{})", t->name, sub)});
+         fmt::format("the server could not find the requested resource ({}/{})", t->plural, sub)});
   }
   bool write = req.method != "GET";
   if (auto f = check_kind(who, p, *t, write)) return failure_response(*f);
@@ -1841,30 +1667,32 @@ Response ApiServer::Impl::handle_core(Request& req, const Identity& who, const P
     if (req.method == "POST") {
       if (t->namespaced && ns.empty())
         return failure_response(bad_request(
-            fmt::format("{} are namespaced: POST to /api/v1/namespaces/NS/{}", t->name, t->name)));
+            fmt::format("{} are namespaced: POST to {}/namespaces/NS/{}", t->plural,
+                        group.empty() ? "/api/v1" : "/apis/" + group_version, t->plural)));
       return create(req, *t, ns, who, p);
     }
     return failure_response(
         {405, "MethodNotAllowed",
-         fmt::format("{} is not supported on a list of {}", req.method, t->name)});
+         fmt::format("{} is not supported on a list of {}", req.method, t->plural)});
   }
   if (req.method == "GET") {
     auto cur = load(*t, ns, name);
     if (failed(cur)) return failure_response(std::get<Failure>(cur));
     auto& l = std::get<std::optional<Loaded>>(cur);
-    if (!l) return failure_response(not_found(t->name, name));
+    if (!l) return failure_response(not_found(t->plural, name));
     json obj = render(*t, *l);
     if (auto f = check_object(who, p, *t, obj, false)) return failure_response(*f);
     if (wants_table(req))
-      return json_response(200, render_table(t->table, {obj}, std::to_string(l->resource_version),
-                                             clock.system_now()));
+      return json_response(
+          200, render_table(t->table_columns(), {obj}, std::to_string(l->resource_version),
+                            clock.system_now()));
     return json_response(200, obj);
   }
   if (req.method == "PUT") return update(req, *t, ns, name, who, p);
   if (req.method == "PATCH") return patch(req, *t, ns, name, who, p);
   if (req.method == "DELETE") return remove(req, *t, ns, name, who, p);
   return failure_response(
-      {405, "MethodNotAllowed", fmt::format("{} is not supported on {}", req.method, t->name)});
+      {405, "MethodNotAllowed", fmt::format("{} is not supported on {}", req.method, t->plural)});
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "cloudcore/api/auth.h"
+#include "cloudcore/api/kind.h"
 #include "cloudcore/api/log_streamer.h"
 #include "cloudcore/registry/registry.h"
 #include "cloudcore/store/store.h"
@@ -34,6 +35,8 @@ struct ApiServerOptions {
   size_t max_list_limit = 5000;             // larger ?limit= values are capped
   // Container logs from the edge (pods/log). Not owned; must outlive the server. Unset: 501.
   LogStreamer* logs = nullptr;
+  // The kinds served (not owned; must outlive the server). Unset: builtin_kinds().
+  const KindRegistry* kinds = nullptr;
 };
 
 struct ApiServerStats {

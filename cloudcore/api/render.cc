@@ -113,22 +113,6 @@ std::string str_at(const json& obj, std::initializer_list<const char*> path) {
   return cur->is_string() ? cur->get<std::string>() : "";
 }
 
-std::string age_of(const json& obj, SystemTime now) {
-  auto created = parse_rfc3339(str_at(obj, {"metadata", "creationTimestamp"}));
-  if (!created) return "<unknown>";
-  auto now_s = std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
-  return human_age(std::chrono::seconds(std::max<int64_t>(0, now_s - *created)));
-}
-
-json column(const char* name, const char* type, const char* description, int priority = 0,
-            const char* format = "") {
-  return {{"name", name},
-          {"type", type},
-          {"format", format},
-          {"description", description},
-          {"priority", priority}};
-}
-
 json partial_metadata(const json& obj) {
   json meta = obj.contains("metadata") ? obj["metadata"] : json::object();
   meta.erase("managedFields");
@@ -373,156 +357,45 @@ std::string node_status_text(const json& node) {
   return text;
 }
 
-json render_table(TableKind kind, const std::vector<json>& objects,
+json render_table(const std::vector<TableColumn>& columns, const std::vector<json>& objects,
                   const std::string& resource_version, SystemTime now) {
-  json columns = json::array();
-  const char* name_desc = "Name must be unique within a namespace.";
-  const char* age_desc = "CreationTimestamp: when the object was created.";
-  switch (kind) {
-    case TableKind::kPods:
-      columns = {column("Name", "string", name_desc, 0, "name"),
-                 column("Ready", "string", "The number of containers ready / in the pod."),
-                 column("Status", "string", "The pod's phase, or why it is not running."),
-                 column("Restarts", "string", "Container restarts in the pod."),
-                 column("Age", "string", age_desc),
-                 column("IP", "string", "The pod's IP address.", 1),
-                 column("Node", "string", "The edge node the pod is bound to.", 1),
-                 column("Nominated Node", "string", "Not used by Gantry.", 1),
-                 column("Readiness Gates", "string", "Not used by Gantry.", 1)};
-      break;
-    case TableKind::kNodes:
-      columns = {column("Name", "string", name_desc, 0, "name"),
-                 column("Status", "string", "The node's Ready condition."),
-                 column("Roles", "string", "From the node-role.kubernetes.io/* labels."),
-                 column("Age", "string", age_desc),
-                 column("Version", "string", "The edgecore version the node reports."),
-                 column("Province", "string", "The topology.gantry.io/province label."),
-                 column("Internal-IP", "string", "The node's internal address.", 1),
-                 column("OS-Image", "string", "The node's OS image.", 1),
-                 column("Kernel-Version", "string", "The node's kernel.", 1),
-                 column("Container-Runtime", "string", "The node's container runtime.", 1)};
-      break;
-    case TableKind::kNamespaces:
-      columns = {column("Name", "string", name_desc, 0, "name"),
-                 column("Status", "string", "The namespace's phase."),
-                 column("Age", "string", age_desc)};
-      break;
-    case TableKind::kConfigMaps:
-      columns = {column("Name", "string", name_desc, 0, "name"),
-                 column("Data", "string", "Number of keys."), column("Age", "string", age_desc)};
-      break;
-    case TableKind::kSecrets:
-      columns = {column("Name", "string", name_desc, 0, "name"),
-                 column("Type", "string", "The secret's type."),
-                 column("Data", "string", "Number of keys."), column("Age", "string", age_desc)};
-      break;
-    case TableKind::kEvents:
-      columns = {column("Last Seen", "string", "When the event was last seen."),
-                 column("Type", "string", "Normal or Warning."), column("Reason", "string", "Why."),
-                 column("Object", "string", "The object the event is about."),
-                 column("Message", "string", "What happened.")};
-      break;
-    case TableKind::kProvinces:
-      columns = {column("Name", "string", "The province.", 0, "name"),
-                 column("Nodes", "string", "Nodes labelled with the province."),
-                 column("Ready", "string", "Nodes whose Ready condition is True."),
-                 column("Not-Ready", "string", "Nodes whose Ready condition is False."),
-                 column("Unknown", "string", "Nodes that have not reported or went silent."),
-                 column("Pods", "string", "Pods bound to the province's nodes."),
-                 column("Last-Change", "string", "The last status change reported.")};
-      break;
-  }
+  json definitions = json::array();
+  for (const auto& c : columns)
+    definitions.push_back({{"name", c.name},
+                           {"type", c.type},
+                           {"format", c.format},
+                           {"description", c.description},
+                           {"priority", c.priority}});
   json rows = json::array();
   for (const auto& obj : objects) {
-    std::string name = str_at(obj, {"metadata", "name"});
-    json cells;
-    switch (kind) {
-      case TableKind::kPods: {
-        PodSummary s = summarize_pod(obj);
-        std::string ip = str_at(obj, {"status", "podIP"});
-        std::string node = str_at(obj, {"spec", "nodeName"});
-        cells = {name,
-                 s.ready,
-                 s.status,
-                 s.restarts,
-                 age_of(obj, now),
-                 ip.empty() ? "<none>" : ip,
-                 node.empty() ? "<none>" : node,
-                 "<none>",
-                 "<none>"};
-        break;
-      }
-      case TableKind::kNodes: {
-        std::string roles;
-        if (obj.contains("metadata") && obj["metadata"].contains("labels") &&
-            obj["metadata"]["labels"].is_object())
-          for (auto it = obj["metadata"]["labels"].begin(); it != obj["metadata"]["labels"].end();
-               ++it)
-            if (it.key().starts_with("node-role.kubernetes.io/"))
-              roles += (roles.empty() ? "" : ",") + it.key().substr(24);
-        std::string ip;
-        if (obj.contains("status") && obj["status"].contains("addresses"))
-          for (const auto& a : obj["status"]["addresses"])
-            if (a.value("type", "") == "InternalIP" && ip.empty()) ip = a.value("address", "");
-        std::string province = label(obj, "topology.gantry.io/province");
-        std::string version = str_at(obj, {"status", "nodeInfo", "kubeletVersion"});
-        auto or_none = [](const std::string& s) { return s.empty() ? std::string("<none>") : s; };
-        cells = {name,
-                 node_status_text(obj),
-                 or_none(roles),
-                 age_of(obj, now),
-                 or_none(version),
-                 or_none(province),
-                 or_none(ip),
-                 or_none(str_at(obj, {"status", "nodeInfo", "osImage"})),
-                 or_none(str_at(obj, {"status", "nodeInfo", "kernelVersion"})),
-                 or_none(str_at(obj, {"status", "nodeInfo", "containerRuntimeVersion"}))};
-        break;
-      }
-      case TableKind::kNamespaces:
-        cells = {name, str_at(obj, {"status", "phase"}), age_of(obj, now)};
-        break;
-      case TableKind::kConfigMaps: {
-        size_t n = 0;
-        for (const char* f : {"data", "binaryData"})
-          if (obj.contains(f) && obj[f].is_object()) n += obj[f].size();
-        cells = {name, n, age_of(obj, now)};
-        break;
-      }
-      case TableKind::kSecrets: {
-        size_t n = obj.contains("data") && obj["data"].is_object() ? obj["data"].size() : 0;
-        std::string type = obj.value("type", "Opaque");
-        cells = {name, type, n, age_of(obj, now)};
-        break;
-      }
-      case TableKind::kEvents: {
-        std::string object = str_at(obj, {"involvedObject", "kind"});
-        for (auto& c : object) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-        object += "/" + str_at(obj, {"involvedObject", "name"});
-        cells = {age_of(obj, now), obj.value("type", ""), obj.value("reason", ""), object,
-                 obj.value("message", "")};
-        break;
-      }
-      case TableKind::kProvinces: {
-        const json st = obj.value("status", json::object());
-        const json nodes = st.value("nodes", json::object());
-        cells = {name,
-                 nodes.value("total", 0),
-                 nodes.value("ready", 0),
-                 nodes.value("notReady", 0),
-                 nodes.value("unknown", 0),
-                 st.value("pods", json::object()).value("total", 0),
-                 st.value("lastChange", std::string("<none>"))};
-        break;
-      }
-    }
+    json cells = json::array();
+    for (const auto& c : columns) cells.push_back(c.cell ? c.cell(obj, now) : json(""));
     rows.push_back({{"cells", std::move(cells)}, {"object", partial_metadata(obj)}});
   }
   return {{"kind", "Table"},
           {"apiVersion", "meta.k8s.io/v1"},
           {"metadata", {{"resourceVersion", resource_version}}},
-          {"columnDefinitions", std::move(columns)},
+          {"columnDefinitions", std::move(definitions)},
           {"rows", std::move(rows)}};
+}
+
+std::string string_at(const json& obj, std::initializer_list<const char*> path) {
+  return str_at(obj, path);
+}
+
+std::string or_none(const std::string& s) {
+  return s.empty() ? std::string("<none>") : s;
+}
+
+std::string age_of(const json& obj, SystemTime now) {
+  auto created = parse_rfc3339(str_at(obj, {"metadata", "creationTimestamp"}));
+  if (!created) return "<unknown>";
+  auto now_s = std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
+  return human_age(std::chrono::seconds(std::max<int64_t>(0, now_s - *created)));
+}
+
+std::string label_of(const json& obj, const std::string& key) {
+  return label(obj, key);
 }
 
 }  // namespace gantry::cloud::api

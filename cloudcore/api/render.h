@@ -4,6 +4,8 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <initializer_list>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -31,12 +33,30 @@ nlohmann::json render_node_status(const v1::StoredStatus* status);
 std::string cpu_quantity(int64_t millis);
 std::string bytes_quantity(int64_t bytes);
 
-enum class TableKind { kPods, kNodes, kNamespaces, kConfigMaps, kSecrets, kEvents, kProvinces };
+// One column of a kind's Table (meta.k8s.io/v1 TableColumnDefinition) and how to fill its cell
+// from the fully rendered object. Priority 0 columns are printed by `kubectl get`, priority 1
+// only with `-o wide`.
+struct TableColumn {
+  std::string name;
+  std::string type = "string";
+  std::string description;
+  int priority = 0;
+  std::string format;  // "name" for the name column
+  std::function<nlohmann::json(const nlohmann::json& obj, SystemTime now)> cell;
+};
 
 // A meta.k8s.io/v1 Table with one row per (fully rendered) object; rows[].object is the
 // object's PartialObjectMetadata. `now` makes AGE deterministic in tests.
-nlohmann::json render_table(TableKind kind, const std::vector<nlohmann::json>& objects,
+nlohmann::json render_table(const std::vector<TableColumn>& columns,
+                            const std::vector<nlohmann::json>& objects,
                             const std::string& resource_version, SystemTime now);
+
+// Cell helpers for kind files: the string at a path ("" when absent), "<none>" for empty,
+// kubectl's AGE of metadata.creationTimestamp, a label's value.
+std::string string_at(const nlohmann::json& obj, std::initializer_list<const char*> path);
+std::string or_none(const std::string& s);
+std::string age_of(const nlohmann::json& obj, SystemTime now);
+std::string label_of(const nlohmann::json& obj, const std::string& key);
 
 // Pod READY ("1/2"), STATUS ("Running", "ContainerCreating", "Terminating", ...) and RESTARTS
 // as kubectl prints them.

@@ -2,6 +2,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "cloudcore/api/kinds/kinds.h"
+
 using namespace gantry::cloud::api;
 using nlohmann::json;
 namespace v1 = gantry::v1;
@@ -103,7 +105,7 @@ TEST_CASE("tables carry kubectl's columns and the rows' metadata", "[api][render
       {"status",
        {{"conditions", {{{"type", "Ready"}, {"status", "True"}}}},
         {"nodeInfo", {{"kubeletVersion", "v0.1.0"}}}}}};
-  json t = render_table(TableKind::kNodes, {node}, "7", kNow);
+  json t = render_table(kinds::node().table_columns(), {node}, "7", kNow);
   CHECK(t["kind"] == "Table");
   CHECK(t["apiVersion"] == "meta.k8s.io/v1");
   CHECK(t["metadata"]["resourceVersion"] == "7");
@@ -120,7 +122,7 @@ TEST_CASE("tables carry kubectl's columns and the rows' metadata", "[api][render
 
   json pod = pod_json();
   pod["status"] = {{"phase", "Running"}, {"podIP", "10.0.0.9"}};
-  json pt = render_table(TableKind::kPods, {pod}, "8", kNow);
+  json pt = render_table(kinds::pod().table_columns(), {pod}, "8", kNow);
   CHECK(pt["rows"][0]["cells"] ==
         json({"web", "0/2", "Running", 0, "3h", "10.0.0.9", "n1", "<none>", "<none>"}));
   CHECK(pt["rows"][0]["object"]["metadata"]["namespace"] == "default");

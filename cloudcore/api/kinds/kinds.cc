@@ -1,0 +1,25 @@
+#include "cloudcore/api/kinds/kinds.h"
+
+#include <spdlog/spdlog.h>
+
+#include <cstdlib>
+
+namespace gantry::cloud::api {
+
+const KindRegistry& builtin_kinds() {
+  static const KindRegistry kRegistry = [] {
+    KindRegistry r;
+    for (auto make : {kinds::pod, kinds::node, kinds::namespace_, kinds::config_map, kinds::secret,
+                      kinds::event, kinds::province}) {
+      auto added = r.add(make());
+      if (!added.ok()) {
+        spdlog::critical("api kinds: {}", added.to_string());
+        std::abort();  // a programming error: two kind files describe the same resource
+      }
+    }
+    return r;
+  }();
+  return kRegistry;
+}
+
+}  // namespace gantry::cloud::api

@@ -1,0 +1,17 @@
+// The built-in kinds, one file each. To add a kind: write kinds/<plural>.cc, declare its function
+// here and list it in kinds.cc (see the comment at the top of cloudcore/api/kind.h).
+#pragma once
+
+#include "cloudcore/api/kind.h"
+
+namespace gantry::cloud::api::kinds {
+
+Kind pod();
+Kind node();
+Kind namespace_();
+Kind config_map();
+Kind secret();
+Kind event();
+Kind province();  // gantry.io/v1 aggregates, computed (not stored); served by the server itself
+
+}  // namespace gantry::cloud::api::kinds
