@@ -15,7 +15,10 @@ bool contains(const std::string& text, const std::string& what) {
   return text.find(what) != std::string::npos;
 }
 
-TEST_CASE("kubectl describe pod shows why a pod with a bad image does not start", "[edge]") {
+TEST_CASE(
+    "kubectl describe pod shows why a pod with a bad image does not start, describe node its "
+    "events",
+    "[edge]") {
   EdgeCluster c;
   // Nothing listens on port 1: the pull fails at once, every time.
   const std::string image = "127.0.0.1:1/gantry/absent:1";
@@ -42,6 +45,17 @@ TEST_CASE("kubectl describe pod shows why a pod with a bad image does not start"
   auto events = c.kubectl({"get", "events", "--field-selector", "involvedObject.name=badimage"});
   CHECK(events.exit_code == 0);
   CHECK(contains(events.text, "pod/badimage"));
+  // The node's own events: it became Ready when its edgecore first reported.
+  Output node;
+  CHECK(eventually(
+      [&] {
+        node = c.kubectl({"describe", "node", EdgeCluster::kNode});
+        return contains(node.text, "NodeReady") &&
+               contains(node.text,
+                        std::string("Node ") + EdgeCluster::kNode + " status is now: NodeReady");
+      },
+      30s, 500ms));
+  INFO(node.text);
 }
 
 }  // namespace
