@@ -68,6 +68,11 @@ struct CloudcoreConfig {
     std::chrono::milliseconds keep_duration{1h};
     common::ByteSize block_cache = common::ByteSize::mib(64);
   } store;
+  // Events (kubectl describe): kept this long after their last occurrence (kube-apiserver's
+  // --event-ttl).
+  struct Events {
+    std::chrono::milliseconds ttl{1h};
+  } events;
   int threads = 2;
   common::LogConfig log;
 };
@@ -131,6 +136,9 @@ common::Status load_config(const std::string& path, CloudcoreConfig& c) {
                        .field("block_cache", &c.store.block_cache, common::ByteSize::mib(8),
                               common::ByteSize::gib(64));
                  })
+        .section(
+            "events",
+            [&](common::ConfigNode& n) { n.field("ttl", &c.events.ttl, ms(1min), ms(24h * 30)); })
         .section("log", &c.log);
   });
 }
@@ -362,7 +370,9 @@ int run(const CloudcoreConfig& config) {
   common::EventLoop loop(config.threads);
   common::SystemClock clock;
   // Events (kubectl describe): the scheduler's, the nodes' Ready transitions and the edges'.
-  controllers::EventRecorder events(**store, clock);
+  controllers::EventRecorderOptions event_options;
+  event_options.ttl = std::chrono::duration_cast<std::chrono::seconds>(config.events.ttl);
+  controllers::EventRecorder events(**store, clock, event_options);
   events.start();
   auto record_event = [&events](controllers::EventRecord e) { events.record(std::move(e)); };
   HubOptions hub_options;
