@@ -8,6 +8,7 @@
 #include "cloudcore/api/api_server.h"
 #include "cloudcore/controllers/events.h"
 #include "cloudcore/controllers/scheduler.h"
+#include "cloudcore/controllers/workloads.h"
 #include "cloudcore/hub/hub.h"
 #include "cloudcore/hub/hub_log_streamer.h"
 #include "cloudcore/join/join.h"
@@ -420,6 +421,12 @@ int run(const CloudcoreConfig& config) {
     spdlog::critical("scheduler: {}", scheduler.status().to_string());
     return 1;
   }
+  // ReplicaSets, Deployments, DaemonSets and the collector of their dependents (docs/workloads.md).
+  auto workloads = controllers::WorkloadControllers::start(**store);
+  if (!workloads.ok()) {
+    spdlog::critical("workloads: {}", workloads.status().to_string());
+    return 1;
+  }
   std::unique_ptr<JoinServer> join;
   if (config.join.enabled) {
     join = start_join(loop, config, **store, clock);
@@ -445,6 +452,7 @@ int run(const CloudcoreConfig& config) {
   spdlog::info("cloudcore: {} received, stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   if (join) join->stop();
   if (api_server) api_server->stop();
+  (*workloads)->stop();
   (*scheduler)->stop();
   (*hub)->stop();
   hub->reset();

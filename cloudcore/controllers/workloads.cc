@@ -162,7 +162,10 @@ void WorkloadControllers::Impl::apply_node(const std::string& key, const KeyValu
     if (!so.ParseFromString(kv->value)) return;
     json obj = json::parse(so.json(), nullptr, false);
     if (!obj.is_object()) return;
-    nodes[name] = std::move(obj);
+    NodeState state;
+    state.name = name;
+    node_spec_from_json(obj, state);
+    nodes[name] = std::move(state);
   }
   enqueue_all(WKind::kDaemonSet);
 }

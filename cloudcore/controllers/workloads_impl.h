@@ -19,10 +19,10 @@ struct WorkloadControllers::Impl {
 
   // ----- the cache (guarded by `mu`; fed by the informer's handler)
   mutable std::mutex mu;
-  std::unordered_map<std::string, PodRec> pods;                       // by store key
-  std::unordered_map<std::string, PodStatusRec> pod_status;           // by pod store key
-  std::unordered_map<std::string, NodeStatusRec> node_status;         // by node name
-  std::map<std::string, json> nodes;                                  // by node name (the JSON)
+  std::unordered_map<std::string, PodRec> pods;                // by store key
+  std::unordered_map<std::string, PodStatusRec> pod_status;    // by pod store key
+  std::unordered_map<std::string, NodeStatusRec> node_status;  // by node name
+  std::map<std::string, NodeState> nodes;  // by node name: labels, taints, cordon
   std::unordered_map<std::string, std::set<std::string>> dependents;  // owner uid -> keys
   std::unordered_map<std::string, std::set<std::string>> orphans;     // ns -> pod keys
   std::unordered_map<std::string, std::set<std::string>> pods_on_node;

@@ -199,6 +199,98 @@ class WorkloadFixture {
     controllers_->wake();
   }
 
+  void put_node(const std::string& name, std::map<std::string, std::string> labels,
+                json taints = json::array()) {
+    json node = {{"kind", "Node"},
+                 {"apiVersion", "v1"},
+                 {"metadata", {{"name", name}, {"uid", "uid-" + name}, {"labels", labels}}},
+                 {"spec", {{"taints", taints}}}};
+    auto stored = decode_object(v1::OBJECT_KIND_NODE, node.dump());
+    REQUIRE(stored.ok());
+    REQUIRE(
+        store_->put(keys::object_key(v1::OBJECT_KIND_NODE, "", name), stored->SerializeAsString())
+            .ok());
+  }
+
+  json deployment(const std::string& name, int replicas, const std::string& image) {
+    return {{"apiVersion", "apps/v1"},
+            {"kind", "Deployment"},
+            {"metadata",
+             {{"name", name},
+              {"namespace", "default"},
+              {"uid", "uid-" + name},
+              {"generation", 1},
+              {"creationTimestamp", "2026-12-02T10:00:00Z"}}},
+            {"spec",
+             {{"replicas", replicas},
+              {"selector", {{"matchLabels", {{"app", name}}}}},
+              {"template",
+               {{"metadata", {{"labels", {{"app", name}}}}},
+                {"spec", {{"containers", {{{"name", "main"}, {"image", image}}}}}}}}}}};
+  }
+  std::string deploy_key(const std::string& name) {
+    return std::string(kDeploymentsPrefix) + "default/" + name;
+  }
+  // Writes a spec change as the API would: generation + 1.
+  void update_deployment(const std::string& name, const std::function<void(json&)>& edit) {
+    json d = *get_json(deploy_key(name));
+    edit(d);
+    d["metadata"]["generation"] = d["metadata"]["generation"].get<int>() + 1;
+    put_json(deploy_key(name), d);
+  }
+  json deploy_status(const std::string& name) {
+    auto d = get_json(deploy_key(name));
+    return d && d->contains("status") ? (*d)["status"] : json::object();
+  }
+  std::string condition(const json& status, const std::string& type, const char* field) {
+    if (!status.contains("conditions")) return "";
+    for (const auto& c : status["conditions"])
+      if (c["type"] == type) return c.value(field, "");
+    return "";
+  }
+  std::vector<json> replicasets() {
+    ListOptions lo;
+    lo.prefix = std::string(kReplicaSetsPrefix);
+    auto list = store_->list(lo);
+    REQUIRE(list.ok());
+    std::vector<json> out;
+    for (const auto& kv : list->items) {
+      v1::StoredObject so;
+      REQUIRE(so.ParseFromString(kv.value));
+      out.push_back(json::parse(so.json()));
+    }
+    return out;
+  }
+  // Plays the scheduler, the edge and the hub once: unbound pods are bound (round robin over
+  // `nodes`), pods without status report Running+Ready, terminating pods on reachable nodes are
+  // removed (the node confirmed they stopped).
+  void settle(const std::vector<std::string>& nodes = {"n1", "n2", "n3"}) {
+    size_t i = 0;
+    for (auto& p : pods()) {
+      std::string skey = keys::status_key(v1::OBJECT_KIND_POD, "default", p.name);
+      if (p.terminating) {
+        if (!offline_.count(p.node)) {
+          std::vector<Op> ops = {
+              Op::remove(keys::object_key(v1::OBJECT_KIND_POD, "default", p.name))};
+          auto st = store_->get(skey);
+          if (st.ok() && *st) ops.push_back(Op::remove(skey));
+          (void)store_->txn(std::move(ops));
+        }
+        continue;
+      }
+      if (p.node.empty()) {
+        bind(p.name, nodes[i++ % nodes.size()]);
+        continue;
+      }
+      auto st = store_->get(skey);
+      if (st.ok() && !*st && !offline_.count(p.node)) report_ready(p.name, clock_.unix_ms());
+    }
+  }
+  size_t active_pods() {
+    return count([](const PodSeen& p) { return !p.terminating; });
+  }
+  std::set<std::string> offline_;
+
   test::TempDir dir_;
   ManualClock clock_;
   std::unique_ptr<Store> store_;
@@ -422,6 +514,290 @@ TEST_CASE_METHOD(WorkloadFixture, "foreground propagation removes the owner afte
   // The edge confirms (the hub removes the pod): the owner goes.
   REQUIRE(store_->remove(keys::object_key(v1::OBJECT_KIND_POD, "default", ps[0].name)).ok());
   CHECK(eventually([&] { return !get_json(std::string(kReplicaSetsPrefix) + "default/web"); }));
+}
+
+TEST_CASE_METHOD(WorkloadFixture,
+                 "a Deployment rolls out a new template within maxSurge, keeps history and undoes",
+                 "[controllers][workloads][deployment]") {
+  start();
+  put_json(deploy_key("web"), deployment("web", 4, "nginx:1.25"));
+  REQUIRE(eventually([&] {
+    settle();
+    json s = deploy_status("web");
+    return s.value("availableReplicas", -1) == 4 && s.value("updatedReplicas", -1) == 4 &&
+           condition(s, "Progressing", "reason") == "NewReplicaSetAvailable" &&
+           condition(s, "Available", "status") == "True";
+  }));
+  auto sets = replicasets();
+  REQUIRE(sets.size() == 1);
+  std::string first = sets[0]["metadata"]["name"];
+  std::string hash = sets[0]["metadata"]["labels"]["pod-template-hash"];
+  CHECK(first == "web-" + hash);
+  CHECK(sets[0]["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "1");
+  CHECK(sets[0]["spec"]["selector"]["matchLabels"]["pod-template-hash"] == hash);
+  CHECK(sets[0]["metadata"]["ownerReferences"][0]["kind"] == "Deployment");
+  CHECK((*get_json(deploy_key(
+            "web")))["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "1");
+
+  // kubectl set image: maxSurge 25% of 4 = 1, maxUnavailable 25% = 1.
+  update_deployment("web", [](json& d) {
+    d["spec"]["template"]["spec"]["containers"][0]["image"] = "nginx:1.26";
+  });
+  size_t most = 0;
+  REQUIRE(eventually([&] {
+    most = std::max(most, active_pods());
+    settle();
+    json s = deploy_status("web");
+    return s.value("observedGeneration", -1) == 2 && s.value("updatedReplicas", -1) == 4 &&
+           s.value("replicas", -1) == 4 && s.value("availableReplicas", -1) == 4;
+  }));
+  CHECK(most <= 5);
+  for (const auto& p : pods())
+    if (!p.terminating) CHECK(p.obj["spec"]["containers"][0]["image"] == "nginx:1.26");
+  sets = replicasets();
+  REQUIRE(sets.size() == 2);
+  for (const auto& rs : sets) {
+    if (rs["metadata"]["name"] == first) {
+      CHECK(rs["spec"]["replicas"] == 0);
+    } else {
+      CHECK(rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "2");
+    }
+  }
+
+  // kubectl rollout undo: the old template comes back; its ReplicaSet is reused as revision 3.
+  update_deployment("web", [](json& d) {
+    d["spec"]["template"]["spec"]["containers"][0]["image"] = "nginx:1.25";
+  });
+  REQUIRE(eventually([&] {
+    settle();
+    json s = deploy_status("web");
+    return s.value("observedGeneration", -1) == 3 && s.value("updatedReplicas", -1) == 4 &&
+           s.value("replicas", -1) == 4 && s.value("availableReplicas", -1) == 4;
+  }));
+  sets = replicasets();
+  CHECK(sets.size() == 2);
+  for (const auto& rs : sets)
+    if (rs["metadata"]["name"] == first) {
+      CHECK(rs["spec"]["replicas"] == 4);
+      CHECK(rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "3");
+    }
+}
+
+TEST_CASE_METHOD(WorkloadFixture, "a rollout goes on when a node is unreachable mid-way",
+                 "[controllers][workloads][deployment][edge]") {
+  start();
+  put_json(deploy_key("web"), deployment("web", 3, "nginx:1.25"));
+  REQUIRE(eventually([&] {
+    settle();
+    return deploy_status("web").value("availableReplicas", -1) == 3;
+  }));
+  // n1 goes silent; its replica keeps counting as last reported.
+  offline_.insert("n1");
+  node_reachable("n1", false, clock_.unix_ms());
+  REQUIRE(eventually([&] {
+    json s = deploy_status("web");
+    return s.value("unreachableReplicas", -1) == 1 &&
+           condition(s, "Reachable", "status") == "False";
+  }));
+  update_deployment("web", [](json& d) {
+    d["spec"]["template"]["spec"]["containers"][0]["image"] = "nginx:1.26";
+  });
+  size_t most = 0;
+  REQUIRE(eventually([&] {
+    most = std::max(most, active_pods());
+    settle({"n2", "n3"});
+    json s = deploy_status("web");
+    return s.value("observedGeneration", -1) == 2 && s.value("updatedReplicas", -1) == 3 &&
+           s.value("replicas", -1) == 3 && s.value("availableReplicas", -1) == 3;
+  }));
+  CHECK(most <= 4);
+  // The old replica on n1 is retired gracefully: it stops when n1 returns, nothing else moved.
+  CHECK(count([](const PodSeen& p) { return p.node == "n1" && p.terminating; }) == 1);
+  CHECK(count([](const PodSeen& p) { return !p.terminating; }) == 3);
+}
+
+TEST_CASE_METHOD(WorkloadFixture,
+                 "a stuck rollout reports ProgressDeadlineExceeded and paused holds",
+                 "[controllers][workloads][deployment]") {
+  start();
+  json d = deployment("web", 2, "nginx:1.25");
+  d["spec"]["progressDeadlineSeconds"] = 60;
+  put_json(deploy_key("web"), d);
+  REQUIRE(eventually([&] { return active_pods() == 2; }));
+  // Nothing ever becomes ready.
+  advance(30s);
+  CHECK(eventually([&] {
+    return condition(deploy_status("web"), "Progressing", "reason") == "NewReplicaSetCreated" ||
+           condition(deploy_status("web"), "Progressing", "reason") == "ReplicaSetUpdated";
+  }));
+  advance(31s);
+  CHECK(eventually([&] {
+    json s = deploy_status("web");
+    return condition(s, "Progressing", "reason") == "ProgressDeadlineExceeded" &&
+           condition(s, "Progressing", "status") == "False";
+  }));
+  // Paused: a template change makes no new ReplicaSet.
+  update_deployment("web", [](json& d) {
+    d["spec"]["paused"] = true;
+    d["spec"]["template"]["spec"]["containers"][0]["image"] = "nginx:1.26";
+  });
+  CHECK(eventually([&] {
+    return condition(deploy_status("web"), "Progressing", "reason") == "DeploymentPaused";
+  }));
+  CHECK(replicasets().size() == 1);
+  update_deployment("web", [](json& d) { d["spec"]["paused"] = false; });
+  CHECK(eventually([&] { return replicasets().size() == 2; }));
+}
+
+TEST_CASE_METHOD(WorkloadFixture, "Recreate scales the old pods away before the new ones start",
+                 "[controllers][workloads][deployment]") {
+  start();
+  json d = deployment("db", 2, "mysql:8.0");
+  d["spec"]["strategy"] = {{"type", "Recreate"}};
+  put_json(deploy_key("db"), d);
+  REQUIRE(eventually([&] {
+    settle();
+    return deploy_status("db").value("availableReplicas", -1) == 2;
+  }));
+  update_deployment(
+      "db", [](json& d) { d["spec"]["template"]["spec"]["containers"][0]["image"] = "mysql:8.4"; });
+  bool mixed = false;
+  REQUIRE(eventually([&] {
+    std::set<std::string> images;
+    for (const auto& p : pods())
+      if (!p.terminating) images.insert(p.obj["spec"]["containers"][0]["image"]);
+    if (images.size() > 1) mixed = true;
+    settle();
+    json s = deploy_status("db");
+    return s.value("updatedReplicas", -1) == 2 && s.value("availableReplicas", -1) == 2 &&
+           s.value("replicas", -1) == 2;
+  }));
+  CHECK_FALSE(mixed);
+}
+
+TEST_CASE_METHOD(WorkloadFixture, "revisionHistoryLimit keeps that many old ReplicaSets",
+                 "[controllers][workloads][deployment]") {
+  start();
+  json d = deployment("web", 1, "app:1");
+  d["spec"]["revisionHistoryLimit"] = 1;
+  put_json(deploy_key("web"), d);
+  for (int v = 2; v <= 4; ++v) {
+    REQUIRE(eventually([&] {
+      settle();
+      json s = deploy_status("web");
+      return s.value("updatedReplicas", -1) == 1 && s.value("replicas", -1) == 1 &&
+             s.value("availableReplicas", -1) == 1 && s.value("observedGeneration", -1) == v - 1;
+    }));
+    update_deployment("web", [v](json& d) {
+      d["spec"]["template"]["spec"]["containers"][0]["image"] = "app:" + std::to_string(v);
+    });
+  }
+  CHECK(eventually([&] {
+    settle();
+    return replicasets().size() == 2 && deploy_status("web").value("updatedReplicas", -1) == 1 &&
+           deploy_status("web").value("observedGeneration", -1) == 4;
+  }));
+}
+
+json daemonset(const std::string& name, std::map<std::string, std::string> selector) {
+  return {{"apiVersion", "apps/v1"},
+          {"kind", "DaemonSet"},
+          {"metadata",
+           {{"name", name}, {"namespace", "default"}, {"uid", "uid-" + name}, {"generation", 1}}},
+          {"spec",
+           {{"selector", {{"matchLabels", {{"app", name}}}}},
+            {"template",
+             {{"metadata", {{"labels", {{"app", name}}}}},
+              {"spec",
+               {{"nodeSelector", selector},
+                {"containers", {{{"name", "gw"}, {"image", "gateway:1"}}}}}}}}}}};
+}
+
+TEST_CASE_METHOD(WorkloadFixture,
+                 "a DaemonSet follows node labels: labelled or joining nodes get the pod, "
+                 "unlabelled ones lose it",
+                 "[controllers][workloads][daemonset]") {
+  put_node("n1", {{"role", "toll"}});
+  put_node("n2", {{"role", "office"}});
+  put_node("n3", {{"role", "toll"}},
+           json::array({{{"key", "dedicated"}, {"effect", "NoSchedule"}}}));
+  start();
+  std::string key = std::string(kDaemonSetsPrefix) + "default/gw";
+  put_json(key, daemonset("gw", {{"role", "toll"}}));
+  REQUIRE(eventually([&] {
+    return count([](const PodSeen& p) { return p.node == "n1" && !p.terminating; }) == 1 &&
+           pods().size() == 1;  // n3's taint is not tolerated
+  }));
+  put_node("n2", {{"role", "toll"}});  // labelled
+  put_node("n4", {{"role", "toll"}});  // joins
+  REQUIRE(eventually([&] { return active_pods() == 3; }));
+  put_node("n1", {{"role", "office"}});  // no longer matches
+  REQUIRE(eventually([&] {
+    return count([](const PodSeen& p) { return p.node == "n1" && p.terminating; }) == 1;
+  }));
+  CHECK(eventually([&] {
+    settle();
+    auto ds = get_json(key);
+    json s = (*ds)["status"];
+    return s.value("desiredNumberScheduled", -1) == 2 && s.value("numberAvailable", -1) == 2 &&
+           s.value("updatedNumberScheduled", -1) == 2 && pods().size() == 2;
+  }));
+  // A ControllerRevision records the template.
+  ListOptions lo;
+  lo.prefix = std::string(kControllerRevisionsPrefix);
+  CHECK(store_->list(lo)->items.size() == 1);
+}
+
+TEST_CASE_METHOD(WorkloadFixture,
+                 "a DaemonSet never runs two copies on a node, and updates reachable nodes only",
+                 "[controllers][workloads][daemonset][edge]") {
+  put_node("n1", {{"role", "toll"}});
+  put_node("n2", {{"role", "toll"}});
+  put_node("n3", {{"role", "toll"}});
+  start();
+  std::string key = std::string(kDaemonSetsPrefix) + "default/gw";
+  put_json(key, daemonset("gw", {{"role", "toll"}}));
+  REQUIRE(eventually([&] {
+    settle();
+    auto ds = get_json(key);
+    return ds->contains("status") && (*ds)["status"].value("numberAvailable", -1) == 3;
+  }));
+  // n3 goes offline; its pod is deleted by the user and stays Terminating there.
+  offline_.insert("n3");
+  node_reachable("n3", false, clock_.unix_ms());
+  for (auto p : pods())
+    if (p.node == "n3") {
+      p.obj["metadata"]["deletionTimestamp"] = "2026-12-02T10:00:30Z";
+      write_pod(p.obj);
+    }
+  // A new template: n1 and n2 are updated, n3 waits for its node.
+  json ds = *get_json(key);
+  ds["spec"]["template"]["spec"]["containers"][0]["image"] = "gateway:2";
+  ds["metadata"]["generation"] = 2;
+  put_json(key, ds);
+  REQUIRE(eventually([&] {
+    settle();
+    auto d = get_json(key);
+    json s = (*d)["status"];
+    return s.value("observedGeneration", -1) == 2 && s.value("updatedNumberScheduled", -1) == 2 &&
+           s.value("numberUnreachable", -1) == 1;
+  }));
+  advance(1h);
+  CHECK(eventually([&] { return controllers_->idle(); }));
+  CHECK(count([](const PodSeen& p) { return p.node == "n3"; }) == 1);  // no second copy
+  CHECK(count([](const PodSeen& p) { return p.node == "n1"; }) == 1);
+  // n3 returns: its old pod stops (the hub removes it) and the new one follows.
+  offline_.erase("n3");
+  node_reachable("n3", true);
+  CHECK(eventually([&] {
+    settle();
+    auto d = get_json(key);
+    json s = (*d)["status"];
+    return s.value("updatedNumberScheduled", -1) == 3 && s.value("numberAvailable", -1) == 3;
+  }));
+  ListOptions lo;
+  lo.prefix = std::string(kControllerRevisionsPrefix);
+  CHECK(store_->list(lo)->items.size() == 2);
 }
 
 }  // namespace
