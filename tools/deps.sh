@@ -10,6 +10,8 @@ packages=(
   libboost-dev libboost-system-dev libprotobuf-dev protobuf-compiler
   libgrpc++-dev protobuf-compiler-grpc librocksdb-dev libssl-dev libyaml-cpp-dev
   libfmt-dev libspdlog-dev libcli11-dev nlohmann-json3-dev catch2
+  # lint (tools/lint.sh) and fuzzing (tools/fuzz.sh: clang, libFuzzer in libclang-rt-14-dev)
+  clang-format clang-tidy clang-tools clang libclang-rt-14-dev
   # tests
   prometheus openssl curl procps iproute2 python3 systemd
   # the etcd store backend (tests, `store.backend: etcd`, tools/quickstart.sh ha)
