@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <charconv>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -34,10 +35,41 @@ constexpr const char* kGitVersion = "v1.28.0-gantry";
 // Errors as Kubernetes Status objects.
 
 struct Failure {
+  Failure() = default;
+  Failure(int c, std::string r, std::string m, json d = nullptr)
+      : code(c), reason(std::move(r)), message(std::move(m)), details(std::move(d)) {}
   int code = 500;
   std::string reason;
   std::string message;
+  json details;  // Status.details, when set
 };
+
+// Kubernetes' query booleans (strconv.ParseBool).
+std::optional<bool> parse_bool(const std::string& v) {
+  if (v == "1" || v == "t" || v == "T" || v == "true" || v == "TRUE" || v == "True") return true;
+  if (v == "0" || v == "f" || v == "F" || v == "false" || v == "FALSE" || v == "False")
+    return false;
+  return std::nullopt;
+}
+
+// A whole decimal int64 ("12", "-3"); nullopt for anything else, overflow included.
+std::optional<int64_t> parse_int(const std::string& v) {
+  int64_t out = 0;
+  const char* end = v.data() + v.size();
+  auto [ptr, ec] = std::from_chars(v.data(), end, out);
+  if (v.empty() || ec != std::errc() || ptr != end) return std::nullopt;
+  return out;
+}
+
+// A resourceVersion: a store revision ("" and "0" are 0).
+std::optional<Revision> parse_revision(const std::string& v) {
+  if (v.empty()) return Revision{0};
+  Revision out = 0;
+  const char* end = v.data() + v.size();
+  auto [ptr, ec] = std::from_chars(v.data(), end, out);
+  if (ec != std::errc() || ptr != end) return std::nullopt;
+  return out;
+}
 
 template <typename T>
 using Outcome = std::variant<T, Failure>;
@@ -74,9 +106,79 @@ Failure from_store(const common::Status& s) {
 }
 
 json status_json(const Failure& f) {
-  return {{"kind", "Status"},    {"apiVersion", "v1"},   {"metadata", json::object()},
-          {"status", "Failure"}, {"message", f.message}, {"reason", f.reason},
-          {"code", f.code}};
+  json out = {{"kind", "Status"},    {"apiVersion", "v1"},   {"metadata", json::object()},
+              {"status", "Failure"}, {"message", f.message}, {"reason", f.reason},
+              {"code", f.code}};
+  if (!f.details.is_null()) out["details"] = f.details;
+  return out;
+}
+
+// What kube-apiserver answers for a resourceVersion it has not reached (504, with the
+// ResourceVersionTooLarge cause client-go looks for).
+Failure too_large_resource_version(Revision asked, Revision current) {
+  Failure f{504, "Timeout",
+            fmt::format("Timeout: Too large resource version: {}, current: {}", asked, current)};
+  f.details = {
+      {"causes",
+       {{{"reason", "ResourceVersionTooLarge"}, {"message", "Too large resource version"}}}},
+      {"retryAfterSeconds", 1}};
+  return f;
+}
+
+// The options of a write: dryRun=All is the only value Kubernetes defines. `options_kind`
+// ("CreateOptions", ...) names them in the error, as kube-apiserver does.
+struct WriteOptions {
+  bool dry_run = false;
+};
+std::optional<Failure> dry_run_values(const std::vector<std::string>& values,
+                                      const char* options_kind, WriteOptions& out) {
+  for (const auto& v : values) {
+    if (v != "All")
+      return Failure{422, "Invalid",
+                     fmt::format("{}.meta.k8s.io \"\" is invalid: dryRun: Unsupported value: "
+                                 "\"{}\": supported values: \"All\"",
+                                 options_kind, v)};
+    out.dry_run = true;
+  }
+  return std::nullopt;
+}
+Outcome<WriteOptions> write_options(const Request& req, const char* options_kind) {
+  WriteOptions o;
+  std::vector<std::string> values;
+  if (auto v = req.query_param("dryRun")) values.push_back(*v);
+  if (auto f = dry_run_values(values, options_kind, o)) return *f;
+  return o;
+}
+
+// DeleteOptions from the query and the body (or an Eviction's deleteOptions).
+struct DeleteOptions {
+  std::optional<int64_t> grace;
+  WriteOptions write;
+};
+Outcome<DeleteOptions> delete_options(const Request& req, const json* body) {
+  DeleteOptions o;
+  std::vector<std::string> dry;
+  if (body && !body->is_null()) {
+    if (!body->is_object()) return bad_request("DeleteOptions must be a JSON object");
+    if (body->contains("gracePeriodSeconds") && !(*body)["gracePeriodSeconds"].is_null()) {
+      if (!(*body)["gracePeriodSeconds"].is_number_integer())
+        return bad_request("DeleteOptions.gracePeriodSeconds must be an integer");
+      o.grace = (*body)["gracePeriodSeconds"].get<int64_t>();
+    }
+    if (body->contains("dryRun") && (*body)["dryRun"].is_array())
+      for (const auto& v : (*body)["dryRun"])
+        dry.push_back(v.is_string() ? v.get<std::string>() : v.dump());
+  }
+  if (auto g = req.query_param("gracePeriodSeconds")) {
+    auto n = parse_int(*g);
+    if (!n) return bad_request(fmt::format("gracePeriodSeconds: \"{}\" is not an integer", *g));
+    o.grace = *n;
+  }
+  // As kube-apiserver: a negative grace period means one second.
+  if (o.grace && *o.grace < 0) o.grace = 1;
+  if (auto v = req.query_param("dryRun")) dry.push_back(*v);
+  if (auto f = dry_run_values(dry, "DeleteOptions", o.write)) return *f;
+  return o;
 }
 
 Response failure_response(const Failure& f) {
@@ -367,6 +469,49 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
     }
     ListOptions lo;
     lo.prefix = t.list_prefix(ns);
+    // resourceVersion / resourceVersionMatch as kube-apiserver reads them: unset or "0" is the
+    // current state (cloudcore has one store, so the newest is also the cheapest); N without a
+    // match or with NotOlderThan is the current state if it is at least N; Exact is the state at
+    // N (410 once compacted). A revision this store has not reached is answered at once (504,
+    // "Too large resource version"): kube-apiserver first waits up to 3 s for its cache to catch
+    // up with etcd, but here there is nothing to wait for.
+    std::string rv_text = query(req, "resourceVersion").value_or("");
+    std::string match = query(req, "resourceVersionMatch").value_or("");
+    bool continuing = !query(req, "continue").value_or("").empty();
+    auto asked = parse_revision(rv_text);
+    if (!asked)
+      return failure_response(bad_request(
+          fmt::format("resourceVersion: \"{}\" is not a valid resource version", rv_text)));
+    auto list_invalid = [](const std::string& what) {
+      return failure_response(invalid(
+          fmt::format("ListOptions.meta.k8s.io \"\" is invalid: resourceVersionMatch: {}", what)));
+    };
+    if (!match.empty()) {
+      if (match != "Exact" && match != "NotOlderThan")
+        return list_invalid(fmt::format(
+            "Unsupported value: \"{}\": supported values: \"Exact\", \"NotOlderThan\", \"\"",
+            match));
+      if (rv_text.empty())
+        return list_invalid(
+            "Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided");
+      if (continuing)
+        return list_invalid(
+            "Forbidden: resourceVersionMatch is forbidden when continue is provided");
+      if (match == "Exact" && *asked == 0)
+        return list_invalid(
+            "Forbidden: resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"");
+    }
+    if (continuing && *asked != 0)
+      return failure_response(
+          bad_request("specifying resource version is not allowed when using continue"));
+    if (Revision current = store.current_revision(); *asked > current)
+      return failure_response(too_large_resource_version(*asked, current));
+    if (match == "Exact") {
+      if (*asked < store.compacted_revision())
+        return failure_response(
+            {410, "Expired", "The resourceVersion for the provided list is too old."});
+      lo.at = *asked;
+    }
     if (auto c = query(req, "continue"); c && !c->empty()) {
       auto token = decode_continue(*c);
       if (!token.ok()) return failure_response(bad_request(token.status().message()));
@@ -390,8 +535,9 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
         if (page.status().code() == Code::kOutOfRange)
           return failure_response(
               {410, "Expired",
-               "The provided continue parameter is too old to display a consistent "
-               "list result. You can start a new list without the continue parameter."});
+               continuing ? "The provided continue parameter is too old to display a consistent "
+                            "list result. You can start a new list without the continue parameter."
+                          : "The resourceVersion for the provided list is too old."});
         return failure_response(internal(page.status()));
       }
       revision = page->revision;
@@ -435,6 +581,14 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
 
   Outcome<json> parse_body(const Request& req) {
     if (req.body.empty()) return bad_request("the request body is empty");
+    // Protobuf and CBOR bodies (newer clients' typed requests) are not decoded: a 415 says so,
+    // and client-go >= 1.32 then retries with JSON.
+    std::string type = req.header("Content-Type").value_or("");
+    if (type.find("protobuf") != std::string::npos || type.find("cbor") != std::string::npos)
+      return Failure{415, "UnsupportedMediaType",
+                     fmt::format("the body's media type \"{}\" is not supported; send "
+                                 "application/json",
+                                 type.substr(0, type.find(';')))};
     json body = json::parse(req.body, nullptr, false);
     if (body.is_discarded())
       return bad_request(
@@ -482,7 +636,7 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
 
   // Builds the stored record for `obj` (server fields already set), validating it.
   Outcome<v1::StoredObject> to_stored(const Kind& t, json obj) {
-    obj.erase("status");
+    if (t.status != StatusSource::kInObject) obj.erase("status");
     json& meta = obj["metadata"];
     meta.erase("resourceVersion");
     meta.erase("managedFields");
@@ -521,6 +675,9 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
 
   Response create(const Request& req, const Kind& t, const std::string& ns, const Identity& who,
                   const Permissions& p) {
+    auto opts = write_options(req, "CreateOptions");
+    if (failed(opts)) return failure_response(std::get<Failure>(opts));
+    bool dry_run = std::get<WriteOptions>(opts).dry_run;
     auto body = parse_body(req);
     if (failed(body)) return failure_response(std::get<Failure>(body));
     json obj = std::move(std::get<json>(body));
@@ -553,14 +710,28 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
     meta.erase("deletionTimestamp");
     meta.erase("deletionGracePeriodSeconds");
     if (t.tracks_generation) meta["generation"] = 1;
+    if (t.status == StatusSource::kInObject) obj.erase("status");  // written through /status only
     auto stored = to_stored(t, obj);
     if (failed(stored)) return failure_response(std::get<Failure>(stored));
+    auto already_exists = [&] {
+      return failure_response(
+          {409, "AlreadyExists", fmt::format("{} \"{}\" already exists", t.plural, name)});
+    };
+    if (dry_run) {
+      // Everything above ran (validation, admission); nothing is stored.
+      auto existing = store.get(t.key(ns, name));
+      if (!existing.ok()) return failure_response(from_store(existing.status()));
+      if (*existing) return already_exists();
+      Loaded l;
+      l.object = json::parse(std::get<v1::StoredObject>(stored).json());
+      json out = render(t, l);
+      out["metadata"].erase("resourceVersion");
+      return json_response(201, out, t.warnings ? t.warnings(obj) : std::vector<std::string>{});
+    }
     auto txn = store.txn(
         {Op::put(t.key(ns, name), std::get<v1::StoredObject>(stored).SerializeAsString(), 0)});
     if (!txn.ok()) {
-      if (txn.status().code() == Code::kFailedPrecondition)
-        return failure_response(
-            {409, "AlreadyExists", fmt::format("{} \"{}\" already exists", t.plural, name)});
+      if (txn.status().code() == Code::kFailedPrecondition) return already_exists();
       return failure_response(internal(txn.status()));
     }
     Loaded l;
@@ -570,12 +741,26 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
                          t.warnings ? t.warnings(obj) : std::vector<std::string>{});
   }
 
-  // Writes `obj` over `current` (kept: uid, creationTimestamp, deletion fields). `expect_rv`: the
-  // resourceVersion the client based its change on (0: unconditional).
+  struct Written {
+    json object;  // as rendered after the write
+    std::vector<std::string> warnings;
+  };
+
   Response write_update(const Kind& t, const Loaded& current, json obj, Revision expect_rv,
-                        const Identity& who, const Permissions& p, int code) {
+                        const Identity& who, const Permissions& p, int code, bool dry_run) {
+    auto w = put_update(t, current, std::move(obj), expect_rv, who, p, dry_run);
+    if (failed(w)) return failure_response(std::get<Failure>(w));
+    auto& written = std::get<Written>(w);
+    return json_response(code, written.object, written.warnings);
+  }
+
+  // Writes `obj` over `current` (kept: uid, creationTimestamp, deletion fields; the stored status
+  // for kInObject kinds). `expect_rv`: the resourceVersion the client based its change on (0:
+  // unconditional). A dry run validates and answers without storing.
+  Outcome<Written> put_update(const Kind& t, const Loaded& current, json obj, Revision expect_rv,
+                              const Identity& who, const Permissions& p, bool dry_run) {
     if (expect_rv && expect_rv != current.resource_version)
-      return failure_response(
+      return Failure(
           {409, "Conflict",
            fmt::format(
                "Operation cannot be fulfilled on {} \"{}\": the object has been modified; please "
@@ -593,12 +778,19 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
         meta.erase(keep);
       }
     }
+    if (t.status == StatusSource::kInObject) {
+      if (current.object.contains("status")) {
+        obj["status"] = current.object["status"];
+      } else {
+        obj.erase("status");
+      }
+    }
     if (t.validate_update) {
       auto valid = t.validate_update(current.object, obj);
-      if (!valid.ok()) return failure_response(invalid(valid.message()));
+      if (!valid.ok()) return invalid(valid.message());
     }
-    if (auto f = check_object(who, p, t, current.object, true)) return failure_response(*f);
-    if (auto f = check_object(who, p, t, obj, true)) return failure_response(*f);
+    if (auto f = check_object(who, p, t, current.object, true)) return *f;
+    if (auto f = check_object(who, p, t, obj, true)) return *f;
     if (t.tracks_generation) {
       json a = current.object.value("spec", json::object());
       json b = obj.value("spec", json::object());
@@ -606,29 +798,36 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
       meta["generation"] = a == b ? gen : gen + 1;
     }
     auto stored = to_stored(t, obj);
-    if (failed(stored)) return failure_response(std::get<Failure>(stored));
+    if (failed(stored)) return std::get<Failure>(stored);
+    std::vector<std::string> warnings = t.warnings ? t.warnings(obj) : std::vector<std::string>{};
+    if (dry_run) {
+      Loaded l = current;
+      l.object = json::parse(std::get<v1::StoredObject>(stored).json());
+      return Written{render(t, l), std::move(warnings)};
+    }
     auto txn =
         store.txn({Op::put(current.kv.key, std::get<v1::StoredObject>(stored).SerializeAsString(),
                            current.kv.mod_revision)});
     if (!txn.ok()) {
       if (txn.status().code() == Code::kFailedPrecondition)
-        return failure_response(
+        return Failure(
             {409, "Conflict",
              fmt::format("Operation cannot be fulfilled on {} \"{}\": the object has been "
                          "modified; please apply your changes to the latest version and try again",
                          t.plural, str_at(current.object, "metadata.name"))});
-      return failure_response(internal(txn.status()));
+      return internal(txn.status());
     }
     Loaded l = current;
     l.object = json::parse(std::get<v1::StoredObject>(stored).json());
     l.resource_version =
         std::max(txn->revision, current.status_kv ? current.status_kv->mod_revision : 0);
-    return json_response(code, render(t, l),
-                         t.warnings ? t.warnings(obj) : std::vector<std::string>{});
+    return Written{render(t, l), std::move(warnings)};
   }
 
   Response update(const Request& req, const Kind& t, const std::string& ns, const std::string& name,
                   const Identity& who, const Permissions& p) {
+    auto opts = write_options(req, "UpdateOptions");
+    if (failed(opts)) return failure_response(std::get<Failure>(opts));
     auto body = parse_body(req);
     if (failed(body)) return failure_response(std::get<Failure>(body));
     json obj = std::move(std::get<json>(body));
@@ -640,20 +839,41 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
     Revision expect = 0;
     std::string rv = str_at(obj, "metadata.resourceVersion");
     if (!rv.empty()) {
-      try {
-        expect = std::stoull(rv);
-      } catch (...) {
+      auto parsed = parse_revision(rv);
+      if (!parsed)
         return failure_response(
             bad_request(fmt::format("metadata.resourceVersion \"{}\" is not valid", rv)));
-      }
+      expect = *parsed;
     }
-    return write_update(t, *cur, std::move(obj), expect, who, p, 200);
+    return write_update(t, *cur, std::move(obj), expect, who, p, 200,
+                        std::get<WriteOptions>(opts).dry_run);
+  }
+
+  // The patched object, by the request's Content-Type.
+  Outcome<json> apply_patch(const Request& req, const json& base, const json& patch_doc) {
+    std::string type = req.header("Content-Type").value_or("");
+    type = type.substr(0, type.find(';'));
+    common::Result<json> patched = common::make_error(Code::kInvalidArgument, "");
+    if (type == "application/merge-patch+json") {
+      patched = apply_merge_patch(base, patch_doc);
+    } else if (type == "application/strategic-merge-patch+json") {
+      patched = apply_strategic_merge_patch(base, patch_doc);
+    } else if (type == "application/json-patch+json") {
+      patched = apply_json_patch(base, patch_doc);
+    } else {
+      return Failure{415, "UnsupportedMediaType",
+                     fmt::format("the patch type \"{}\" is not supported (merge-patch+json, "
+                                 "strategic-merge-patch+json, json-patch+json)",
+                                 type)};
+    }
+    if (!patched.ok()) return bad_request(patched.status().message());
+    return std::move(patched).value();
   }
 
   Response patch(const Request& req, const Kind& t, const std::string& ns, const std::string& name,
                  const Identity& who, const Permissions& p) {
-    std::string type = req.header("Content-Type").value_or("");
-    type = type.substr(0, type.find(';'));
+    auto opts = write_options(req, "PatchOptions");
+    if (failed(opts)) return failure_response(std::get<Failure>(opts));
     auto body = parse_body(req);
     if (failed(body)) return failure_response(std::get<Failure>(body));
     const json& patch_doc = std::get<json>(body);
@@ -663,28 +883,21 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
       if (failed(current)) return failure_response(std::get<Failure>(current));
       auto& cur = std::get<std::optional<Loaded>>(current);
       if (!cur) return failure_response(not_found(t.plural, name));
-      json base = render(t, *cur);
-      common::Result<json> patched = common::make_error(Code::kInvalidArgument, "");
-      if (type == "application/merge-patch+json") {
-        patched = apply_merge_patch(base, patch_doc);
-      } else if (type == "application/strategic-merge-patch+json") {
-        patched = apply_strategic_merge_patch(base, patch_doc);
-      } else if (type == "application/json-patch+json") {
-        patched = apply_json_patch(base, patch_doc);
-      } else {
-        return failure_response(
-            {415, "UnsupportedMediaType",
-             fmt::format("the patch type \"{}\" is not supported (merge-patch+json, "
-                         "strategic-merge-patch+json, json-patch+json)",
-                         type)});
-      }
-      if (!patched.ok()) return failure_response(bad_request(patched.status().message()));
-      json obj = std::move(patched).value();
+      auto patched = apply_patch(req, render(t, *cur), patch_doc);
+      if (failed(patched)) return failure_response(std::get<Failure>(patched));
+      json obj = std::move(std::get<json>(patched));
       if (auto f = check_identity(t, obj, ns, name)) return failure_response(*f);
       Revision expect = 0;
       std::string rv = patch_doc.is_object() ? str_at(patch_doc, "metadata.resourceVersion") : "";
-      if (!rv.empty()) expect = std::strtoull(rv.c_str(), nullptr, 10);
-      Response r = write_update(t, *cur, std::move(obj), expect, who, p, 200);
+      if (!rv.empty()) {
+        auto parsed = parse_revision(rv);
+        if (!parsed)
+          return failure_response(
+              bad_request(fmt::format("metadata.resourceVersion \"{}\" is not valid", rv)));
+        expect = *parsed;
+      }
+      Response r = write_update(t, *cur, std::move(obj), expect, who, p, 200,
+                                std::get<WriteOptions>(opts).dry_run);
       if (r.status == 409 && expect == 0) continue;
       return r;
     }
@@ -693,22 +906,26 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
          fmt::format("{} \"{}\" kept changing while it was patched; try again", t.plural, name)});
   }
 
-  Response remove(const Request& req, const Kind& t, const std::string& ns, const std::string& name,
-                  const Identity& who, const Permissions& p) {
-    std::optional<int64_t> grace;
-    if (!req.body.empty()) {
-      json opts = json::parse(req.body, nullptr, false);
-      if (opts.is_discarded() || !opts.is_object())
-        return failure_response(bad_request("the DeleteOptions body is not valid JSON"));
-      if (opts.contains("gracePeriodSeconds") && opts["gracePeriodSeconds"].is_number_integer())
-        grace = opts["gracePeriodSeconds"].get<int64_t>();
-    }
-    if (auto g = query(req, "gracePeriodSeconds")) grace = std::strtoll(g->c_str(), nullptr, 10);
-    auto current = load(t, ns, name);
-    if (failed(current)) return failure_response(std::get<Failure>(current));
-    auto& cur = std::get<std::optional<Loaded>>(current);
-    if (!cur) return failure_response(not_found(t.plural, name));
-    if (auto f = check_object(who, p, t, cur->object, true)) return failure_response(*f);
+  // What a DELETE of an object that is gone answers: the object (pods) or a Status naming it.
+  json deleted_answer(const Kind& t, const Loaded& gone) {
+    if (t.delete_returns_object) return render(t, gone);
+    return {{"kind", "Status"},
+            {"apiVersion", "v1"},
+            {"metadata", json::object()},
+            {"status", "Success"},
+            {"details",
+             {{"name", str_at(gone.object, "metadata.name")},
+              {"group", t.group},
+              {"kind", t.plural},
+              {"uid", str_at(gone.object, "metadata.uid")}}}};
+  }
+
+  // Deletes `cur` — or, for a kind with graceful deletion and an object bound to a node, marks it
+  // (deletionTimestamp) for the edge to stop first. Returns the answer's body.
+  Outcome<json> delete_object(const Kind& t, const Loaded& cur, const DeleteOptions& o,
+                              const Identity& who, const Permissions& p) {
+    const std::string name = str_at(cur.object, "metadata.name");
+    if (auto f = check_object(who, p, t, cur.object, true)) return *f;
     if (t.delete_requires_empty) {
       for (const auto& other_kind : kinds.all()) {
         const Kind& other = *other_kind;
@@ -719,34 +936,208 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
         lo.keys_only = true;
         auto l = store.list(lo);
         if (l.ok() && !l->items.empty())
-          return failure_response(
-              {409, "Conflict",
-               fmt::format("namespace \"{}\" still holds {}; delete them first (Gantry does "
-                           "not cascade namespace deletion yet)",
-                           name, other.plural)});
+          return Failure{409, "Conflict",
+                         fmt::format("namespace \"{}\" still holds {}; delete them first (Gantry "
+                                     "does not cascade namespace deletion yet)",
+                                     name, other.plural)};
       }
     }
-    bool bound = !str_at(cur->object, "spec.nodeName").empty();
-    if (t.graceful_delete && bound && grace.value_or(1) != 0) {
+    bool bound = !str_at(cur.object, "spec.nodeName").empty();
+    if (t.graceful_delete && bound && o.grace.value_or(1) != 0) {
       // Graceful: the edge stops the containers and reports the pod gone; then the hub removes it.
-      json obj = cur->object;
-      int64_t period = grace.value_or(obj["spec"].value("terminationGracePeriodSeconds", 30));
-      if (!obj["metadata"].contains("deletionTimestamp")) {
-        obj["metadata"]["deletionTimestamp"] = rfc3339(now_seconds() + period);
-        obj["metadata"]["deletionGracePeriodSeconds"] = period;
-        Loaded with_deletion = *cur;
-        with_deletion.object = obj;
-        return write_update(t, with_deletion, obj, 0, who, p, 200);
-      }
-      return json_response(200, render(t, *cur));
+      if (cur.object["metadata"].contains("deletionTimestamp")) return render(t, cur);
+      json obj = cur.object;
+      int64_t period = o.grace.value_or(obj["spec"].value("terminationGracePeriodSeconds", 30));
+      obj["metadata"]["deletionTimestamp"] = rfc3339(now_seconds() + period);
+      obj["metadata"]["deletionGracePeriodSeconds"] = period;
+      Loaded with_deletion = cur;
+      with_deletion.object = obj;
+      auto w = put_update(t, with_deletion, obj, 0, who, p, o.write.dry_run);
+      if (failed(w)) return std::get<Failure>(w);
+      return std::move(std::get<Written>(w).object);
     }
-    std::vector<Op> ops = {Op::remove(cur->kv.key, cur->kv.mod_revision)};
-    if (cur->status_kv) ops.push_back(Op::remove(cur->status_kv->key));
+    if (o.write.dry_run) return deleted_answer(t, cur);
+    std::vector<Op> ops = {Op::remove(cur.kv.key, cur.kv.mod_revision)};
+    if (cur.status_kv) ops.push_back(Op::remove(cur.status_kv->key));
     auto txn = store.txn(std::move(ops));
-    if (!txn.ok()) return failure_response(from_store(txn.status()));
-    Loaded gone = *cur;
+    if (!txn.ok()) return from_store(txn.status());
+    Loaded gone = cur;
     gone.resource_version = txn->revision;
-    return json_response(200, render(t, gone));
+    return deleted_answer(t, gone);
+  }
+
+  Outcome<DeleteOptions> delete_options_of(const Request& req) {
+    if (req.body.empty()) return delete_options(req, nullptr);
+    json body = json::parse(req.body, nullptr, false);
+    if (body.is_discarded()) return bad_request("the DeleteOptions body is not valid JSON");
+    return delete_options(req, &body);
+  }
+
+  Response remove(const Request& req, const Kind& t, const std::string& ns, const std::string& name,
+                  const Identity& who, const Permissions& p) {
+    auto o = delete_options_of(req);
+    if (failed(o)) return failure_response(std::get<Failure>(o));
+    auto current = load(t, ns, name);
+    if (failed(current)) return failure_response(std::get<Failure>(current));
+    auto& cur = std::get<std::optional<Loaded>>(current);
+    if (!cur) return failure_response(not_found(t.plural, name));
+    auto answer = delete_object(t, *cur, std::get<DeleteOptions>(o), who, p);
+    if (failed(answer)) return failure_response(std::get<Failure>(answer));
+    return json_response(200, std::get<json>(answer));
+  }
+
+  // DELETE on a collection: every object the selectors match (and the caller may see) is deleted
+  // as a single DELETE would; the answer lists them as they were left (graceful pods with their
+  // deletionTimestamp). Stops at the first refusal (those before it stay deleted, as in kube).
+  Response delete_collection(const Request& req, const Kind& t, const std::string& ns,
+                             const Filter& filter, const Identity& who, const Permissions& p) {
+    auto o = delete_options_of(req);
+    if (failed(o)) return failure_response(std::get<Failure>(o));
+    ListOptions lo;
+    lo.prefix = t.list_prefix(ns);
+    auto page = store.list(lo);
+    if (!page.ok()) return failure_response(internal(page.status()));
+    json items = json::array();
+    for (auto& kv : page->items) {
+      if (t.namespaced && kv.key.substr(t.prefix.size()).find('/') == std::string::npos) continue;
+      auto l = decode(t, std::move(kv), page->revision);
+      if (failed(l)) continue;
+      const Loaded& cur = std::get<Loaded>(l);
+      if (!filter.matches(*this, t, render(t, cur))) continue;
+      auto answer = delete_object(t, cur, std::get<DeleteOptions>(o), who, p);
+      if (failed(answer)) {
+        // Already gone (deleted concurrently) is not a failure of the collection.
+        if (std::get<Failure>(answer).code == 404) continue;
+        return failure_response(std::get<Failure>(answer));
+      }
+      json& a = std::get<json>(answer);
+      items.push_back(a.value("kind", "") == "Status" ? render(t, cur) : std::move(a));
+    }
+    return json_response(
+        200, {{"kind", t.list_kind()},
+              {"apiVersion", t.api_version()},
+              {"metadata", {{"resourceVersion", std::to_string(store.current_revision())}}},
+              {"items", std::move(items)}});
+  }
+
+  // ----- subresources -------------------------------------------------------------------
+
+  // PUT or PATCH of NAME/status: only the status changes (spec and metadata in the body are
+  // ignored, as kube-apiserver does). Observed status (pods, nodes) is folded into the
+  // StoredStatus by the kind; the node's next full report replaces it.
+  Response write_status(const Request& req, const Kind& t, const std::string& ns,
+                        const std::string& name, const Identity& who, const Permissions& p) {
+    bool is_patch = req.method == "PATCH";
+    auto opts = write_options(req, is_patch ? "PatchOptions" : "UpdateOptions");
+    if (failed(opts)) return failure_response(std::get<Failure>(opts));
+    bool dry_run = std::get<WriteOptions>(opts).dry_run;
+    auto body = parse_body(req);
+    if (failed(body)) return failure_response(std::get<Failure>(body));
+    const json& doc = std::get<json>(body);
+    auto current = load(t, ns, name);
+    if (failed(current)) return failure_response(std::get<Failure>(current));
+    auto& cur = std::get<std::optional<Loaded>>(current);
+    if (!cur) return failure_response(not_found(t.plural, name));
+    if (auto f = check_object(who, p, t, cur->object, true)) return failure_response(*f);
+    json obj;
+    if (is_patch) {
+      auto patched = apply_patch(req, render(t, *cur), doc);
+      if (failed(patched)) return failure_response(std::get<Failure>(patched));
+      obj = std::move(std::get<json>(patched));
+    } else {
+      obj = doc;
+    }
+    if (auto f = check_identity(t, obj, ns, name)) return failure_response(*f);
+    std::string rv = doc.is_object() ? str_at(doc, "metadata.resourceVersion") : "";
+    auto expect = parse_revision(rv);
+    if (!expect)
+      return failure_response(
+          bad_request(fmt::format("metadata.resourceVersion \"{}\" is not valid", rv)));
+    if (*expect && *expect != cur->resource_version)
+      return failure_response(
+          {409, "Conflict",
+           fmt::format("Operation cannot be fulfilled on {} \"{}\": the object has been modified; "
+                       "please apply your changes to the latest version and try again",
+                       t.plural, name)});
+    json status = obj.value("status", json::object());
+    Loaded next = *cur;
+    std::vector<Op> ops;
+    if (t.status == StatusSource::kObserved && t.write_status) {
+      v1::StoredStatus st = cur->status_kv ? cur->status : v1::StoredStatus();
+      auto folded = t.write_status(status, st);
+      if (!folded.ok())
+        return failure_response(
+            invalid(fmt::format("{} \"{}\" is invalid: {}", t.kind, name, folded.message())));
+      st.set_uid(str_at(cur->object, "metadata.uid"));
+      st.set_changed_at(std::chrono::duration_cast<std::chrono::milliseconds>(
+                            clock.system_now().time_since_epoch())
+                            .count());
+      next.status = st;
+      KeyValue skv;
+      skv.key = t.status_key(ns, name);
+      next.status_kv = skv;
+      ops.push_back(Op::put(skv.key, st.SerializeAsString(),
+                            cur->status_kv ? cur->status_kv->mod_revision : 0));
+    } else if (t.status == StatusSource::kInObject) {
+      next.object["status"] = status;
+      auto stored = to_stored(t, next.object);
+      if (failed(stored)) return failure_response(std::get<Failure>(stored));
+      ops.push_back(Op::put(cur->kv.key, std::get<v1::StoredObject>(stored).SerializeAsString(),
+                            cur->kv.mod_revision));
+    } else {
+      return failure_response(
+          {405, "MethodNotAllowed", fmt::format("{} have no writable status", t.plural)});
+    }
+    if (dry_run) return json_response(200, render(t, next));
+    auto txn = store.txn(std::move(ops));
+    if (!txn.ok()) {
+      if (txn.status().code() == Code::kFailedPrecondition)
+        return failure_response(
+            {409, "Conflict",
+             fmt::format("Operation cannot be fulfilled on {} \"{}\": the object has been "
+                         "modified; please apply your changes to the latest version and try again",
+                         t.plural, name)});
+      return failure_response(internal(txn.status()));
+    }
+    if (next.status_kv) next.status_kv->mod_revision = txn->revision;
+    next.resource_version = txn->revision;
+    return json_response(200, render(t, next));
+  }
+
+  // POST NAME/eviction (policy/v1 Eviction, what `kubectl drain` sends): a DELETE of the pod with
+  // the Eviction's deleteOptions. Gantry has no PodDisruptionBudgets, so an eviction is never
+  // refused for budget reasons (429 in kube).
+  Response evict(const Request& req, const Kind& t, const std::string& ns, const std::string& name,
+                 const Identity& who, const Permissions& p) {
+    auto body = parse_body(req);
+    if (failed(body)) return failure_response(std::get<Failure>(body));
+    const json& ev = std::get<json>(body);
+    if (!ev.is_object()) return failure_response(bad_request("the Eviction must be a JSON object"));
+    if (ev.contains("kind") && ev["kind"] != "Eviction")
+      return failure_response(
+          bad_request(fmt::format("the body's kind {} is not Eviction", ev["kind"].dump())));
+    if (ev.contains("apiVersion") && ev["apiVersion"] != "policy/v1" &&
+        ev["apiVersion"] != "policy/v1beta1")
+      return failure_response(bad_request(fmt::format(
+          "apiVersion {} is not policy/v1 (or policy/v1beta1)", ev["apiVersion"].dump())));
+    std::string body_name = ev.is_object() ? str_at(ev, "metadata.name") : "";
+    if (!body_name.empty() && body_name != name)
+      return failure_response(bad_request(fmt::format(
+          "name in URL does not match name in Eviction object ({} != {})", name, body_name)));
+    const json* delete_body = ev.contains("deleteOptions") ? &ev["deleteOptions"] : nullptr;
+    auto o = delete_options(req, delete_body);
+    if (failed(o)) return failure_response(std::get<Failure>(o));
+    auto current = load(t, ns, name);
+    if (failed(current)) return failure_response(std::get<Failure>(current));
+    auto& cur = std::get<std::optional<Loaded>>(current);
+    if (!cur) return failure_response(not_found(t.plural, name));
+    auto answer = delete_object(t, *cur, std::get<DeleteOptions>(o), who, p);
+    if (failed(answer)) return failure_response(std::get<Failure>(answer));
+    return json_response(201, {{"kind", "Status"},
+                               {"apiVersion", "v1"},
+                               {"metadata", json::object()},
+                               {"status", "Success"},
+                               {"code", 201}});
   }
 
   // ----- watch --------------------------------------------------------------------------
@@ -835,14 +1226,15 @@ Response ApiServer::Impl::watch(Request& req, const Kind& t, const std::string& 
   w->bookmarks = query(req, "allowWatchBookmarks").value_or("") == "true";
   std::string rv_text = query(req, "resourceVersion").value_or("");
   Revision from = 0;
-  if (!rv_text.empty() && rv_text != "0") {
-    try {
-      from = std::stoull(rv_text);
-    } catch (...) {
-      return failure_response(
-          bad_request(fmt::format("resourceVersion \"{}\" is not valid", rv_text)));
-    }
+  if (auto parsed = parse_revision(rv_text); !parsed) {
+    return failure_response(bad_request(
+        fmt::format("resourceVersion: \"{}\" is not a valid resource version", rv_text)));
+  } else {
+    from = *parsed;
   }
+  // A revision not reached yet: answered, not left waiting for events that were never sent.
+  if (Revision current = store.current_revision(); from > current)
+    return failure_response(too_large_resource_version(from, current));
   std::string prefix = t.list_prefix(ns);
   std::string status_prefix =
       t.status_prefix.empty()
@@ -879,8 +1271,11 @@ Response ApiServer::Impl::watch(Request& req, const Kind& t, const std::string& 
 
   int64_t timeout_s = options.max_watch_timeout.count();
   if (auto ts = query(req, "timeoutSeconds")) {
-    int64_t v = std::strtoll(ts->c_str(), nullptr, 10);
-    if (v > 0) timeout_s = std::min(timeout_s, v);
+    auto v = parse_int(*ts);
+    if (!v)
+      return failure_response(
+          bad_request(fmt::format("timeoutSeconds: \"{}\" is not an integer", *ts)));
+    if (*v > 0) timeout_s = std::min(timeout_s, *v);
   }
 
   w->stream =
@@ -1066,26 +1461,6 @@ std::string reason_for(uint32_t code) {
     default:
       return "InternalError";
   }
-}
-
-// Kubernetes' query booleans (strconv.ParseBool).
-std::optional<bool> parse_bool(const std::string& v) {
-  if (v == "1" || v == "t" || v == "T" || v == "true" || v == "TRUE" || v == "True") return true;
-  if (v == "0" || v == "f" || v == "F" || v == "false" || v == "FALSE" || v == "False")
-    return false;
-  return std::nullopt;
-}
-
-std::optional<int64_t> parse_int(const std::string& v) {
-  if (v.empty() || v.size() > 19) return std::nullopt;
-  size_t i = v[0] == '-' ? 1 : 0;
-  if (i == v.size()) return std::nullopt;
-  int64_t out = 0;
-  for (; i < v.size(); ++i) {
-    if (v[i] < '0' || v[i] > '9') return std::nullopt;
-    out = out * 10 + (v[i] - '0');
-  }
-  return v[0] == '-' ? -out : out;
 }
 
 // RFC 3339 (sinceTime) to seconds since the epoch; fractions are dropped.
@@ -1646,36 +2021,70 @@ Response ApiServer::Impl::handle_resource(Request& req, const Identity& who, con
     return failure_response({404, "NotFound", fmt::format("{} are not namespaced", t->plural)});
   if (t->namespaced && !name.empty() && ns.empty())
     return failure_response({404, "NotFound", "the server could not find the requested resource"});
+  // The verb, as Kubernetes names it, from the method and whether a name was given.
+  Verbs verb = 0;
+  if (req.method == "GET") {
+    std::string w = query(req, "watch").value_or("");
+    verb = !name.empty() ? kGet : (w == "1" || w == "true") ? kWatch : kList;
+  } else if (req.method == "POST") {
+    verb = kCreate;
+  } else if (req.method == "PUT") {
+    verb = kUpdate;
+  } else if (req.method == "PATCH") {
+    verb = kPatch;
+  } else if (req.method == "DELETE") {
+    verb = name.empty() ? kDeleteCollection : kDelete;
+  }
+  auto not_allowed = [&](const std::string& what) {
+    return failure_response(
+        {405, "MethodNotAllowed", fmt::format("{} is not supported on {}", req.method, what)});
+  };
   if (!sub.empty()) {
     const Subresource* s = t->subresource(sub);
-    if (s && s->name == "log" && req.method == "GET") return logs(req, *t, ns, name, who, p);
-    return failure_response(
-        {404, "NotFound",
-         fmt::format("the server could not find the requested resource ({}/{})", t->plural, sub)});
+    if (!s || name.empty())
+      return failure_response(
+          {404, "NotFound",
+           fmt::format("the server could not find the requested resource ({}/{})", t->plural,
+                       sub)});
+    if (!(s->verbs & verb)) return not_allowed(t->plural + "/" + sub);
+    if (s->name == "log") return logs(req, *t, ns, name, who, p);
+    if (auto f = check_kind(who, p, *t, verb != kGet)) return failure_response(*f);
+    if (s->name == "eviction") return evict(req, *t, ns, name, who, p);
+    if (s->name == "status" && verb != kGet) return write_status(req, *t, ns, name, who, p);
+    if (s->name != "status")
+      return failure_response(
+          {501, "NotImplemented", fmt::format("{}/{} is not served yet", t->plural, sub)});
+  } else if (!t->allows(verb)) {
+    return not_allowed(name.empty() ? "a list of " + t->plural : t->plural);
   }
-  bool write = req.method != "GET";
+  bool write = verb != kGet && verb != kList && verb != kWatch;
   if (auto f = check_kind(who, p, *t, write)) return failure_response(*f);
 
-  if (name.empty()) {
-    if (req.method == "GET") {
-      auto filter = parse_filter(req, *t, p);
-      if (failed(filter)) return failure_response(std::get<Failure>(filter));
-      std::string w = query(req, "watch").value_or("");
-      if (w == "1" || w == "true") return watch(req, *t, ns, std::move(std::get<Filter>(filter)));
-      return list(req, *t, ns, std::get<Filter>(filter));
-    }
-    if (req.method == "POST") {
-      if (t->namespaced && ns.empty())
-        return failure_response(bad_request(
-            fmt::format("{} are namespaced: POST to {}/namespaces/NS/{}", t->plural,
-                        group.empty() ? "/api/v1" : "/apis/" + group_version, t->plural)));
-      return create(req, *t, ns, who, p);
-    }
-    return failure_response(
-        {405, "MethodNotAllowed",
-         fmt::format("{} is not supported on a list of {}", req.method, t->plural)});
+  if (verb == kList || verb == kWatch || verb == kDeleteCollection) {
+    auto filter = parse_filter(req, *t, p);
+    if (failed(filter)) return failure_response(std::get<Failure>(filter));
+    if (verb == kWatch) return watch(req, *t, ns, std::move(std::get<Filter>(filter)));
+    if (verb == kDeleteCollection)
+      return delete_collection(req, *t, ns, std::get<Filter>(filter), who, p);
+    return list(req, *t, ns, std::get<Filter>(filter));
   }
-  if (req.method == "GET") {
+  if (verb == kCreate) {
+    if (!name.empty()) return not_allowed(t->plural + "/" + name);
+    if (t->namespaced && ns.empty())
+      return failure_response(bad_request(
+          fmt::format("{} are namespaced: POST to {}/namespaces/NS/{}", t->plural,
+                      group.empty() ? "/api/v1" : "/apis/" + group_version, t->plural)));
+    return create(req, *t, ns, who, p);
+  }
+  if (verb == kGet) {
+    // resourceVersion on a get: unset/"0"/N not newer than the store all read the current object.
+    std::string rv_text = query(req, "resourceVersion").value_or("");
+    auto rv = parse_revision(rv_text);
+    if (!rv)
+      return failure_response(bad_request(
+          fmt::format("resourceVersion: \"{}\" is not a valid resource version", rv_text)));
+    if (Revision current = store.current_revision(); *rv > current)
+      return failure_response(too_large_resource_version(*rv, current));
     auto cur = load(*t, ns, name);
     if (failed(cur)) return failure_response(std::get<Failure>(cur));
     auto& l = std::get<std::optional<Loaded>>(cur);
@@ -1688,11 +2097,10 @@ Response ApiServer::Impl::handle_resource(Request& req, const Identity& who, con
                             clock.system_now()));
     return json_response(200, obj);
   }
-  if (req.method == "PUT") return update(req, *t, ns, name, who, p);
-  if (req.method == "PATCH") return patch(req, *t, ns, name, who, p);
-  if (req.method == "DELETE") return remove(req, *t, ns, name, who, p);
-  return failure_response(
-      {405, "MethodNotAllowed", fmt::format("{} is not supported on {}", req.method, t->plural)});
+  if (verb == kUpdate) return update(req, *t, ns, name, who, p);
+  if (verb == kPatch) return patch(req, *t, ns, name, who, p);
+  if (verb == kDelete) return remove(req, *t, ns, name, who, p);
+  return not_allowed(t->plural);
 }
 
 // ---------------------------------------------------------------------------------------------

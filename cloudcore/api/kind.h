@@ -126,6 +126,12 @@ struct Kind {
   // On update: refuse a change Kubernetes forbids (immutable fields); 422 Invalid.
   std::function<common::Status(const nlohmann::json& old_obj, const nlohmann::json& new_obj)>
       validate_update;
+  // kObserved: how a write to the /status subresource folds a Kubernetes `status` into the
+  // StoredStatus (fields it cannot represent are left as they are); an error becomes a 422.
+  std::function<common::Status(const nlohmann::json& status, v1::StoredStatus& observed)>
+      write_status;
+  // DELETE answers the object as it was (true: pods, as kube-apiserver) or a Status naming it.
+  bool delete_returns_object = false;
   // Warning headers for accepted objects (fields the edge does not honour).
   std::function<std::vector<std::string>(const nlohmann::json& obj)> warnings;
   // The object's province for kBoundNode scope is resolved by the server (registry lookup).

@@ -71,6 +71,67 @@ std::vector<std::string> pod_warnings(const json& pod) {
   return out;
 }
 
+// The parts of a Kubernetes pod status a StoredStatus holds: phase, reason, message, podIP,
+// startTime and the Ready condition. Container statuses stay as the node reported them.
+common::Status write_pod_status(const json& status, v1::StoredStatus& observed) {
+  using common::Code;
+  if (!status.is_object())
+    return common::make_error(Code::kInvalidArgument, "status: must be an object");
+  v1::PodStatus& ps = *observed.mutable_pod();
+  if (status.contains("phase")) {
+    static const std::pair<const char*, v1::PodPhase> kPhases[] = {
+        {"Pending", v1::POD_PHASE_PENDING},
+        {"Running", v1::POD_PHASE_RUNNING},
+        {"Succeeded", v1::POD_PHASE_SUCCEEDED},
+        {"Failed", v1::POD_PHASE_FAILED},
+        {"Unknown", v1::POD_PHASE_UNKNOWN}};
+    std::string phase = status["phase"].is_string() ? status["phase"].get<std::string>() : "";
+    bool known = false;
+    for (const auto& [name, value] : kPhases) {
+      if (phase != name) continue;
+      ps.set_phase(value);
+      known = true;
+    }
+    if (!known)
+      return common::make_error(Code::kInvalidArgument,
+                                "status.phase: Unsupported value: {}: supported values: "
+                                "\"Pending\", \"Running\", \"Succeeded\", \"Failed\", \"Unknown\"",
+                                status["phase"].dump());
+  }
+  for (const char* field : {"reason", "message", "podIP", "startTime"}) {
+    if (!status.contains(field) || status[field].is_null()) continue;
+    if (!status[field].is_string())
+      return common::make_error(Code::kInvalidArgument, "status.{}: must be a string", field);
+    const std::string& v = status[field].get_ref<const std::string&>();
+    std::string_view f = field;
+    if (f == "reason") ps.set_reason(v);
+    if (f == "message") ps.set_message(v);
+    if (f == "podIP") ps.set_pod_ip(v);
+    if (f == "startTime") {
+      auto at = parse_rfc3339(v);
+      if (!at)
+        return common::make_error(Code::kInvalidArgument,
+                                  "status.startTime: \"{}\" is not an RFC 3339 time", v);
+      ps.set_start_time(*at);
+    }
+  }
+  if (status.contains("conditions") && status["conditions"].is_array()) {
+    for (const auto& c : status["conditions"]) {
+      if (!c.is_object() || c.value("type", "") != "Ready") continue;
+      std::string value = c.value("status", "");
+      if (value != "True" && value != "False" && value != "Unknown")
+        return common::make_error(Code::kInvalidArgument,
+                                  "status.conditions[Ready].status: Unsupported value: \"{}\"",
+                                  value);
+      ps.set_ready(value == "True");
+      if (c.contains("lastTransitionTime") && c["lastTransitionTime"].is_string())
+        if (auto at = parse_rfc3339(c["lastTransitionTime"].get<std::string>()))
+          ps.set_ready_since(*at);
+    }
+  }
+  return common::ok_status();
+}
+
 }  // namespace
 
 Kind pod() {
@@ -88,7 +149,11 @@ Kind pod() {
   k.edge_kind = v1::OBJECT_KIND_POD;
   k.tracks_generation = true;
   k.graceful_delete = true;
-  k.subresources = {{"log", "", "v1", "Pod", kGet}};
+  k.delete_returns_object = true;
+  k.subresources = {{"eviction", "policy", "v1", "Eviction", kCreate},
+                    {"log", "", "v1", "Pod", kGet},
+                    {"status", "", "v1", "Pod", kGet | kPatch | kUpdate}};
+  k.write_status = write_pod_status;
   k.selectable_fields = {"spec.nodeName", "status.phase"};
   k.render_status = [](json& obj, const v1::StoredStatus* observed) {
     obj["status"] = render_pod_status(obj, observed);
