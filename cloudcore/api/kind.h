@@ -13,9 +13,11 @@
 //      `status` (kInObject for controller-written status such as workloads).
 //   2. Declare it in kinds/kinds.h and add it to `builtin_kinds()` in kinds/kinds.cc; add the file
 //      to cloudcore/api/CMakeLists.txt.
-//   3. Tests: a unit test that creates/gets/lists it through the server (server_test.cc shows
-//      how), and the table columns. A new group appears in /apis and in aggregated discovery by
-//      itself; `/apis/<group>/<version>/...` routes to the kind with no server change.
+//   3. Tests: a unit test that creates/gets/lists it through the server (kinds_test.cc serves
+//      two test-only kinds this way: Widget, plain, and Gadget, whose status lives in the object
+//      and changes only through /status), and the table columns. A new group appears in /apis and
+//      in aggregated discovery by itself; `/apis/<group>/<version>/...` routes to the kind with no
+//      server change.
 // The server never switches on a resource name: a behaviour that only some kinds have is a field
 // or hook here.
 #pragma once

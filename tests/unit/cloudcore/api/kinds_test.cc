@@ -43,11 +43,27 @@ Kind widget_kind() {
   return k;
 }
 
+// A controller-managed kind (as workloads are): status kept in the object, written only through
+// its /status subresource; generation counts spec changes.
+Kind gadget_kind() {
+  Kind k;
+  k.group = "example.gantry.io";
+  k.version = "v1";
+  k.kind = "Gadget";
+  k.plural = "gadgets";
+  k.singular = "gadget";
+  k.prefix = "/gadgets/";
+  k.status = StatusSource::kInObject;
+  k.tracks_generation = true;
+  k.subresources = {{"status", "", "", "", kGet | kUpdate | kPatch}};
+  return k;
+}
+
 struct WidgetRegistry {
   KindRegistry kinds;
   WidgetRegistry() {
     for (auto make : {kinds::pod, kinds::node, kinds::namespace_, kinds::config_map, kinds::secret,
-                      kinds::event, kinds::province, widget_kind})
+                      kinds::event, kinds::province, widget_kind, gadget_kind})
       REQUIRE(kinds.add(make()).ok());
   }
 };
@@ -210,4 +226,33 @@ TEST_CASE("a kind added as data only is discovered, stored, listed and tabled", 
   CHECK(api.call("GET", base, kZhejiangViewerToken).code == 403);
   CHECK(api.call("DELETE", base + "/w1", kAdminToken).code == 200);
   CHECK(api.call("GET", base + "/w1", kAdminToken).code == 404);
+}
+
+TEST_CASE("a kind whose status lives in the object changes it only through /status",
+          "[api][kinds]") {
+  WidgetRegistry kinds;
+  ApiFixture api(with_kinds(kinds.kinds));
+  const std::string base = "/apis/example.gantry.io/v1/namespaces/default/gadgets";
+  auto created = api.call(
+      "POST", base, kAdminToken,
+      R"({"apiVersion":"example.gantry.io/v1","kind":"Gadget","metadata":{"name":"g"},"spec":{"n":1},"status":{"ready":9}})");
+  REQUIRE(created.code == 201);
+  CHECK_FALSE(created.json().contains("status"));  // dropped on create, as kube-apiserver does
+  CHECK(created.json()["metadata"]["generation"] == 1);
+
+  auto st = api.call("PATCH", base + "/g/status", kAdminToken,
+                     R"({"status":{"ready":1},"spec":{"n":5}})", "application/merge-patch+json");
+  REQUIRE(st.code == 200);
+  CHECK(st.json()["status"]["ready"] == 1);
+  CHECK(st.json()["spec"]["n"] == 1);
+
+  json g = api.call("GET", base + "/g", kAdminToken).json();
+  g["spec"]["n"] = 2;
+  g["status"]["ready"] = 7;
+  auto put = api.call("PUT", base + "/g", kAdminToken, g.dump());
+  REQUIRE(put.code == 200);
+  CHECK(put.json()["status"]["ready"] == 1);  // the main resource ignores status
+  CHECK(put.json()["spec"]["n"] == 2);
+  CHECK(put.json()["metadata"]["generation"] == 2);
+  CHECK(api.call("GET", base + "/g/status", kAdminToken).json()["status"]["ready"] == 1);
 }
