@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs what is missing, configures, builds and runs every test, then the checks CI enforces.
 # Exits non-zero on any failure; prints each stage's wall time.
-#   tools/test.sh                 everything CI runs: build, tests, lint (clang-format)
+#   tools/test.sh                 everything CI runs: build, tests, lint (clang-format), fuzz
 #   tools/test.sh -L unit         with ctest arguments: the build and those tests only
-#   GANTRY_STAGES="build lint" tools/test.sh   chosen stages (build tests lint tidy)
-# Environment: GANTRY_BUILD_DIR (build; may lie outside the source tree), GANTRY_JOBS (nproc).
+#   GANTRY_STAGES="build lint" tools/test.sh   chosen stages (build tests lint tidy fuzz)
+# Environment: GANTRY_BUILD_DIR (build; may lie outside the source tree), GANTRY_JOBS (nproc),
+# GANTRY_FUZZ_SECONDS (per fuzz target, 30; the fuzz build goes to $GANTRY_BUILD_DIR-fuzz).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,7 +20,7 @@ jobs=$GANTRY_JOBS
 if [ $# -gt 0 ]; then
   stages=${GANTRY_STAGES:-build tests}
 else
-  stages=${GANTRY_STAGES:-build tests lint}
+  stages=${GANTRY_STAGES:-build tests lint fuzz}
 fi
 has() { [[ " $stages " == *" $1 "* ]]; }
 
@@ -57,4 +58,7 @@ if has tests; then stage tests run_tests "$@"; fi
 # CI checks formatting; `tools/lint.sh tidy FILE` (or GANTRY_STAGES="... tidy") runs clang-tidy.
 if has lint; then stage lint tools/lint.sh format; fi
 if has tidy; then stage tidy env GANTRY_BUILD_DIR="$build_dir" tools/lint.sh tidy; fi
+if has fuzz; then
+  stage fuzz env GANTRY_FUZZ_BUILD_DIR="${GANTRY_FUZZ_BUILD_DIR:-$build_dir-fuzz}" tools/fuzz.sh
+fi
 printf 'time: %s\n' "${times[@]}"

@@ -27,12 +27,17 @@ common::Result<ContinueToken> decode_continue(std::string_view text) {
                           static_cast<int>(text.size()));
   if (n < 0) return bad;
   size_t size = static_cast<size_t>(n);
-  // EVP_DecodeBlock counts the padding as zero bytes.
-  for (size_t i = text.size(); i > 0 && text[i - 1] == '='; --i) --size;
+  // EVP_DecodeBlock counts the padding as zero bytes (at most two; "====" decodes to nothing).
+  size_t padding = 0;
+  for (size_t i = text.size(); i > 0 && text[i - 1] == '='; --i) ++padding;
+  if (padding > 2 || padding > size) return bad;
+  size -= padding;
   raw.resize(size);
   auto j = nlohmann::json::parse(raw, nullptr, false);
-  if (j.is_discarded() || !j.is_object() || j.value("v", 0) != 1 || !j.contains("rv") ||
-      !j["rv"].is_number_unsigned() || !j.contains("start") || !j["start"].is_string())
+  // No json::value(): it throws when "v" is there but not a number.
+  if (j.is_discarded() || !j.is_object() || !j.contains("v") || !j["v"].is_number_integer() ||
+      j["v"].get<int64_t>() != 1 || !j.contains("rv") || !j["rv"].is_number_unsigned() ||
+      !j.contains("start") || !j["start"].is_string())
     return bad;
   return ContinueToken{j["rv"].get<Revision>(), j["start"].get<std::string>()};
 }

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <limits>
+
 namespace gantry::edge {
 namespace {
 
@@ -83,6 +85,9 @@ std::optional<int64_t> parse_rfc3339_nanos(std::string_view t) {
   int64_t days = days_from_civil(year, static_cast<unsigned>(month), static_cast<unsigned>(day));
   int64_t seconds =
       days * 86400 + int64_t{hour} * 3600 + int64_t{minute} * 60 + second - offset_seconds;
+  // Nanoseconds since 1970 fit int64 from 1677 to 2262: a year outside is not a log record's.
+  constexpr int64_t kMaxSeconds = std::numeric_limits<int64_t>::max() / kNanosPerSecond - 1;
+  if (seconds > kMaxSeconds || seconds < -kMaxSeconds) return std::nullopt;
   return seconds * kNanosPerSecond + nanos;
 }
 

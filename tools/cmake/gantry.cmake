@@ -87,3 +87,25 @@ function(gantry_add_present_subdirectories)
   endforeach()
 endfunction()
 
+# gantry_fuzz_target(NAME SOURCE [LIBRARY_OR_SOURCE ...]): a libFuzzer binary (fuzz build only,
+# GANTRY_FUZZ=ON), part of the `fuzz` target, run by tools/fuzz.sh from tests/fuzz/corpus/NAME/.
+# Each further argument is a library to link or a source file of the project (a path from the
+# repository root, e.g. cloudcore/api/selectors.cc) compiled into the target: a decoder is fuzzed
+# without building the whole module it lives in.
+function(gantry_fuzz_target name source)
+  set(libs)
+  set(sources ${source})
+  foreach(item ${ARGN})
+    if(item MATCHES "\\.cc$")
+      list(APPEND sources ${PROJECT_SOURCE_DIR}/${item})
+    else()
+      list(APPEND libs ${item})
+    endif()
+  endforeach()
+  add_executable(${name} ${sources})
+  target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR} ${PROJECT_BINARY_DIR})
+  target_compile_options(${name} PRIVATE ${GANTRY_WARNINGS})
+  target_link_libraries(${name} PRIVATE ${libs})
+  target_link_options(${name} PRIVATE -fsanitize=fuzzer)
+  add_dependencies(fuzz ${name})
+endfunction()

@@ -47,3 +47,16 @@ TEST_CASE("RFC 3339 timestamps with offsets and short fractions convert to UTC",
 }
 
 }  // namespace gantry::edge
+
+namespace gantry::edge {
+
+// Found by fuzz_cri_log: year 7571 overflowed int64 nanoseconds (undefined behaviour).
+TEST_CASE("timestamps outside int64 nanoseconds (before 1677, after 2262) are refused", "[logs]") {
+  CHECK_FALSE(parse_rfc3339_nanos("7571-02-30T23:00:60-23:59"));
+  CHECK_FALSE(parse_rfc3339_nanos("9999-12-31T23:59:59.999999999Z"));
+  CHECK_FALSE(parse_rfc3339_nanos("1000-01-01T00:00:00Z"));
+  CHECK_FALSE(parse_cri_header("7571-02-30T23:00:60-23:59 stdout F x"));
+  CHECK(parse_rfc3339_nanos("2262-01-01T00:00:00Z"));
+}
+
+}  // namespace gantry::edge
