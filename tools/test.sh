@@ -3,7 +3,7 @@
 # Exits non-zero on any failure; prints each stage's wall time.
 #   tools/test.sh                 everything CI runs: build, tests, lint (clang-format), fuzz
 #   tools/test.sh -L unit         with ctest arguments: the build and those tests only
-#   GANTRY_STAGES="build lint" tools/test.sh   chosen stages (build tests lint tidy fuzz)
+#   GANTRY_STAGES="build lint" tools/test.sh   chosen stages (build tests lint tidy fuzz sanitize)
 # Environment: GANTRY_BUILD_DIR (build; may lie outside the source tree), GANTRY_JOBS (nproc),
 # GANTRY_FUZZ_SECONDS (per fuzz target, 30; the fuzz build goes to $GANTRY_BUILD_DIR-fuzz).
 set -euo pipefail
@@ -60,5 +60,9 @@ if has lint; then stage lint tools/lint.sh format; fi
 if has tidy; then stage tidy env GANTRY_BUILD_DIR="$build_dir" tools/lint.sh tidy; fi
 if has fuzz; then
   stage fuzz env GANTRY_FUZZ_BUILD_DIR="${GANTRY_FUZZ_BUILD_DIR:-$build_dir-fuzz}" tools/fuzz.sh
+fi
+if has sanitize; then
+  stage sanitize env GANTRY_SANITIZE_BUILD_DIR="${GANTRY_SANITIZE_BUILD_DIR:-$build_dir-asan}" \
+    tools/sanitize.sh
 fi
 printf 'time: %s\n' "${times[@]}"
