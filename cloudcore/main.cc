@@ -13,7 +13,9 @@
 #include "cloudcore/hub/hub_log_streamer.h"
 #include "cloudcore/join/join.h"
 #include "cloudcore/registry/registry.h"
+#include "cloudcore/store/etcd_store.h"
 #include "cloudcore/store/rocks_store.h"
+#include "cloudcore/store/store_config.h"
 #include "common/base/address.h"
 #include "common/base/atomic_file.h"
 #include "common/base/clock.h"
@@ -64,11 +66,7 @@ struct CloudcoreConfig {
     double rate_global = 20;
     double burst_global = 100;
   } join;
-  struct Store {
-    uint64_t keep_revisions = 100000;
-    std::chrono::milliseconds keep_duration{1h};
-    common::ByteSize block_cache = common::ByteSize::mib(64);
-  } store;
+  StoreConfig store;  // cloudcore/store/store_config.h: rocksdb (default) or etcd
   // Events (kubectl describe): kept this long after their last occurrence (kube-apiserver's
   // --event-ttl).
   struct Events {
@@ -129,14 +127,7 @@ common::Status load_config(const std::string& path, CloudcoreConfig& c) {
                        .field("rate_global", &c.join.rate_global, 0.001, 100000.0)
                        .field("burst_global", &c.join.burst_global, 1.0, 1000000.0);
                  })
-        .section("store",
-                 [&](common::ConfigNode& n) {
-                   n.field("keep_revisions", &c.store.keep_revisions, uint64_t{1000},
-                           uint64_t{100000000})
-                       .field("keep_duration", &c.store.keep_duration, ms(1min), ms(24h * 30))
-                       .field("block_cache", &c.store.block_cache, common::ByteSize::mib(8),
-                              common::ByteSize::gib(64));
-                 })
+        .section("store", &c.store)
         .section(
             "events",
             [&](common::ConfigNode& n) { n.field("ttl", &c.events.ttl, ms(1min), ms(24h * 30)); })
@@ -313,6 +304,15 @@ std::string render_metrics(const Hub& hub, const Store& store, const Registry& r
     counter("gantry_store_syncs_total", "Store write batches synced to disk (one fsync each).",
             st.batches_written);
   }
+  if (const auto* etcd = dynamic_cast<const EtcdStore*>(&store)) {
+    auto st = etcd->stats();
+    counter("gantry_store_txns_total", "Store transactions committed.", st.txns_committed);
+    counter("gantry_store_etcd_failures_total",
+            "etcd requests that failed (unreachable, timed out, over a limit).",
+            st.requests_failed);
+    counter("gantry_store_etcd_watch_reconnects_total", "etcd watch streams re-opened.",
+            st.watch_reconnects);
+  }
   gauge("gantry_registry_nodes", "Nodes in the registry.", double(registry.node_count()));
   gauge("gantry_registry_pods", "Pods in the registry.", double(registry.pod_count()));
   if (api_server) {
@@ -345,19 +345,12 @@ int run(const CloudcoreConfig& config) {
     spdlog::critical("TLS: {}", tls.status().to_string());
     return 2;
   }
-  RocksStoreOptions store_options;
-  store_options.path = (std::filesystem::path(config.data_dir) / "store").string();
-  store_options.keep_revisions = config.store.keep_revisions;
-  store_options.keep_duration =
-      std::chrono::duration_cast<std::chrono::seconds>(config.store.keep_duration);
-  store_options.block_cache_bytes = config.store.block_cache.bytes;
-  // The registry follows every write; let it fall well behind before the store gives up on it.
-  store_options.watch_queue_limit = 1000000;
   std::error_code ec;
   std::filesystem::create_directories(config.data_dir, ec);
-  auto store = open_rocks_store(store_options);
+  std::string store_where;
+  auto store = open_configured_store(config.store, config.data_dir, &store_where);
   if (!store.ok()) {
-    spdlog::critical("store at {}: {}", store_options.path, store.status().to_string());
+    spdlog::critical("store ({}): {}", store_where, store.status().to_string());
     return 1;
   }
   auto registry = Registry::start(**store);
@@ -365,8 +358,8 @@ int run(const CloudcoreConfig& config) {
     spdlog::critical("{}", registry.status().to_string());
     return 1;
   }
-  spdlog::info("store at revision {}: {} nodes, {} pods", (*store)->current_revision(),
-               (*registry)->node_count(), (*registry)->pod_count());
+  spdlog::info("store {} at revision {}: {} nodes, {} pods", store_where,
+               (*store)->current_revision(), (*registry)->node_count(), (*registry)->pod_count());
 
   common::EventLoop loop(config.threads);
   common::SystemClock clock;

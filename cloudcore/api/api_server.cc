@@ -89,6 +89,8 @@ Failure not_found(const std::string& resource, const std::string& name) {
   return {404, "NotFound", fmt::format("{} \"{}\" not found", resource, name)};
 }
 Failure internal(const common::Status& s) {
+  // The store's backend (etcd) not answering: the client may retry.
+  if (s.code() == Code::kUnavailable) return {503, "ServiceUnavailable", s.message()};
   return {500, "InternalError", s.to_string()};
 }
 

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <optional>
@@ -186,10 +187,20 @@ void StatusWriter::process(std::deque<Job>& jobs) {
   }
   Status commit_error;
   if (!ops.empty()) {
-    auto result = store_.txn(std::move(ops));
-    if (!result.ok()) {
-      commit_error = result.status();
-      spdlog::error("hub: writing {} status batches failed: {}", batches, commit_error.to_string());
+    // One txn, or several within the store's limits (etcd): then the sequences go last, so a
+    // failure between txns leaves statuses without their sequence (the edge sends them again),
+    // never a sequence without its statuses.
+    std::stable_partition(ops.begin(), ops.end(), [](const Op& op) {
+      return op.key.compare(0, keys::kHubSequence.size(), keys::kHubSequence) != 0;
+    });
+    for (auto& part : split_txn(std::move(ops), store_.txn_limits())) {
+      auto result = store_.txn(std::move(part));
+      if (!result.ok()) {
+        commit_error = result.status();
+        spdlog::error("hub: writing {} status batches failed: {}", batches,
+                      commit_error.to_string());
+        break;
+      }
     }
   }
   if (commit_error.ok()) {

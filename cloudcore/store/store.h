@@ -73,6 +73,20 @@ struct TxnResult {
   std::vector<KeyValue> results;
 };
 
+// What one txn may hold in a backend (0 = no limit): etcd refuses txns over its --max-txn-ops or
+// --max-request-bytes; RocksStore has no limit. Batch writers split with split_txn().
+struct TxnLimits {
+  size_t max_ops = 0;
+  size_t max_bytes = 0;        // the sum of op_bytes() over the txn
+  size_t per_op_overhead = 0;  // counted by op_bytes() on top of key and value
+  size_t op_bytes(const Op& op) const { return op.key.size() + op.value.size() + per_op_overhead; }
+};
+
+// Splits `ops` into consecutive txns, each within `limits`, keeping op order (a caller that needs
+// some writes to be durable only after the others puts them last). An op over max_bytes alone
+// gets a txn of its own, which the store then refuses. Empty `ops` -> no txns.
+std::vector<std::vector<Op>> split_txn(std::vector<Op> ops, const TxnLimits& limits);
+
 struct ListOptions {
   std::string prefix;       // "" = every key
   std::string start_after;  // pagination: only keys > start_after
@@ -114,6 +128,7 @@ class Store {
   // both revisions); kNotFound when a delete names an absent key; kInvalidArgument for an empty
   // txn, an empty key, a key containing NUL, or the same key twice in one txn.
   virtual Result<TxnResult> txn(std::vector<Op> ops) = 0;
+  virtual TxnLimits txn_limits() const { return {}; }
 
   // Helpers over txn(): the revision written.
   Result<Revision> put(std::string key, std::string value, std::optional<Revision> expect = {});
