@@ -17,8 +17,10 @@
 #include "cloudcore/api/patch.h"
 #include "cloudcore/api/render.h"
 #include "cloudcore/api/selectors.h"
+#include "cloudcore/api/validation.h"
 #include "cloudcore/registry/keys.h"
 #include "cloudcore/registry/objects.h"
+#include "common/base/json.h"
 #include "common/net/http_server.h"
 
 namespace gantry::cloud::api {
@@ -591,12 +593,10 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
                      fmt::format("the body's media type \"{}\" is not supported; send "
                                  "application/json",
                                  type.substr(0, type.find(';')))};
-    json body = json::parse(req.body, nullptr, false);
-    if (body.is_discarded())
-      return bad_request(
-          "the request body is not valid JSON (YAML must be converted by the client, as kubectl "
-          "does)");
-    return body;
+    // Bounded (depth, size) before any tree is built: a deeply nested body is a 400, not a crash.
+    auto body = common::parse_json(req.body);
+    if (!body.ok()) return bad_request("the request body is " + body.status().message());
+    return std::move(*body);
   }
 
   // Checks kind/apiVersion/name/namespace against the URL and fills what the URL implies.
@@ -701,6 +701,10 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
                               "start and end with an alphanumeric character",
                               t.kind, name, t.name_is_label ? "" : " or '.'")));
     if (auto f = check_object(who, p, t, obj, true)) return failure_response(*f);
+    // Kubernetes' defaults and validation (cloudcore/api/validation.h): 422 with the causes.
+    default_object(t.kind, obj);
+    if (auto errors = validate_object(t.kind, obj); !errors.empty())
+      return Response::json(422, invalid_status(t.kind, name, errors).dump());
     if (t.namespaced) {
       auto nsk = store.get(std::string(keys::kNamespaces) + ns);
       if (!nsk.ok()) return failure_response(from_store(nsk.status()));
@@ -793,6 +797,11 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
     }
     if (auto f = check_object(who, p, t, current.object, true)) return *f;
     if (auto f = check_object(who, p, t, obj, true)) return *f;
+    // Kubernetes' defaults and validation (cloudcore/api/validation.h): 422 with the causes.
+    default_object(t.kind, obj);
+    if (auto errors = validate_object(t.kind, obj, &current.object); !errors.empty())
+      return Response::json(422,
+                            invalid_status(t.kind, str_at(obj, "metadata.name"), errors).dump());
     if (t.tracks_generation) {
       json a = current.object.value("spec", json::object());
       json b = obj.value("spec", json::object());

@@ -4,6 +4,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/base/json.h"
+
 namespace gantry::cloud::api {
 
 std::string encode_continue(const ContinueToken& token) {
@@ -33,7 +35,9 @@ common::Result<ContinueToken> decode_continue(std::string_view text) {
   if (padding > 2 || padding > size) return bad;
   size -= padding;
   raw.resize(size);
-  auto j = nlohmann::json::parse(raw, nullptr, false);
+  auto parsed = common::parse_json(raw);
+  nlohmann::json j =
+      parsed.ok() ? std::move(*parsed) : nlohmann::json(nlohmann::json::value_t::discarded);
   // No json::value(): it throws when "v" is there but not a number.
   if (j.is_discarded() || !j.is_object() || !j.contains("v") || !j["v"].is_number_integer() ||
       j["v"].get<int64_t>() != 1 || !j.contains("rv") || !j["rv"].is_number_unsigned() ||

@@ -14,6 +14,8 @@
 #include "cloudcore/registry/objects.h"
 #include "cloudcore/registry/registry.h"
 #include "common/base/atomic_file.h"
+#include "common/base/json.h"
+#include "common/base/uid.h"
 
 namespace gantry::cloud {
 namespace {
@@ -175,8 +177,9 @@ Response JoinService::post_certificate(Request& request) {
     return r;
   }
 
-  json body = json::parse(request.body, nullptr, false);
-  if (body.is_discarded() || !body.is_object()) {
+  auto parsed = common::parse_json(request.body);
+  json body = parsed.ok() ? std::move(*parsed) : json();
+  if (!parsed.ok() || !body.is_object()) {
     return refuse(400, "MalformedRequest", "the request body is not a JSON object");
   }
   auto string_field = [&](const char* name) -> std::optional<std::string> {
@@ -300,6 +303,9 @@ Response JoinService::post_certificate(Request& request) {
   if (!meta.is_object()) meta = json::object();
   meta["name"] = name;
   if (!meta.contains("creationTimestamp")) meta["creationTimestamp"] = now;
+  // Every object has a uid (Kubernetes clients key caches and owner references on it).
+  if (!meta["uid"].is_string() || meta["uid"].get_ref<const std::string&>().empty())
+    meta["uid"] = common::new_uid();
   if (!meta["labels"].is_object()) meta["labels"] = json::object();
   for (const auto& [k, v] : labels) meta["labels"][k] = v;
   meta["labels"][kProvinceLabel] = province;

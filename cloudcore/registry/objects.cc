@@ -1,12 +1,13 @@
 #include "cloudcore/registry/objects.h"
 
-#include <openssl/evp.h>
-
 #include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <nlohmann/json.hpp>
 #include <set>
+
+#include "common/base/json.h"
+#include "common/base/parse.h"
 
 namespace gantry::cloud {
 namespace {
@@ -18,22 +19,8 @@ using common::Status;
 using nlohmann::json;
 
 Result<std::string> base64_decode(std::string_view in, std::string_view field) {
-  std::string clean;
-  clean.reserve(in.size());
-  for (char c : in)
-    if (c != '\n' && c != '\r' && c != ' ') clean.push_back(c);
-  if (clean.size() % 4 != 0)
-    return make_error(Code::kInvalidArgument, "{}: not valid base64 (length {})", field,
-                      clean.size());
-  std::string out(clean.size() / 4 * 3, '\0');
-  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(clean.data()),
-                          static_cast<int>(clean.size()));
-  if (n < 0) return make_error(Code::kInvalidArgument, "{}: not valid base64", field);
-  size_t pad = 0;
-  if (!clean.empty() && clean.back() == '=') ++pad;
-  if (clean.size() > 1 && clean[clean.size() - 2] == '=') ++pad;
-  out.resize(static_cast<size_t>(n) - pad);
+  auto out = common::base64_decode(in);
+  if (!out.ok()) return make_error(Code::kInvalidArgument, "{}: {}", field, out.status().message());
   return out;
 }
 
@@ -351,8 +338,7 @@ Result<int64_t> parse_bytes_quantity(std::string_view quantity) {
 }
 
 Result<v1::StoredObject> decode_object(v1::ObjectKind kind, std::string_view text) {
-  json obj = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (obj.is_discarded()) return make_error(Code::kInvalidArgument, "the body is not valid JSON");
+  GANTRY_ASSIGN_OR_RETURN(json obj, common::parse_json(text));
   if (!obj.is_object()) return make_error(Code::kInvalidArgument, "the body must be a JSON object");
   if (!obj.contains("metadata") || !obj["metadata"].is_object())
     return make_error(Code::kInvalidArgument, "metadata: required");

@@ -20,6 +20,8 @@
 #include <ctime>
 #include <nlohmann/json.hpp>
 
+#include "common/base/json.h"
+
 namespace gantry::common {
 namespace {
 
@@ -652,8 +654,9 @@ Result<std::pair<std::string, JoinTokenClaims>> parse_join_token(std::string_vie
   if (!json_text || json_text->empty()) {
     return malformed("the claims are not unpadded base64url");
   }
-  nlohmann::json json = nlohmann::json::parse(*json_text, nullptr, /*allow_exceptions=*/false);
-  if (json.is_discarded() || !json.is_object()) {
+  auto parsed = parse_json(*json_text);
+  nlohmann::json json = parsed.ok() ? std::move(*parsed) : nlohmann::json();
+  if (!parsed.ok() || !json.is_object()) {
     return malformed("the claims are not a JSON object");
   }
   auto exp = json.find("exp");
@@ -724,72 +727,6 @@ std::string random_hex(size_t bytes) {
     std::abort();
   }
   return to_hex(reinterpret_cast<const unsigned char*>(raw.data()), raw.size());
-}
-
-std::string base64url_encode(std::string_view data) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-  std::string out;
-  out.reserve((data.size() * 4 + 2) / 3);
-  size_t i = 0;
-  auto byte = [&](size_t k) { return static_cast<uint32_t>(static_cast<unsigned char>(data[k])); };
-  for (; i + 3 <= data.size(); i += 3) {
-    uint32_t v = byte(i) << 16 | byte(i + 1) << 8 | byte(i + 2);
-    out += kAlphabet[v >> 18 & 63];
-    out += kAlphabet[v >> 12 & 63];
-    out += kAlphabet[v >> 6 & 63];
-    out += kAlphabet[v & 63];
-  }
-  size_t rest = data.size() - i;
-  if (rest == 1) {
-    uint32_t v = byte(i) << 16;
-    out += kAlphabet[v >> 18 & 63];
-    out += kAlphabet[v >> 12 & 63];
-  } else if (rest == 2) {
-    uint32_t v = byte(i) << 16 | byte(i + 1) << 8;
-    out += kAlphabet[v >> 18 & 63];
-    out += kAlphabet[v >> 12 & 63];
-    out += kAlphabet[v >> 6 & 63];
-  }
-  return out;
-}
-
-std::optional<std::string> base64url_decode(std::string_view text) {
-  auto value = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '-') return 62;
-    if (c == '_') return 63;
-    return -1;
-  };
-  if (text.size() % 4 == 1) return std::nullopt;
-  std::string out;
-  out.reserve(text.size() * 3 / 4);
-  uint32_t acc = 0;
-  int bits = 0;
-  for (char c : text) {
-    int v = value(c);
-    if (v < 0) return std::nullopt;
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>((acc >> bits) & 0xff);
-    }
-  }
-  // Leftover bits must be zero, so every byte string has exactly one encoding.
-  if ((acc & ((1u << bits) - 1)) != 0) return std::nullopt;
-  return out;
-}
-
-std::string format_rfc3339(std::chrono::system_clock::time_point t) {
-  time_t secs = Clock::to_time_t(t);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
 }
 
 }  // namespace gantry::common

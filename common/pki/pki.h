@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/base/parse.h"
 #include "common/base/status.h"
 
 namespace gantry::common {
@@ -135,11 +136,6 @@ Result<JoinTokenClaims> verify_join_token(std::string_view token, std::string_vi
 // `bytes` random bytes from RAND_bytes, lowercase hex (2 * bytes characters).
 std::string random_hex(size_t bytes);
 
-// base64url without padding; decoding rejects padding and characters outside the alphabet.
-std::string base64url_encode(std::string_view data);
-std::optional<std::string> base64url_decode(std::string_view text);
-
-// "2026-11-20T10:00:00Z"
-std::string format_rfc3339(std::chrono::system_clock::time_point t);
+// base64url_encode/decode and format_rfc3339 are in common/base/parse.h (included above).
 
 }  // namespace gantry::common

@@ -1,25 +1,12 @@
 // core/v1 Secret: `stringData` is folded into base64 `data` before storage, as kube-apiserver
 // does; sent to the edge for the pods that mount it.
 #include <fmt/format.h>
-#include <openssl/evp.h>
 
 #include "cloudcore/api/kinds/kinds.h"
 #include "cloudcore/registry/keys.h"
+#include "common/base/parse.h"
 
 namespace gantry::cloud::api::kinds {
-namespace {
-
-std::string base64(const std::string& in) {
-  std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(in.data()),
-                          static_cast<int>(in.size()));
-  out.resize(static_cast<size_t>(n));
-  return out;
-}
-
-}  // namespace
-
 Kind secret() {
   using nlohmann::json;
   Kind k;
@@ -40,7 +27,7 @@ Kind secret() {
       if (!it.value().is_string())
         return common::make_error(common::Code::kInvalidArgument, "stringData.{}: must be a string",
                                   it.key());
-      obj["data"][it.key()] = base64(it.value().get_ref<const std::string&>());
+      obj["data"][it.key()] = common::base64_encode(it.value().get_ref<const std::string&>());
     }
     obj.erase("stringData");
     return common::ok_status();

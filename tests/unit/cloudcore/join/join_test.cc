@@ -117,6 +117,9 @@ TEST_CASE("a valid join gets a client certificate for system:node:NAME and creat
   CHECK(stored.labels().at("kubernetes.io/hostname") == "edge-1");
   CHECK(stored.labels().at("site") == "gantry-17");
   CHECK(json::parse(stored.json())["metadata"]["annotations"].contains(kJoinedAtAnnotation));
+  // A joined node has a uid, as every Kubernetes object does.
+  CHECK(json::parse(stored.json())["metadata"].value("uid", "").size() == 36);
+  CHECK(stored.edge().uid() == json::parse(stored.json())["metadata"]["uid"]);
 }
 
 TEST_CASE("the certificate lifetime comes from the options") {
