@@ -87,6 +87,12 @@ Failure bad_request(std::string message) {
 Failure invalid(std::string message) {
   return {422, "Invalid", std::move(message)};
 }
+// A 422 Invalid with details.causes from validation's field errors.
+Failure invalid_failure(const std::string& kind, const std::string& name,
+                        const FieldErrors& errors) {
+  json status = invalid_status(kind, name, errors);
+  return {422, "Invalid", status["message"].get<std::string>(), status["details"]};
+}
 Failure not_found(const std::string& resource, const std::string& name) {
   return {404, "NotFound", fmt::format("{} \"{}\" not found", resource, name)};
 }
@@ -704,7 +710,7 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
     // Kubernetes' defaults and validation (cloudcore/api/validation.h): 422 with the causes.
     default_object(t.kind, obj);
     if (auto errors = validate_object(t.kind, obj); !errors.empty())
-      return Response::json(422, invalid_status(t.kind, name, errors).dump());
+      return failure_response(invalid_failure(t.kind, name, errors));
     if (t.namespaced) {
       auto nsk = store.get(std::string(keys::kNamespaces) + ns);
       if (!nsk.ok()) return failure_response(from_store(nsk.status()));
@@ -800,8 +806,7 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
     // Kubernetes' defaults and validation (cloudcore/api/validation.h): 422 with the causes.
     default_object(t.kind, obj);
     if (auto errors = validate_object(t.kind, obj, &current.object); !errors.empty())
-      return Response::json(422,
-                            invalid_status(t.kind, str_at(obj, "metadata.name"), errors).dump());
+      return invalid_failure(t.kind, str_at(obj, "metadata.name"), errors);
     if (t.tracks_generation) {
       json a = current.object.value("spec", json::object());
       json b = obj.value("spec", json::object());
