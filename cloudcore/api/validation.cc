@@ -7,6 +7,7 @@
 #include <map>
 #include <set>
 
+#include "cloudcore/registry/objects.h"  // parse_quantity
 #include "common/base/parse.h"
 #include "common/base/uid.h"
 
@@ -959,53 +960,6 @@ std::vector<std::string> port_name_errors(std::string_view value) {
   if (!value.empty() && (value.front() == '-' || value.back() == '-'))
     out.emplace_back("must not begin or end with a hyphen");
   return out;
-}
-
-std::optional<double> parse_quantity(std::string_view value) {
-  if (value.empty() || value.size() > 64) return std::nullopt;
-  size_t i = 0;
-  double sign = 1;
-  if (value[0] == '+' || value[0] == '-') {
-    sign = value[0] == '-' ? -1 : 1;
-    ++i;
-  }
-  size_t start = i;
-  bool dot = false, digits = false;
-  while (i < value.size() && (digit(value[i]) || value[i] == '.')) {
-    if (value[i] == '.') {
-      if (dot) return std::nullopt;
-      dot = true;
-    } else {
-      digits = true;
-    }
-    ++i;
-  }
-  if (!digits) return std::nullopt;
-  double number = std::strtod(std::string(value.substr(start, i - start)).c_str(), nullptr);
-  std::string_view suffix = value.substr(i);
-  static const std::map<std::string_view, double> kSuffixes = {{"", 1},
-                                                               {"n", 1e-9},
-                                                               {"u", 1e-6},
-                                                               {"m", 1e-3},
-                                                               {"k", 1e3},
-                                                               {"M", 1e6},
-                                                               {"G", 1e9},
-                                                               {"T", 1e12},
-                                                               {"P", 1e15},
-                                                               {"E", 1e18},
-                                                               {"Ki", 1024.0},
-                                                               {"Mi", 1048576.0},
-                                                               {"Gi", 1073741824.0},
-                                                               {"Ti", 1099511627776.0},
-                                                               {"Pi", 1125899906842624.0},
-                                                               {"Ei", 1152921504606846976.0}};
-  if (auto it = kSuffixes.find(suffix); it != kSuffixes.end()) return sign * number * it->second;
-  if (suffix.size() >= 2 && (suffix[0] == 'e' || suffix[0] == 'E')) {
-    auto exp = common::parse_int64(suffix.substr(1), -1000, 1000);
-    if (!exp.ok()) return std::nullopt;
-    return sign * number * std::pow(10.0, static_cast<double>(*exp));
-  }
-  return std::nullopt;
 }
 
 // ----- entry points -------------------------------------------------------------------------

@@ -79,7 +79,5 @@ std::vector<std::string> label_value_errors(std::string_view value);
 std::vector<std::string> config_map_key_errors(std::string_view value);
 std::vector<std::string> env_var_name_errors(std::string_view value);
 std::vector<std::string> port_name_errors(std::string_view value);  // IANA_SVC_NAME
-// A resource quantity ("100m", "128Mi", "1.5", "2e3"); nullopt when it is not one.
-std::optional<double> parse_quantity(std::string_view value);
 
 }  // namespace gantry::cloud::api

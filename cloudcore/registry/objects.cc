@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -312,6 +313,37 @@ Result<int64_t> parse_cpu_millis(std::string_view quantity) {
   if (suffix == "m") return static_cast<int64_t>(std::ceil(value));
   return make_error(Code::kInvalidArgument, "'{}' is not a cpu quantity (e.g. 100m, 0.5, 2)",
                     quantity);
+}
+
+std::optional<double> parse_quantity(std::string_view quantity) {
+  if (quantity.size() > 64) return std::nullopt;
+  double sign = 1;
+  if (!quantity.empty() && (quantity[0] == '+' || quantity[0] == '-')) {
+    sign = quantity[0] == '-' ? -1 : 1;
+    quantity.remove_prefix(1);
+  }
+  auto parts = split_quantity(quantity);
+  if (!parts.ok()) return std::nullopt;
+  auto [value, suffix] = *parts;
+  static const std::map<std::string_view, double> kSuffixes = {{"", 1},
+                                                               {"n", 1e-9},
+                                                               {"u", 1e-6},
+                                                               {"m", 1e-3},
+                                                               {"k", 1e3},
+                                                               {"M", 1e6},
+                                                               {"G", 1e9},
+                                                               {"T", 1e12},
+                                                               {"P", 1e15},
+                                                               {"E", 1e18},
+                                                               {"Ki", 1024.0},
+                                                               {"Mi", 1048576.0},
+                                                               {"Gi", 1073741824.0},
+                                                               {"Ti", 1099511627776.0},
+                                                               {"Pi", 1125899906842624.0},
+                                                               {"Ei", 1152921504606846976.0}};
+  auto it = kSuffixes.find(suffix);
+  if (it == kSuffixes.end()) return std::nullopt;
+  return sign * value * it->second;
 }
 
 Result<int64_t> parse_bytes_quantity(std::string_view quantity) {

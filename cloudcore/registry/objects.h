@@ -2,6 +2,7 @@
 // write, so that dispatch never parses JSON).
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -18,5 +19,9 @@ common::Result<v1::StoredObject> decode_object(v1::ObjectKind kind, std::string_
 // "128Mi", "1G", "1e3", "512" (memory -> bytes).
 common::Result<int64_t> parse_cpu_millis(std::string_view quantity);
 common::Result<int64_t> parse_bytes_quantity(std::string_view quantity);
+// Any quantity in Kubernetes' grammar (an optional sign, a decimal number with an optional
+// exponent, and a suffix among n u m "" k M G T P E Ki Mi Gi Ti Pi Ei) as a plain number; nothing
+// if it is not one. What the API validates with; the two above are what scheduling reads.
+std::optional<double> parse_quantity(std::string_view quantity);
 
 }  // namespace gantry::cloud

@@ -96,16 +96,13 @@ bool Etcd::launch() {
                                    "--log-level=warn"};
   argv.insert(argv.end(), options_.extra_args.begin(), options_.extra_args.end());
   process_ = std::make_unique<ChildProcess>(argv, dir_ / "etcd.log");
-  auto deadline = std::chrono::steady_clock::now() + options_.start_timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (!process_->running()) {
-      process_.reset();
-      return false;
-    }
-    if (healthy()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  // Up when /health answers; an etcd that exits (e.g. its port was taken) ends the wait at once.
+  bool up = eventually([&] { return !process_->running() || healthy(); }, options_.start_timeout,
+                       std::chrono::milliseconds(20));
+  if (up && process_->running()) return true;
+  bool exited = !process_->running();
   process_.reset();  // SIGKILL
+  if (exited) return false;
   throw std::runtime_error("etcd did not answer /health within the start timeout:\n" + log());
 }
 

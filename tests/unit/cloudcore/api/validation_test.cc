@@ -6,6 +6,8 @@
 #include <catch2/catch.hpp>
 #include <string>
 
+#include "cloudcore/registry/objects.h"  // parse_quantity
+
 namespace gantry::cloud::api {
 namespace {
 
