@@ -14,6 +14,7 @@
 #include "cloudcore/api/continue_token.h"
 #include "cloudcore/api/discovery.h"
 #include "cloudcore/api/kind.h"
+#include "cloudcore/api/kinds/workload_common.h"
 #include "cloudcore/api/patch.h"
 #include "cloudcore/api/render.h"
 #include "cloudcore/api/selectors.h"
@@ -164,6 +165,7 @@ Outcome<WriteOptions> write_options(const Request& req, const char* options_kind
 struct DeleteOptions {
   std::optional<int64_t> grace;
   WriteOptions write;
+  std::string propagation;  // "", Background, Foreground, Orphan (kinds that cascade)
 };
 Outcome<DeleteOptions> delete_options(const Request& req, const json* body) {
   DeleteOptions o;
@@ -175,6 +177,10 @@ Outcome<DeleteOptions> delete_options(const Request& req, const json* body) {
         return bad_request("DeleteOptions.gracePeriodSeconds must be an integer");
       o.grace = (*body)["gracePeriodSeconds"].get<int64_t>();
     }
+    if (body->contains("propagationPolicy") && (*body)["propagationPolicy"].is_string())
+      o.propagation = (*body)["propagationPolicy"].get<std::string>();
+    if (body->contains("orphanDependents") && (*body)["orphanDependents"].is_boolean())
+      o.propagation = (*body)["orphanDependents"].get<bool>() ? "Orphan" : "Background";
     if (body->contains("dryRun") && (*body)["dryRun"].is_array())
       for (const auto& v : (*body)["dryRun"])
         dry.push_back(v.is_string() ? v.get<std::string>() : v.dump());
@@ -184,6 +190,13 @@ Outcome<DeleteOptions> delete_options(const Request& req, const json* body) {
     if (!n) return bad_request(fmt::format("gracePeriodSeconds: \"{}\" is not an integer", *g));
     o.grace = *n;
   }
+  if (auto pp = req.query_param("propagationPolicy")) o.propagation = *pp;
+  if (!o.propagation.empty() && o.propagation != "Background" && o.propagation != "Foreground" &&
+      o.propagation != "Orphan")
+    return Failure{422, "Invalid",
+                   fmt::format("propagationPolicy: Unsupported value: \"{}\": supported values: "
+                               "\"Background\", \"Foreground\", \"Orphan\"",
+                               o.propagation)};
   // As kube-apiserver: a negative grace period means one second.
   if (o.grace && *o.grace < 0) o.grace = 1;
   if (auto v = req.query_param("dryRun")) dry.push_back(*v);
@@ -958,6 +971,20 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
                                      name, other.plural)};
       }
     }
+    if (t.cascades && (o.propagation == "Foreground" || o.propagation == "Orphan")) {
+      // The garbage collector finishes the deletion (kind.h `cascades`).
+      json obj = cur.object;
+      if (!obj["metadata"].contains("deletionTimestamp"))
+        obj["metadata"]["deletionTimestamp"] = rfc3339(now_seconds());
+      obj["metadata"]["deletionGracePeriodSeconds"] = 0;
+      obj["metadata"]["finalizers"] =
+          json::array({o.propagation == "Orphan" ? "orphan" : "foregroundDeletion"});
+      Loaded with_deletion = cur;
+      with_deletion.object = obj;
+      auto w = put_update(t, with_deletion, obj, 0, who, p, o.write.dry_run);
+      if (failed(w)) return std::get<Failure>(w);
+      return std::move(std::get<Written>(w).object);
+    }
     bool bound = !str_at(cur.object, "spec.nodeName").empty();
     if (t.graceful_delete && bound && o.grace.value_or(1) != 0) {
       // Graceful: the edge stops the containers and reports the pod gone; then the hub removes it.
@@ -980,6 +1007,56 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
     Loaded gone = cur;
     gone.resource_version = txn->revision;
     return deleted_answer(t, gone);
+  }
+
+  // The autoscaling/v1 Scale of a kind with spec.replicas (kinds/workload_common.h): GET reads
+  // it; PUT and PATCH change spec.replicas through the ordinary update.
+  Response scale(const Request& req, const Kind& t, const std::string& ns, const std::string& name,
+                 const Identity& who, const Permissions& p) {
+    bool dry_run = false;
+    if (req.method != "GET") {
+      auto wo = write_options(req, "UpdateOptions");
+      if (failed(wo)) return failure_response(std::get<Failure>(wo));
+      dry_run = std::get<WriteOptions>(wo).dry_run;
+    }
+    for (int attempt = 0; attempt < 5; ++attempt) {
+      auto current = load(t, ns, name);
+      if (failed(current)) return failure_response(std::get<Failure>(current));
+      auto& cur = std::get<std::optional<Loaded>>(current);
+      if (!cur) return failure_response(not_found(t.plural, name));
+      json obj = render(t, *cur);
+      json scale = kinds::scale_of(obj);
+      if (req.method == "GET") return json_response(200, scale);
+      auto body = parse_body(req);
+      if (failed(body)) return failure_response(std::get<Failure>(body));
+      const json& doc = std::get<json>(body);
+      json wanted = doc;
+      if (req.method == "PATCH") {
+        std::string type = req.header("Content-Type").value_or("");
+        type = type.substr(0, type.find(';'));
+        auto patched = type == "application/json-patch+json" ? apply_json_patch(scale, doc)
+                                                             : apply_merge_patch(scale, doc);
+        if (!patched.ok()) return failure_response(bad_request(patched.status().message()));
+        wanted = std::move(patched).value();
+      }
+      auto replicas = kinds::replicas_of_scale(wanted);
+      if (!replicas.ok())
+        return failure_response(invalid(fmt::format("Scale.autoscaling \"{}\" is invalid: {}", name,
+                                                    replicas.status().message())));
+      Revision expect = 0;
+      std::string rv = str_at(wanted, "metadata.resourceVersion");
+      if (req.method == "PUT" && !rv.empty()) expect = std::strtoull(rv.c_str(), nullptr, 10);
+      json updated = cur->object;
+      updated["spec"]["replicas"] = *replicas;
+      Response r = write_update(t, *cur, std::move(updated), expect, who, p, 200, dry_run);
+      if (r.status == 409 && expect == 0) continue;
+      if (r.status != 200) return r;
+      json written = json::parse(r.body, nullptr, false);
+      return json_response(200, kinds::scale_of(written.is_object() ? written : obj));
+    }
+    return failure_response(
+        {409, "Conflict",
+         fmt::format("{} \"{}\" kept changing while it was scaled; try again", t.plural, name)});
   }
 
   Outcome<DeleteOptions> delete_options_of(const Request& req) {
@@ -2066,6 +2143,7 @@ Response ApiServer::Impl::handle_resource(Request& req, const Identity& who, con
     if (s->name == "log") return logs(req, *t, ns, name, who, p);
     if (auto f = check_kind(who, p, *t, verb != kGet)) return failure_response(*f);
     if (s->name == "eviction") return evict(req, *t, ns, name, who, p);
+    if (s->name == "scale") return scale(req, *t, ns, name, who, p);
     if (s->name == "status" && verb != kGet) return write_status(req, *t, ns, name, who, p);
     if (s->name != "status")
       return failure_response(

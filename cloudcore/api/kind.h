@@ -117,6 +117,11 @@ struct Kind {
   bool graceful_delete = false;
   // DELETE refuses while objects of namespaced kinds remain under this name (namespaces).
   bool delete_requires_empty = false;
+  // Owners of dependents (workloads): DELETE honours propagationPolicy. Background (the default)
+  // removes the object and the garbage collector deletes its dependents; Foreground and Orphan
+  // set deletionTimestamp and the finalizer `foregroundDeletion` / `orphan`, and the collector
+  // (cloudcore/controllers/workloads_gc.cc) removes the object once it has done its part.
+  bool cascades = false;
 
   // ----- behaviour hooks (all optional)
   // Sets obj["status"] from the observed status (kObserved; null when none is stored) or from

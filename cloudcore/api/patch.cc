@@ -48,6 +48,9 @@ common::Result<json> merge_value(const json& target, const json& patch, const st
 common::Result<json> merge_list(const json& target, const json& patch, const std::string& path,
                                 const json* order) {
   auto key_it = merge_keys().find(path);
+  // A workload's pod template merges as a pod does (spec.template.spec.containers by name).
+  if (key_it == merge_keys().end() && path.starts_with("spec.template."))
+    key_it = merge_keys().find(path.substr(std::string_view("spec.template.").size()));
   if (key_it == merge_keys().end()) {
     if (merges_as_set(path) && target.is_array()) {
       json out = target;

@@ -10,7 +10,8 @@ const KindRegistry& builtin_kinds() {
   static const KindRegistry kRegistry = [] {
     KindRegistry r;
     for (auto make : {kinds::pod, kinds::node, kinds::namespace_, kinds::config_map, kinds::secret,
-                      kinds::event, kinds::province}) {
+                      kinds::event, kinds::province, kinds::deployment, kinds::replica_set,
+                      kinds::daemon_set, kinds::controller_revision}) {
       auto added = r.add(make());
       if (!added.ok()) {
         spdlog::critical("api kinds: {}", added.to_string());

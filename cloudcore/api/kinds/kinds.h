@@ -12,6 +12,12 @@ Kind namespace_();
 Kind config_map();
 Kind secret();
 Kind event();
-Kind province();  // gantry.io/v1 aggregates, computed (not stored); served by the server itself
+Kind province();
+// apps/v1 (controllers in cloudcore/controllers/workloads*)
+Kind deployment();
+Kind replica_set();
+Kind daemon_set();
+Kind controller_revision();  // gantry.io/v1 aggregates, computed (not stored); served by the server
+                             // itself
 
 }  // namespace gantry::cloud::api::kinds

@@ -120,14 +120,16 @@ TEST_CASE("legacy discovery lists each kind of a group version", "[api][kinds]")
   CHECK((*ns)["namespaced"] == false);
   CHECK_FALSE(resource_named(*core, "provinces"));
   CHECK_FALSE(api_resource_list(kinds, "", "v2"));
-  CHECK_FALSE(api_resource_list(kinds, "apps", "v1"));
+  CHECK_FALSE(api_resource_list(kinds, "apps", "v2"));
 
   json groups = api_group_list(kinds);
-  REQUIRE(groups["groups"].size() == 1);
+  REQUIRE(groups["groups"].size() == 2);  // gantry.io, then apps (workloads)
   CHECK(groups["groups"][0]["name"] == "gantry.io");
   CHECK(groups["groups"][0]["preferredVersion"]["groupVersion"] == "gantry.io/v1");
+  CHECK(groups["groups"][1]["name"] == "apps");
   CHECK(api_group(kinds, "gantry.io"));
-  CHECK_FALSE(api_group(kinds, "apps"));
+  CHECK(api_group(kinds, "apps"));
+  CHECK_FALSE(api_group(kinds, "batch"));
 }
 
 TEST_CASE("aggregated discovery is chosen by the Accept header, as client-go asks for it",
@@ -184,7 +186,7 @@ TEST_CASE_METHOD(ApiFixture, "the server answers aggregated discovery with its c
   CHECK(call("GET", "/apis/gantry.io", kAdminToken).json()["kind"] == "APIGroup");
   CHECK(call("GET", "/apis/gantry.io/v1", kAdminToken).json()["resources"][0]["name"] ==
         "provinces");
-  CHECK(call("GET", "/apis/apps/v1", kAdminToken).code == 404);
+  CHECK(call("GET", "/apis/apps/v2", kAdminToken).code == 404);
   CHECK(call("GET", "/api/v2", kAdminToken).code == 404);
 }
 

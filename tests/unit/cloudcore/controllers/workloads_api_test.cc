@@ -1,0 +1,191 @@
+// apps/v1 through the API with the workload controllers running on the same store, as kubectl
+// uses them: create a Deployment, read its Table, scale it through the scale subresource, change
+// its image with a strategic merge patch, see the ReplicaSets' revisions, delete with each
+// propagation policy; bad input is 422 with the field path and writes nothing.
+#include <catch2/catch.hpp>
+
+#include "cloudcore/controllers/workloads.h"
+#include "cloudcore/registry/keys.h"
+#include "tests/unit/cloudcore/api/api_fixture.h"
+
+namespace gantry::cloud::controllers {
+namespace {
+
+using json = nlohmann::json;
+using test::ApiFixture;
+using test::eventually;
+using test::kAdminToken;
+
+const char* kDeployments = "/apis/apps/v1/namespaces/default/deployments";
+
+json deployment(const std::string& name, int replicas) {
+  return {{"apiVersion", "apps/v1"},
+          {"kind", "Deployment"},
+          {"metadata", {{"name", name}}},
+          {"spec",
+           {{"replicas", replicas},
+            {"selector", {{"matchLabels", {{"app", name}}}}},
+            {"template",
+             {{"metadata", {{"labels", {{"app", name}}}}},
+              {"spec", {{"containers", {{{"name", "main"}, {"image", "nginx:1.25"}}}}}}}}}}};
+}
+
+class WorkloadsApi : public ApiFixture {
+ public:
+  WorkloadsApi() {
+    auto c = WorkloadControllers::start(store());
+    REQUIRE(c.ok());
+    controllers_ = std::move(c).value();
+  }
+  ~WorkloadsApi() { controllers_->stop(); }
+
+  json get(const std::string& path) { return call("GET", path, kAdminToken).json(); }
+  size_t items(const std::string& path) {
+    json l = get(path);
+    return l.contains("items") ? l["items"].size() : 0;
+  }
+
+  std::unique_ptr<WorkloadControllers> controllers_;
+};
+
+TEST_CASE_METHOD(WorkloadsApi, "a Deployment created through the API gets its ReplicaSet and pods",
+                 "[controllers][workloads][api]") {
+  auto r = call("POST", kDeployments, kAdminToken, deployment("web", 2).dump());
+  REQUIRE(r.code == 201);
+  json d = r.json();
+  // Defaults as Kubernetes fills them.
+  CHECK(d["spec"]["strategy"]["type"] == "RollingUpdate");
+  CHECK(d["spec"]["strategy"]["rollingUpdate"]["maxSurge"] == "25%");
+  CHECK(d["spec"]["revisionHistoryLimit"] == 10);
+  CHECK(d["spec"]["progressDeadlineSeconds"] == 600);
+  CHECK(d["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"] == "IfNotPresent");
+  CHECK(d["metadata"]["generation"] == 1);
+  CHECK_FALSE(d.contains("status"));
+
+  REQUIRE(eventually([&] { return items("/api/v1/namespaces/default/pods") == 2; }));
+  json sets = get("/apis/apps/v1/namespaces/default/replicasets");
+  REQUIRE(sets["items"].size() == 1);
+  CHECK(sets["items"][0]["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "1");
+  CHECK(eventually([&] {
+    json s = get(std::string(kDeployments) + "/web")["status"];
+    return s.value("replicas", -1) == 2 && s.value("observedGeneration", -1) == 1;
+  }));
+
+  // kubectl get deployments: NAME READY UP-TO-DATE AVAILABLE AGE.
+  auto table = call("GET", kDeployments, kAdminToken, "", "application/json",
+                    {"Accept: application/json;as=Table;v=v1;g=meta.k8s.io"});
+  json t = table.json();
+  std::vector<std::string> names;
+  for (const auto& c : t["columnDefinitions"])
+    if (c["priority"] == 0) names.push_back(c["name"]);
+  CHECK(names == std::vector<std::string>{"Name", "Ready", "Up-to-date", "Available", "Age"});
+  CHECK(t["rows"][0]["cells"][1] == "0/2");
+
+  // kubectl scale: PATCH on the scale subresource.
+  auto s = call("PATCH", std::string(kDeployments) + "/web/scale", kAdminToken,
+                R"({"spec":{"replicas":3}})", "application/merge-patch+json");
+  REQUIRE(s.code == 200);
+  CHECK(s.json()["kind"] == "Scale");
+  CHECK(s.json()["spec"]["replicas"] == 3);
+  CHECK(s.json()["status"]["selector"] == "app=web");
+  REQUIRE(eventually([&] { return items("/api/v1/namespaces/default/pods") == 3; }));
+
+  // A user's write never replaces the status the controller wrote.
+  json body = get(std::string(kDeployments) + "/web");
+  body["status"] = {{"replicas", 99}};
+  body["metadata"].erase("resourceVersion");
+  REQUIRE(call("PUT", std::string(kDeployments) + "/web", kAdminToken, body.dump()).code == 200);
+  CHECK(get(std::string(kDeployments) + "/web")["status"].value("replicas", -1) != 99);
+
+  // kubectl set image: a strategic merge patch of the template's containers, by name.
+  auto p = call(
+      "PATCH", std::string(kDeployments) + "/web", kAdminToken,
+      R"({"spec":{"template":{"spec":{"containers":[{"name":"main","image":"nginx:1.26"}]}}}})",
+      "application/strategic-merge-patch+json");
+  REQUIRE(p.code == 200);
+  CHECK(p.json()["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"] == "IfNotPresent");
+  CHECK(eventually(
+      [&] { return get("/apis/apps/v1/namespaces/default/replicasets")["items"].size() == 2; }));
+}
+
+TEST_CASE_METHOD(WorkloadsApi, "bad workloads are 422 with the field path and write nothing",
+                 "[controllers][workloads][api]") {
+  json d = deployment("web", 1);
+  d["spec"]["selector"]["matchLabels"]["app"] = "other";
+  auto r = call("POST", kDeployments, kAdminToken, d.dump());
+  CHECK(r.code == 422);
+  CHECK(r.json()["message"].get<std::string>().find(
+            "`selector` does not match template `labels`") != std::string::npos);
+
+  d = deployment("web", -1);
+  r = call("POST", kDeployments, kAdminToken, d.dump());
+  CHECK(r.code == 422);
+  CHECK(r.json()["message"].get<std::string>().find("spec.replicas: Invalid value: -1") !=
+        std::string::npos);
+
+  d = deployment("web", 1);
+  d["spec"]["strategy"] = {{"type", "BlueGreen"}};
+  r = call("POST", kDeployments, kAdminToken, d.dump());
+  CHECK(r.code == 422);
+  CHECK(r.json()["message"].get<std::string>().find("spec.strategy.type: Unsupported value") !=
+        std::string::npos);
+
+  d = deployment("web", 1);
+  d["spec"]["template"]["spec"]["containers"][0].erase("image");
+  r = call("POST", kDeployments, kAdminToken, d.dump());
+  CHECK(r.code == 422);
+  CHECK(r.json()["message"].get<std::string>().find("spec.template.spec.containers") !=
+        std::string::npos);
+  CHECK(items(kDeployments) == 0);
+
+  // The selector is immutable.
+  REQUIRE(call("POST", kDeployments, kAdminToken, deployment("web", 1).dump()).code == 201);
+  d = get(std::string(kDeployments) + "/web");
+  d["spec"]["selector"]["matchLabels"]["app"] = "web2";
+  d["spec"]["template"]["metadata"]["labels"]["app"] = "web2";
+  d["metadata"].erase("resourceVersion");  // the controller may write status meanwhile
+  r = call("PUT", std::string(kDeployments) + "/web", kAdminToken, d.dump());
+  CHECK(r.code == 422);
+  CHECK(r.json()["message"].get<std::string>().find("spec.selector") != std::string::npos);
+  CHECK(r.json()["message"].get<std::string>().find("field is immutable") != std::string::npos);
+  // Scale refuses negative replicas.
+  r = call("PATCH", std::string(kDeployments) + "/web/scale", kAdminToken,
+           R"({"spec":{"replicas":-2}})", "application/merge-patch+json");
+  CHECK(r.code == 422);
+  CHECK(get(std::string(kDeployments) + "/web")["spec"]["replicas"] == 1);
+}
+
+TEST_CASE_METHOD(WorkloadsApi, "delete cascades: background takes the pods, orphan keeps them",
+                 "[controllers][workloads][api]") {
+  REQUIRE(call("POST", kDeployments, kAdminToken, deployment("keep", 2).dump()).code == 201);
+  REQUIRE(call("POST", kDeployments, kAdminToken, deployment("drop", 2).dump()).code == 201);
+  REQUIRE(eventually([&] { return items("/api/v1/namespaces/default/pods") == 4; }));
+
+  // kubectl delete --cascade=orphan
+  auto r = call("DELETE", std::string(kDeployments) + "/keep", kAdminToken,
+                R"({"kind":"DeleteOptions","apiVersion":"v1","propagationPolicy":"Orphan"})");
+  CHECK(r.code == 200);
+  CHECK(eventually(
+      [&] { return call("GET", std::string(kDeployments) + "/keep", kAdminToken).code == 404; }));
+  // Its ReplicaSet stays, without an owner, and so do the pods.
+  CHECK(eventually([&] {
+    json sets = get("/apis/apps/v1/namespaces/default/replicasets?labelSelector=app%3Dkeep");
+    return sets["items"].size() == 1 && !sets["items"][0]["metadata"].contains("ownerReferences");
+  }));
+
+  // kubectl delete (background): the ReplicaSet and its pods go.
+  r = call("DELETE", std::string(kDeployments) + "/drop", kAdminToken,
+           R"({"kind":"DeleteOptions","apiVersion":"v1","propagationPolicy":"Background"})");
+  CHECK(r.code == 200);
+  CHECK(eventually([&] {
+    return items("/apis/apps/v1/namespaces/default/replicasets?labelSelector=app%3Ddrop") == 0 &&
+           items("/api/v1/namespaces/default/pods?labelSelector=app%3Ddrop") == 0;
+  }));
+  CHECK(items("/api/v1/namespaces/default/pods?labelSelector=app%3Dkeep") == 2);
+  r = call("DELETE", std::string(kDeployments) + "/x", kAdminToken,
+           R"({"propagationPolicy":"Sideways"})");
+  CHECK(r.code == 422);  // the options are checked first, as Kubernetes does
+}
+
+}  // namespace
+}  // namespace gantry::cloud::controllers
