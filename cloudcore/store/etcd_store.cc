@@ -86,6 +86,8 @@ Status from_grpc(const grpc::Status& s, std::string_view what) {
       return make_error(Code::kInvalidArgument, "{}: {}", what, msg);
     case grpc::StatusCode::RESOURCE_EXHAUSTED:
       return make_error(Code::kResourceExhausted, "{}: etcd: {}", what, msg);
+    case grpc::StatusCode::NOT_FOUND:  // "requested lease not found"
+      return make_error(Code::kNotFound, "{}: etcd: {}", what, msg);
     case grpc::StatusCode::CANCELLED:
       return make_error(Code::kCancelled, "{}: {}", what, msg);
     case grpc::StatusCode::UNAUTHENTICATED:
@@ -326,12 +328,16 @@ void EtcdWatch::run() {
 
 class EtcdStoreImpl final : public EtcdStore {
  public:
-  explicit EtcdStoreImpl(EtcdStoreOptions options) : options_(std::move(options)) {}
+  explicit EtcdStoreImpl(EtcdStoreOptions options) : EtcdStore(std::move(options)) {}
   ~EtcdStoreImpl() override;
 
   Status open();
 
-  Result<TxnResult> txn(std::vector<Op> ops) override;
+  Result<TxnResult> txn(std::vector<Op> ops) override { return guarded_txn(std::move(ops), {}, 0); }
+  Result<TxnResult> guarded_txn(std::vector<Op> ops, const std::vector<Guard>& guards,
+                                int64_t lease) override;
+  std::shared_ptr<grpc::Channel> channel() const override { return conn_->channel; }
+  void set_auto_compaction(bool on) override { auto_compact_on_.store(on); }
   TxnLimits txn_limits() const override {
     // etcd counts its own encoding of the request; leave room for it.
     return TxnLimits{options_.max_txn_ops,
@@ -382,8 +388,8 @@ class EtcdStoreImpl final : public EtcdStore {
   Result<pb::RangeResponse> range(pb::RangeRequest& req, std::string_view what) const;
   void maintain();  // the sync/compaction thread
 
-  EtcdStoreOptions options_;
   std::shared_ptr<Connection> conn_;
+  std::atomic<bool> auto_compact_on_{true};
   mutable std::atomic<Revision> last_revision_{0};
   mutable std::atomic<Revision> compacted_{0};
   mutable std::atomic<uint64_t> txns_committed_{0}, txns_conflicted_{0}, requests_failed_{0};
@@ -558,7 +564,8 @@ Revision EtcdStoreImpl::current_revision() const {
 
 // ---- txn ------------------------------------------------------------------------------------
 
-Result<TxnResult> EtcdStoreImpl::txn(std::vector<Op> ops) {
+Result<TxnResult> EtcdStoreImpl::guarded_txn(std::vector<Op> ops, const std::vector<Guard>& guards,
+                                             int64_t lease) {
   if (ops.empty()) return make_error(Code::kInvalidArgument, "empty transaction");
   std::set<std::string_view> seen;
   for (const Op& op : ops) {
@@ -566,9 +573,25 @@ Result<TxnResult> EtcdStoreImpl::txn(std::vector<Op> ops) {
     if (!seen.insert(op.key).second)
       return make_error(Code::kInvalidArgument, "key {} appears twice in one transaction", op.key);
   }
+  for (const Guard& g : guards) {
+    GANTRY_RETURN_IF_ERROR(validate_key(g.key));
+    if (!seen.insert(g.key).second)
+      return make_error(Code::kInvalidArgument, "key {} appears twice in one transaction", g.key);
+  }
 
   pb::TxnRequest req;
-  std::vector<size_t> checked;  // op index of each failure-branch read
+  // Guards first: a failed one is reported before the ops' conditions.
+  for (const Guard& g : guards) {
+    auto* cmp = req.add_compare();
+    cmp->set_key(etcd_key(g.key));
+    cmp->set_target(pb::Compare::MOD);
+    cmp->set_result(pb::Compare::EQUAL);
+    cmp->set_mod_revision(int64_t(g.mod_revision));
+    auto* read = req.add_failure()->mutable_request_range();
+    read->set_key(etcd_key(g.key));
+    read->set_keys_only(true);
+  }
+  std::vector<size_t> checked;  // op index of each failure-branch read after the guards'
   for (size_t i = 0; i < ops.size(); ++i) {
     const Op& op = ops[i];
     std::string key = etcd_key(op.key);
@@ -594,6 +617,7 @@ Result<TxnResult> EtcdStoreImpl::txn(std::vector<Op> ops) {
       put->set_key(std::move(key));
       put->set_value(op.value);
       put->set_prev_kv(true);
+      put->set_lease(lease);
     } else {
       auto* del = success->mutable_request_delete_range();
       del->set_key(std::move(key));
@@ -611,10 +635,19 @@ Result<TxnResult> EtcdStoreImpl::txn(std::vector<Op> ops) {
 
   if (!resp.succeeded()) {
     txns_conflicted_.fetch_add(1);
-    // The first op, in op order, whose condition does not hold (as RocksStore reports it).
-    for (size_t j = 0; j < checked.size() && j < size_t(resp.responses_size()); ++j) {
-      const Op& op = ops[checked[j]];
+    for (size_t j = 0; j < guards.size() && j < size_t(resp.responses_size()); ++j) {
       const auto& kvs = resp.responses(int(j)).response_range().kvs();
+      Revision mod = kvs.empty() ? 0 : Revision(kvs[0].mod_revision());
+      if (mod != guards[j].mod_revision)
+        return make_error(Code::kFailedPrecondition,
+                          "key {}: expected mod_revision {}, current mod_revision {}",
+                          guards[j].key, guards[j].mod_revision, mod);
+    }
+    // The first op, in op order, whose condition does not hold (as RocksStore reports it).
+    for (size_t j = 0; j < checked.size() && guards.size() + j < size_t(resp.responses_size());
+         ++j) {
+      const Op& op = ops[checked[j]];
+      const auto& kvs = resp.responses(int(guards.size() + j)).response_range().kvs();
       Revision mod = kvs.empty() ? 0 : Revision(kvs[0].mod_revision());
       if (op.expect_mod_revision && *op.expect_mod_revision != mod)
         return make_error(Code::kFailedPrecondition,
@@ -808,7 +841,7 @@ void EtcdStoreImpl::maintain() {
         Revision by_count =
             *current > options_.keep_revisions ? *current - options_.keep_revisions : 0;
         Revision target = std::min(by_count, old_enough);
-        if (target > compacted_.load()) {
+        if (target > compacted_.load() && auto_compact_on_.load()) {
           Status s = compact(target);
           if (s.ok()) {
             spdlog::info("store: compacted etcd history up to revision {}", target);

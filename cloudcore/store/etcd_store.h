@@ -40,6 +40,10 @@
 
 #include "cloudcore/store/store.h"
 
+namespace grpc {
+class Channel;
+}
+
 namespace gantry::cloud {
 
 struct EtcdStoreOptions {
@@ -80,6 +84,26 @@ class EtcdStore : public Store {
   // answers within request_timeout, kInvalidArgument for bad options.
   static Result<std::unique_ptr<EtcdStore>> open(const EtcdStoreOptions& options);
   virtual EtcdStoreStats stats() const = 0;
+
+  // For the lease layer (cloudcore/store/lease.h). txn() with extra conditions on keys the txn
+  // does not write (each `guards` key must be at that mod revision, 0 = absent; a failed one is
+  // kFailedPrecondition naming it, as an op's) and its puts bound to etcd lease `lease` (0: none).
+  struct Guard {
+    std::string key;
+    Revision mod_revision = 0;
+  };
+  virtual Result<TxnResult> guarded_txn(std::vector<Op> ops, const std::vector<Guard>& guards,
+                                        int64_t lease) = 0;
+  // The gRPC channel to etcd (its Lease service shares the store's connection).
+  virtual std::shared_ptr<grpc::Channel> channel() const = 0;
+  const EtcdStoreOptions& options() const { return options_; }
+  // Automatic compaction on or off (on after open when auto_compact_interval > 0): with several
+  // replicas only the leader compacts.
+  virtual void set_auto_compaction(bool on) = 0;
+
+ protected:
+  explicit EtcdStore(EtcdStoreOptions options) : options_(std::move(options)) {}
+  EtcdStoreOptions options_;
 };
 
 Result<std::unique_ptr<Store>> open_etcd_store(const EtcdStoreOptions& options);
