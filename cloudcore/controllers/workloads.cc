@@ -120,6 +120,7 @@ void WorkloadControllers::Impl::apply_pod(const std::string& key, const KeyValue
   p.owners = owners_of(obj);
   if (const OwnerRef* c = controller_of(p.owners)) p.controller_uid = c->uid;
   p.json = std::move(*so.mutable_json());
+  for (const auto& c : so.edge().pod().containers()) p.images[c.name()] = c.image();
   index_dependent(key, "", {}, p.owners);
   if (p.controller_uid.empty()) {
     orphans[p.ns].insert(key);
@@ -141,10 +142,12 @@ void WorkloadControllers::Impl::apply_pod_status(const std::string& key, const K
     r.phase = st.pod().phase();
     r.ready = st.pod().ready();
     r.ready_since = st.pod().ready_since();
+    for (const auto& c : st.pod().containers())
+      if (c.has_image()) r.images[c.name()] = c.image();
     auto [it, inserted] = pod_status.try_emplace(pod_key, r);
     if (!inserted) {
       if (it->second.phase == r.phase && it->second.ready == r.ready &&
-          it->second.ready_since == r.ready_since)
+          it->second.ready_since == r.ready_since && it->second.images == r.images)
         return;  // nothing a controller counts changed
       it->second = r;
     }

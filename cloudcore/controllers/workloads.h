@@ -45,7 +45,8 @@ struct WorkloadOptions {
 struct WorkloadStats {
   std::atomic<uint64_t> reconciles{0};
   std::atomic<uint64_t> pods_created{0};
-  std::atomic<uint64_t> pods_deleted{0};  // deleted or marked for graceful deletion
+  std::atomic<uint64_t> pods_deleted{0};           // deleted or marked for graceful deletion
+  std::atomic<uint64_t> pods_updated_in_place{0};  // images swapped on the existing pod
   std::atomic<uint64_t> adopted{0};
   std::atomic<uint64_t> released{0};
   std::atomic<uint64_t> status_writes{0};

@@ -2,7 +2,8 @@
 // affinity and whose NoSchedule/NoExecute taints the pod tolerates (with the tolerations
 // Kubernetes adds to every DaemonSet pod). Pods are created bound to their node (no scheduler
 // pass). A node that is labelled or joins gets its pod; a node that stops matching loses it.
-// Updates: RollingUpdate (maxUnavailable, default 1) or OnDelete, by the template hash in the
+// Updates: RollingUpdate (maxUnavailable, default 1; an images-only template change is made in
+// place, inplace.h) or OnDelete, by the template hash in the
 // `controller-revision-hash` label, with one ControllerRevision per template (history for
 // `kubectl rollout history|undo`).
 //
@@ -14,6 +15,7 @@
 
 #include <algorithm>
 
+#include "cloudcore/controllers/inplace.h"
 #include "cloudcore/controllers/workloads_impl.h"
 #include "cloudcore/registry/keys.h"
 
@@ -250,10 +252,24 @@ Status WorkloadControllers::Impl::reconcile_daemonset(const std::string& qkey,
              views[b->key].available(min_ready, now_ms);
     });
     int64_t budget = max_unavailable - unavailable_now;
+    // Images-only template changes update the pod in place (inplace.h); the rest replace it.
+    bool in_place = update_in_place(ds.obj, true);
+    auto old_template = [&](const PodRec& p) {
+      auto h = p.labels.find(kRevisionHash);
+      for (const auto& r : revisions)
+        if (h != p.labels.end() &&
+            str_at(r.obj, {"metadata", "labels", kRevisionHash}) == h->second &&
+            r.obj.contains("data") && r.obj["data"].contains("spec"))
+          return r.obj["data"]["spec"].value("template", json::object());
+      return template_of_pod(json::parse(p.json, nullptr, false));
+    };
     for (const auto* p : outdated) {
       bool avail = views[p->key].available(min_ready, now_ms);
       if (avail && budget <= 0) break;
-      if (note(delete_pod(*p)) && avail) --budget;
+      bool swap = in_place && images_only_change(old_template(*p), tmpl);
+      bool done = swap ? note(update_pod_in_place(*p, tmpl, {{kRevisionHash, hash}}, hash))
+                       : note(delete_pod(*p));
+      if (done && avail) --budget;
     }
   }
   if (wrote) expect[qkey] = wrote;

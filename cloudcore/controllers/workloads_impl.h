@@ -71,6 +71,11 @@ struct WorkloadControllers::Impl {
   // Deletes gracefully when bound (deletionTimestamp; the edge stops it and the hub removes it),
   // at once when not.
   Result<Revision> delete_pod(const PodRec& p);
+  // In place (inplace.cc): the pod takes `new_template`'s images and `set_labels`, is marked with
+  // the revision, and keeps its name, uid and node.
+  Result<Revision> update_pod_in_place(const PodRec& p, const json& new_template,
+                                       const std::map<std::string, std::string>& set_labels,
+                                       const std::string& revision);
   // Rewrites a pod's JSON (ownerReferences changes); expects its cached revision.
   Result<Revision> rewrite_pod(const PodRec& p, const std::function<void(json&)>& edit);
   // Writes obj["status"] of a workload if it differs from `old_status`.

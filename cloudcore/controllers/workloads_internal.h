@@ -39,14 +39,17 @@ struct PodRec {
   bool terminating = false;
   int64_t created_ms = 0;
   std::vector<OwnerRef> owners;
-  std::string controller_uid;  // "" when no owner has controller: true
-  std::string json;            // the stored Kubernetes JSON
+  std::string controller_uid;                 // "" when no owner has controller: true
+  std::string json;                           // the stored Kubernetes JSON
+  std::map<std::string, std::string> images;  // container name -> image, as the spec says
 };
 
 struct PodStatusRec {
   v1::PodPhase phase = v1::POD_PHASE_UNSPECIFIED;
   bool ready = false;
   int64_t ready_since = 0;
+  // container name -> image the edge runs (empty when the edge does not say)
+  std::map<std::string, std::string> images;
 };
 
 struct NodeStatusRec {
@@ -76,7 +79,19 @@ struct PodView {
       return false;
     return true;
   }
-  bool ready() const { return status && status->ready && status->phase == v1::POD_PHASE_RUNNING; }
+  bool ready() const {
+    return status && status->ready && status->phase == v1::POD_PHASE_RUNNING && images_current();
+  }
+  // False while a container still runs another image than the spec names (an in-place update
+  // the edge has not finished, or whose new image it could not pull).
+  bool images_current() const {
+    if (!status) return false;
+    for (const auto& [name, image] : pod->images) {
+      auto it = status->images.find(name);
+      if (it != status->images.end() && !it->second.empty() && it->second != image) return false;
+    }
+    return true;
+  }
   bool available(int64_t min_ready_seconds, int64_t now_ms) const {
     if (!ready()) return false;
     if (min_ready_seconds <= 0) return true;

@@ -481,6 +481,13 @@ void PodSync::sync(const v1::Object& pod) {
     Attempts attempts = attempts_of(*all, sandbox_id, c.name());
     o.current = attempts.current;
     o.previous = attempts.previous;
+    // The status names the image the container runs (Kubernetes' containerStatuses[].image): during
+    // an image update it stays the old one until the new container is started, and stays so when
+    // the new image cannot be pulled.
+    if (o.current) {
+      std::string running_image = label(o.current->info.annotations, kAnnotationImage);
+      if (!running_image.empty()) o.image = running_image;
+    }
     uint32_t attempt = attempts.next;
     o.restart_count = attempt == 0 ? 0 : attempt - 1;
     std::string want = container_hash(c);
@@ -520,6 +527,7 @@ void PodSync::sync(const v1::Object& pod) {
                      pod.name(), c.name(), c.image(), gap.count());
       }
       o.waiting.reset();
+      o.image = c.image();
       o.restart_count = attempt;
       if (o.current) o.previous = o.current;
       o.current = *started;

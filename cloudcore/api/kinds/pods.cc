@@ -6,6 +6,7 @@
 #include <set>
 
 #include "cloudcore/api/kinds/kinds.h"
+#include "cloudcore/api/validation.h"
 #include "cloudcore/registry/keys.h"
 
 namespace gantry::cloud::api::kinds {
@@ -132,6 +133,61 @@ common::Status write_pod_status(const json& status, v1::StoredStatus& observed) 
   return common::ok_status();
 }
 
+// Kubernetes' rule for updates of a pod's spec: only images (containers and init containers, by
+// position and name), activeDeadlineSeconds, added tolerations, and a negative grace period set
+// to 1 may change; binding an unbound pod (nodeName) is checked apart. Images are what in-place
+// updates change (docs/workloads.md).
+common::Status check_pod_spec_update(const json& old_obj, const json& new_obj) {
+  json a = old_obj, b = new_obj;
+  default_object("Pod", a);
+  default_object("Pod", b);
+  // An invalid spec is reported field by field by the validation that follows.
+  if (!validate_object("Pod", b, &a).empty()) return common::ok_status();
+  json sa = a.value("spec", json::object()), sb = b.value("spec", json::object());
+  if (!sa.is_object() || !sb.is_object()) return common::ok_status();
+  auto forbidden = [&] {
+    return common::make_error(
+        common::Code::kInvalidArgument,
+        "Pod \"{}\" is invalid: spec: Forbidden: pod updates may not change fields other than "
+        "`spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,"
+        "`spec.tolerations` (only additions to existing tolerations),"
+        "`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously "
+        "negative)",
+        string_at(new_obj, {"metadata", "name"}));
+  };
+  for (const char* list : {"containers", "initContainers"}) {
+    if (!sa.contains(list) || !sb.contains(list)) continue;
+    json& ca = sa[list];
+    json& cb = sb[list];
+    if (!ca.is_array() || !cb.is_array() || ca.size() != cb.size()) return forbidden();
+    for (size_t i = 0; i < ca.size(); ++i) {
+      if (ca[i].is_object()) ca[i].erase("image");
+      if (cb[i].is_object()) cb[i].erase("image");
+    }
+  }
+  if (sa.contains("tolerations") && sa["tolerations"].is_array()) {
+    if (!sb.contains("tolerations") || !sb["tolerations"].is_array()) return forbidden();
+    for (const auto& t : sa["tolerations"]) {
+      bool kept = false;
+      for (const auto& u : sb["tolerations"]) kept = kept || u == t;
+      if (!kept) return forbidden();
+    }
+  }
+  for (json* s : {&sa, &sb}) {
+    s->erase("tolerations");
+    s->erase("activeDeadlineSeconds");
+    s->erase("nodeName");
+  }
+  if (sa.value("terminationGracePeriodSeconds", json(0)).is_number_integer() &&
+      sa.value("terminationGracePeriodSeconds", 0) < 0 &&
+      sb.value("terminationGracePeriodSeconds", json(0)) == json(1)) {
+    sa.erase("terminationGracePeriodSeconds");
+    sb.erase("terminationGracePeriodSeconds");
+  }
+  if (sa != sb) return forbidden();
+  return common::ok_status();
+}
+
 }  // namespace
 
 Kind pod() {
@@ -166,7 +222,7 @@ Kind pod() {
           "Pod \"{}\" is invalid: spec.nodeName: cannot be changed once the pod is bound (bound "
           "to \"{}\"); delete and re-create the pod to move it",
           string_at(new_obj, {"metadata", "name"}), old_node);
-    return common::ok_status();
+    return check_pod_spec_update(old_obj, new_obj);
   };
   k.warnings = pod_warnings;
   auto text = [](std::initializer_list<const char*> path, bool none) {

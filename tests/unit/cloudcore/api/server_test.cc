@@ -74,6 +74,13 @@ TEST_CASE_METHOD(ApiFixture, "create, get, conflicting update and delete of a po
   REQUIRE(updated.code == 200);
   CHECK(updated.json()["spec"]["containers"][0]["image"] == "nginx:1.26");
   CHECK(updated.json()["metadata"]["uid"] == got["metadata"]["uid"]);
+  // Beyond images (and a few fields), a pod's spec is immutable, as in Kubernetes.
+  json changed = updated.json();
+  changed["spec"]["containers"][0]["command"] = json::array({"sh"});
+  auto refused = call("PUT", "/api/v1/namespaces/default/pods/web", kAdminToken, changed.dump());
+  CHECK(refused.code == 422);
+  CHECK_THAT(refused.json()["message"].get<std::string>(),
+             Catch::Contains("pod updates may not change fields other than"));
 
   // Bound pod: graceful delete leaves it Terminating.
   auto deleting = call("DELETE", "/api/v1/namespaces/default/pods/web", kAdminToken);

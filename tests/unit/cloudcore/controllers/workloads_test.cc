@@ -803,5 +803,107 @@ TEST_CASE_METHOD(WorkloadFixture,
   CHECK(store_->list(lo)->items.size() == 2);
 }
 
+TEST_CASE_METHOD(WorkloadFixture,
+                 "a DaemonSet image update is made in place, one node at a time, and any other "
+                 "change replaces the pods",
+                 "[controllers][workloads][daemonset][inplace]") {
+  for (const char* n : {"n1", "n2", "n3"}) put_node(n, {{"role", "toll"}});
+  start();
+  std::string key = std::string(kDaemonSetsPrefix) + "default/gw";
+  put_json(key, daemonset("gw", {{"role", "toll"}}));
+  // The edge reports the image each container runs.
+  auto report = [&](const std::string& name, const std::string& image) {
+    v1::StoredStatus st;
+    st.set_generation(1);
+    st.mutable_pod()->set_phase(v1::POD_PHASE_RUNNING);
+    st.mutable_pod()->set_ready(true);
+    st.mutable_pod()->set_ready_since(clock_.unix_ms());
+    auto* c = st.mutable_pod()->add_containers();
+    c->set_name("gw");
+    c->set_image(image);
+    REQUIRE(
+        store_->put(keys::status_key(v1::OBJECT_KIND_POD, "default", name), st.SerializeAsString())
+            .ok());
+  };
+  auto image_of = [](const PodSeen& p) {
+    return p.obj["spec"]["containers"][0]["image"].get<std::string>();
+  };
+  REQUIRE(eventually([&] { return active_pods() == 3; }));
+  std::map<std::string, std::string> uids;  // name -> uid
+  for (const auto& p : pods()) {
+    report(p.name, "gateway:1");
+    uids[p.name] = p.obj["metadata"]["uid"];
+  }
+  REQUIRE(eventually([&] {
+    auto ds = get_json(key);
+    return ds->contains("status") && (*ds)["status"].value("numberAvailable", -1) == 3;
+  }));
+
+  json ds = *get_json(key);
+  ds["spec"]["template"]["spec"]["containers"][0]["image"] = "gateway:2";
+  ds["metadata"]["generation"] = 2;
+  put_json(key, ds);
+  // One node at a time (maxUnavailable 1): the next pod is updated once the edge reports the
+  // previous one running the new image.
+  for (size_t done = 1; done <= 3; ++done) {
+    REQUIRE(eventually([&] {
+      return count([&](const PodSeen& p) { return image_of(p) == "gateway:2"; }) == done;
+    }));
+    REQUIRE(eventually([&] { return controllers_->idle(); }));
+    CHECK(count([&](const PodSeen& p) { return image_of(p) == "gateway:2"; }) == done);
+    for (const auto& p : pods()) {
+      if (image_of(p) != "gateway:2") continue;
+      CHECK(p.labels.count("controller-revision-hash") == 1);
+      CHECK(p.obj["metadata"]["annotations"].contains("gantry.io/in-place-updated"));
+      report(p.name, "gateway:2");
+    }
+  }
+  // Same pods: names, uids and nodes kept; nothing deleted.
+  auto now = pods();
+  REQUIRE(now.size() == 3);
+  for (const auto& p : now) {
+    CHECK(uids.count(p.name) == 1);
+    CHECK(uids[p.name] == p.obj["metadata"]["uid"]);
+    CHECK_FALSE(p.terminating);
+  }
+  CHECK(controllers_->stats().pods_updated_in_place == 3);
+  CHECK(controllers_->stats().pods_deleted == 0);
+  REQUIRE(eventually([&] {
+    json st = (*get_json(key))["status"];
+    return st.value("updatedNumberScheduled", -1) == 3 && st.value("numberAvailable", -1) == 3;
+  }));
+
+  // A change beyond images (an env var): replaced as Kubernetes does.
+  ds = *get_json(key);
+  ds["spec"]["template"]["spec"]["containers"][0]["env"] = {{{"name", "A"}, {"value", "1"}}};
+  ds["metadata"]["generation"] = 3;
+  put_json(key, ds);
+  REQUIRE(eventually([&] { return count([](const PodSeen& p) { return p.terminating; }) == 1; }));
+  CHECK(controllers_->stats().pods_updated_in_place == 3);
+}
+
+TEST_CASE_METHOD(WorkloadFixture,
+                 "a DaemonSet that opts out of in-place updates replaces its pods on an image "
+                 "change",
+                 "[controllers][workloads][daemonset][inplace]") {
+  put_node("n1", {{"role", "toll"}});
+  start();
+  std::string key = std::string(kDaemonSetsPrefix) + "default/gw";
+  json ds = daemonset("gw", {{"role", "toll"}});
+  ds["metadata"]["annotations"]["gantry.io/update-in-place"] = "false";
+  put_json(key, ds);
+  REQUIRE(eventually([&] {
+    settle({"n1"});
+    auto d = get_json(key);
+    return d->contains("status") && (*d)["status"].value("numberAvailable", -1) == 1;
+  }));
+  ds = *get_json(key);
+  ds["spec"]["template"]["spec"]["containers"][0]["image"] = "gateway:2";
+  ds["metadata"]["generation"] = 2;
+  put_json(key, ds);
+  REQUIRE(eventually([&] { return count([](const PodSeen& p) { return p.terminating; }) == 1; }));
+  CHECK(controllers_->stats().pods_updated_in_place == 0);
+}
+
 }  // namespace
 }  // namespace gantry::cloud::controllers

@@ -285,6 +285,67 @@ TEST_CASE_METHOD(PodsFixture, "An image that cannot be pulled leaves the old con
   REQUIRE(runtime_.running().size() == 1);
   CHECK(runtime_.running()[0].info.image == "busybox:1");
   CHECK(runtime_.count_calls("stop_container") == 0);
+  // The status says which image still runs (the cloud counts the update as not done).
+  CHECK(s.containers(0).image() == "busybox:1");
+  CHECK(s.containers(0).image_id() == "sha256:busybox:1");
+  CHECK(s.containers(0).restart_count() == 0);
+}
+
+TEST_CASE_METHOD(
+    PodsFixture,
+    "An in-place image update keeps the pod's uid, IP, sandbox and volumes and reports "
+    "the new image, imageID and restart count",
+    "[pods][inplace]") {
+  runtime_.add_pullable("busybox:2");
+  start();
+  v1::Object pod = make_pod("gw", "busybox:1");
+  auto* vol = pod.mutable_pod()->add_volumes();
+  vol->set_name("cache");
+  vol->mutable_empty_dir();
+  put(pod);
+  REQUIRE(eventually([&] { return phase_is("gw", v1::POD_PHASE_RUNNING); }));
+  auto before = *status("gw");
+  CHECK(before.containers(0).image() == "busybox:1");
+  CHECK(before.containers(0).restart_count() == 0);
+  // What the pod wrote in its emptyDir survives the swap.
+  auto data = dir_.path() / "pods" / pod.uid() / "volumes" / "cache" / "state";
+  REQUIRE(std::filesystem::exists(data.parent_path()));
+  std::ofstream(data) << "kept";
+
+  pod.mutable_pod()->mutable_containers(0)->set_image("busybox:2");  // same uid: in place
+  put(pod);
+  REQUIRE(eventually([&] {
+    auto s = status("gw");
+    return s && s->containers(0).image() == "busybox:2" && s->containers(0).state().has_running();
+  }));
+  auto after = *status("gw");
+  CHECK(after.pod_ip() == before.pod_ip());
+  CHECK(after.start_time() == before.start_time());
+  CHECK(after.containers(0).restart_count() == 1);
+  CHECK(after.containers(0).image_id() == "sha256:busybox:2");
+  CHECK(after.containers(0).image_id() != before.containers(0).image_id());
+  CHECK(after.ready());
+  CHECK(entry("gw")->uid() == pod.uid());
+  CHECK(runtime_.sandbox_count() == 1);
+  CHECK(runtime_.count_calls("run_pod_sandbox") == 1);
+  REQUIRE(runtime_.running().size() == 1);
+  CHECK(runtime_.running()[0].info.image == "busybox:2");
+  std::ifstream in(data);
+  std::string text;
+  in >> text;
+  CHECK(text == "kept");
+  // Pull, then stop the old container, then create the new one.
+  auto calls = runtime_.calls();
+  auto pull = std::find(calls.begin(), calls.end(), "pull_image busybox:2");
+  auto stop = std::find_if(calls.begin(), calls.end(),
+                           [](const auto& c) { return c.rfind("stop_container", 0) == 0; });
+  auto create = std::find(calls.begin(), calls.end(), "create_container main busybox:2");
+  REQUIRE(pull != calls.end());
+  REQUIRE(stop != calls.end());
+  REQUIRE(create != calls.end());
+  CHECK(pull < stop);
+  CHECK(stop < create);
+  CHECK(manager_->stats().containers_replaced == 1);
 }
 
 TEST_CASE_METHOD(PodsFixture, "A restarted edgecore adopts running containers", "[pods]") {
