@@ -18,6 +18,8 @@ packages=(
   etcd-server etcd-client
   # edge runtime (tests and quickstart)
   containerd runc containernetworking-plugins busybox-static docker-registry skopeo iptables
+  # the dashboard's browser tests (tests/e2e/dashboard: playwright-core drives Debian's chromium)
+  chromium nodejs
 )
 
 missing=()
@@ -33,14 +35,25 @@ if ! command -v kubectl >/dev/null 2>&1; then
   missing+=(kubernetes-client)
 fi
 
-if [ ${#missing[@]} -eq 0 ]; then
-  exit 0
+# npm: the one that comes with nodejs when it does (nodesource), Debian's otherwise.
+if ! command -v npm >/dev/null 2>&1; then
+  missing+=(npm)
 fi
 
-echo "deps: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-sudo_cmd=()
-[ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
-"${sudo_cmd[@]}" apt-get update -qq
-"${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-echo "deps: done"
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  sudo_cmd=()
+  [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq
+  "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  echo "deps: done"
+fi
+
+# The dashboard tests' npm packages, exactly as locked (npm ci), when the lock changed.
+dash=$(cd "$(dirname "$0")/.." && pwd)/tests/e2e/dashboard
+if [ -f "$dash/package-lock.json" ] && ! cmp -s "$dash/package-lock.json" "$dash/node_modules/.gantry-lock" 2>/dev/null; then
+  echo "deps: npm ci in tests/e2e/dashboard"
+  (cd "$dash" && npm ci --no-audit --no-fund --loglevel=error >/dev/null &&
+    cp package-lock.json node_modules/.gantry-lock)
+fi

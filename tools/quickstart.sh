@@ -153,6 +153,10 @@ EOF2
 kc logs hello 2>&1 | head -3 | sed 's/^/    /' || true
 cat <<EOF2
 
+  Dashboard: https://127.0.0.1:10443/ui/  (the certificate is signed by $cloud_dir/pki/ca.crt;
+  import it or accept the warning), signed in with the admin token:
+    $(sed -n 's/^ *token: //p' "$kubeconfig")
+
   Stop everything (the pods too):   tools/quickstart.sh stop
   Remove everything:                tools/quickstart.sh reset
 EOF2

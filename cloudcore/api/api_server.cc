@@ -11,6 +11,7 @@
 #include <set>
 #include <variant>
 
+#include "cloudcore/api/aggregates_api.h"
 #include "cloudcore/api/continue_token.h"
 #include "cloudcore/api/discovery.h"
 #include "cloudcore/api/kind.h"
@@ -18,6 +19,7 @@
 #include "cloudcore/api/patch.h"
 #include "cloudcore/api/render.h"
 #include "cloudcore/api/selectors.h"
+#include "cloudcore/api/ui_server.h"
 #include "cloudcore/api/validation.h"
 #include "cloudcore/registry/keys.h"
 #include "cloudcore/registry/objects.h"
@@ -307,6 +309,7 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
   ApiServerOptions options;
   ApiServerStats stats;
   std::unique_ptr<common::HttpServer> http;
+  std::unique_ptr<Aggregates> aggregates;  // fleet aggregates for the dashboard (aggregates_api.h)
 
   struct Watch;
   struct LogSession;
@@ -1986,6 +1989,7 @@ Response ApiServer::Impl::handle(Request& req) {
     return Response::text(200, "ok");
   };
   if (open_path && options.anonymous_health) return open_response();
+  if (auto ui = serve_ui(req)) return *ui;  // the dashboard's files; its data needs a token
   auto who = tokens.authenticate(req.header("Authorization").value_or(""));
   if (!who) {
     ++stats.unauthorized;
@@ -1995,6 +1999,7 @@ Response ApiServer::Impl::handle(Request& req) {
   }
   Permissions p = permissions_of(*who);
   if (open_path) return open_response();
+  if (auto r = aggregates->api->handle(req, *who, p)) return std::move(*r);
   if (req.method == "GET") {
     // Discovery, from the kinds. kubectl >= 1.26 asks for aggregated discovery first.
     bool core_root = path == "/api" || path == "/api/";
@@ -2221,6 +2226,9 @@ common::Result<std::unique_ptr<ApiServer>> ApiServer::start(
     auto put = store.txn({Op::put(key, stored.SerializeAsString(), 0)});
     if (!put.ok() && put.status().code() != Code::kFailedPrecondition) return put.status();
   }
+  auto aggregates = Aggregates::start(store);
+  if (!aggregates.ok()) return aggregates.status().with_context("API server");
+  impl->aggregates = std::move(aggregates).value();
   common::Router router;
   std::weak_ptr<Impl> weak = impl;
   router.set_fallback([weak](Request& req) {
@@ -2268,6 +2276,7 @@ void ApiServer::stop() {
     logs = impl_->log_sessions;
   }
   for (const auto& s : logs) impl_->end_log(s);
+  if (impl_->aggregates) impl_->aggregates->api->stop();
   if (impl_->http) impl_->http->stop();
 }
 
