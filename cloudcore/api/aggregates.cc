@@ -348,14 +348,15 @@ struct FleetIndex::Impl {
       while (true) {
         auto page = store.list(opts);
         if (!page.ok()) return page.status().with_context("fleet index: loading " + opts.prefix);
+        if (page->items.empty()) break;
+        std::string last = page->items.back().key;
         for (auto& kv : page->items) {
           Event ev;
           ev.kv = std::move(kv);
           apply(ev);
         }
-        if (!page->more || page->items.empty()) break;
-        opts.start_after = page->items.back().key;
-        if (opts.start_after.empty()) break;
+        if (!page->more) break;
+        opts.start_after = std::move(last);
       }
     }
     revision = at;

@@ -34,6 +34,7 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-dash-bench-'));
 const children = [];
 process.on('exit', () => { for (const c of children) { try { c.kill('SIGKILL'); } catch (_) { /* gone */ } } if (!process.env.KEEP) fs.rmSync(tmp, { recursive: true, force: true }); });
 process.on('SIGINT', () => process.exit(130));
+process.on('SIGTERM', () => process.exit(143));
 const freePort = () => new Promise((r) => { const s = net.createServer(); s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => r(p)); }); });
 const run = (name, argv) => { const out = fs.openSync(path.join(tmp, `${name}.log`), 'a'); const c = spawn(argv[0], argv.slice(1), { stdio: ['ignore', out, out] }); children.push(c); return c; };
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));

@@ -49,6 +49,8 @@ function cleanup() {
   if (!process.env.KEEP) fs.rmSync(tmp, { recursive: true, force: true });
 }
 process.on('exit', cleanup);
+process.on('SIGTERM', () => process.exit(143));
+process.on('SIGINT', () => process.exit(130));
 
 function fail(msg) { throw new Error(msg); }
 

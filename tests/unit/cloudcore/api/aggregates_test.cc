@@ -171,6 +171,20 @@ TEST_CASE("the fleet index counts nodes by readiness and pods by phase, loaded a
   CHECK_FALSE(f.index->province("jiangsu"));
 }
 
+TEST_CASE("the fleet index loads more nodes than one store page holds", "[api][aggregates]") {
+  IndexFixture f;
+  std::vector<cloud::Op> ops;
+  for (int i = 0; i < 5100; ++i) {
+    std::string name = fmt::format("n-{:05}", i);
+    ops.push_back(cloud::Op::put(cloud::keys::object_key(v1::OBJECT_KIND_NODE, "", name),
+                                 stored_node(name, {{"topology.gantry.io/province", "zhejiang"}})));
+  }
+  REQUIRE(f.store->txn(std::move(ops)).ok());
+  f.start();
+  REQUIRE(f.index->province("zhejiang"));
+  CHECK(f.index->province("zhejiang")->nodes == 5100);
+}
+
 TEST_CASE("the fleet index breaks a province down by a label and pages its node table",
           "[api][aggregates]") {
   IndexFixture f;
