@@ -7,6 +7,7 @@
 
 #include "cloudcore/api/api_server.h"
 #include "cloudcore/controllers/events.h"
+#include "cloudcore/controllers/node_gc.h"
 #include "cloudcore/controllers/scheduler.h"
 #include "cloudcore/controllers/workloads.h"
 #include "cloudcore/hub/hub.h"
@@ -51,6 +52,8 @@ struct CloudcoreConfig {
     bool enabled = false;
     std::string listen = "0.0.0.0:10443";
     std::string token_file;
+    // The token file is read again when it changes (checked this often; 0: only on SIGHUP).
+    std::chrono::milliseconds token_reload_interval{10s};
     bool anonymous_health = true;
     common::ByteSize max_body = common::ByteSize::mib(3);
   } api;
@@ -109,6 +112,7 @@ common::Status load_config(const std::string& path, CloudcoreConfig& c) {
                    if (!c.api.enabled) return;
                    n.field("listen", &c.api.listen)
                        .required("token_file", &c.api.token_file)
+                       .field("token_reload_interval", &c.api.token_reload_interval, ms(0), ms(1h))
                        .field("anonymous_health", &c.api.anonymous_health)
                        .field("max_body", &c.api.max_body, common::ByteSize::kib(64),
                               common::ByteSize::mib(64));
@@ -150,7 +154,7 @@ common::Result<std::shared_ptr<common::TlsContext>> server_tls(const CloudcoreCo
 
 // The join endpoint: server-only TLS with the serving certificate (joining nodes have none yet).
 std::unique_ptr<JoinServer> start_join(common::EventLoop& loop, const CloudcoreConfig& config,
-                                       Store& store, common::Clock& clock) {
+                                       Store& store, Registry& registry, common::Clock& clock) {
   auto address = common::parse_host_port(config.join.listen, 10002);
   if (!address.ok()) {
     spdlog::critical("join.listen: {}", address.status().message());
@@ -183,6 +187,10 @@ std::unique_ptr<JoinServer> start_join(common::EventLoop& loop, const CloudcoreC
       std::chrono::duration_cast<std::chrono::seconds>(config.join.certificate_lifetime);
   options.per_client = {config.join.rate_per_client, config.join.burst_per_client};
   options.global = {config.join.rate_global, config.join.burst_global};
+  // A join never inherits pods someone bound to its name.
+  options.pods_bound_to = [&registry](const std::string& node) {
+    return registry.pods_on_node(node);
+  };
   common::HttpServerOptions http;
   http.address = address->host;
   http.port = address->port;
@@ -200,15 +208,10 @@ std::unique_ptr<JoinServer> start_join(common::EventLoop& loop, const CloudcoreC
 std::unique_ptr<api::ApiServer> start_api(std::function<std::string()> metrics,
                                           common::EventLoop& loop, const CloudcoreConfig& config,
                                           Store& store, Registry& registry, common::Clock& clock,
-                                          api::LogStreamer* logs) {
+                                          api::LogStreamer* logs, api::TokenAuthenticator tokens) {
   auto address = common::parse_host_port(config.api.listen, 10443);
   if (!address.ok()) {
     spdlog::critical("api.listen: {}", address.status().message());
-    return nullptr;
-  }
-  auto tokens = api::TokenAuthenticator::load(config.api.token_file);
-  if (!tokens.ok()) {
-    spdlog::critical("api.token_file: {}", tokens.status().to_string());
     return nullptr;
   }
   common::TlsOptions tls_options;
@@ -237,7 +240,7 @@ std::unique_ptr<api::ApiServer> start_api(std::function<std::string()> metrics,
   options.metrics = std::move(metrics);
   options.logs = logs;
   auto server =
-      api::ApiServer::start(loop, *tls, store, registry, clock, std::move(tokens).value(), options);
+      api::ApiServer::start(loop, *tls, store, registry, clock, std::move(tokens), options);
   if (!server.ok()) {
     spdlog::critical("api on {}: {}", config.api.listen, server.status().to_string());
     return nullptr;
@@ -333,6 +336,7 @@ int run(const CloudcoreConfig& config) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);  // reload the API's token file
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   auto listen = common::parse_host_port(config.tunnel.listen, 10000);
@@ -420,19 +424,36 @@ int run(const CloudcoreConfig& config) {
     spdlog::critical("workloads: {}", workloads.status().to_string());
     return 1;
   }
+  // Pods bound to a deleted node object go after a quarantine (never those of an offline node).
+  auto node_gc = controllers::NodeGc::start(**store, clock);
+  if (!node_gc.ok()) {
+    spdlog::critical("node garbage collector: {}", node_gc.status().to_string());
+    return 1;
+  }
   std::unique_ptr<JoinServer> join;
   if (config.join.enabled) {
-    join = start_join(loop, config, **store, clock);
+    join = start_join(loop, config, **store, **registry, clock);
     if (!join) return 1;
   }
   HubLogStreamer log_streamer(**hub);  // outlives the API server below
   std::unique_ptr<api::ApiServer> api_server;
+  std::unique_ptr<api::TokenFileReloader> token_reloader;
   if (config.api.enabled) {
+    auto tokens = api::TokenAuthenticator::load(config.api.token_file);
+    if (!tokens.ok()) {
+      spdlog::critical("api.token_file: {}", tokens.status().to_string());
+      return 1;
+    }
+    // Shares the server's token set: a reload is seen by the next request.
+    token_reloader = std::make_unique<api::TokenFileReloader>(config.api.token_file, *tokens);
     auto metrics = [&hub, &store, &registry, &api_server] {
       return render_metrics(**hub, **store, **registry, api_server.get());
     };
-    api_server = start_api(metrics, loop, config, **store, **registry, clock, &log_streamer);
+    api_server = start_api(metrics, loop, config, **store, **registry, clock, &log_streamer,
+                           std::move(tokens).value());
     if (!api_server) return 1;
+    if (config.api.token_reload_interval.count() > 0)
+      token_reloader->start(config.api.token_reload_interval);
   }
   loop.run();
   if (api_server) spdlog::info("api: listening on port {}", api_server->port());
@@ -441,10 +462,19 @@ int run(const CloudcoreConfig& config) {
                (*hub)->port());
 
   int sig = 0;
-  sigwait(&signals, &sig);
+  while (sigwait(&signals, &sig) == 0 && sig == SIGHUP) {
+    if (!token_reloader) {
+      spdlog::info("cloudcore: SIGHUP received; no api section, so no token file to reload");
+      continue;
+    }
+    spdlog::info("cloudcore: SIGHUP received, reading {} again", config.api.token_file);
+    (void)token_reloader->check(/*force=*/true);
+  }
   spdlog::info("cloudcore: {} received, stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  if (token_reloader) token_reloader->stop();
   if (join) join->stop();
   if (api_server) api_server->stop();
+  (*node_gc)->stop();
   (*workloads)->stop();
   (*scheduler)->stop();
   (*hub)->stop();
@@ -463,8 +493,8 @@ int main(int argc, char** argv) {
       "fleet\n"
       "in its embedded store and serves the edge nodes' tunnels (wss://HOST:10000/v1/tunnel).\n"
       "With a join section in its config it also serves the join endpoint (https://HOST:10002)\n"
-      "that `gantryadm join` uses. The Kubernetes-compatible REST API (:10443) is not part of it "
-      "yet.",
+      "that `gantryadm join` uses, and with an api section the Kubernetes-compatible REST API\n"
+      "(https://HOST:10443). SIGHUP reads the API's token file again.",
       "cloudcore"};
   std::string config_path;
   app.add_option("--config", config_path, "cloudcore.yaml (see deploy/cloudcore.yaml)")->required();

@@ -396,8 +396,15 @@ std::string pod_name(const json& pod) {
   return meta ? string_of(child(*meta, "name")) : "";
 }
 
-Denial forbidden(const json& pod, std::string why) {
-  return {403, "Forbidden", fmt::format("pods \"{}\" is forbidden: {}", pod_name(pod), why)};
+Denial forbidden(const json& pod, const PodAdmission& in, std::string why) {
+  return {403, "Forbidden",
+          fmt::format("{} \"{}\" is forbidden: {}", in.resource, pod_name(pod), why)};
+}
+
+// A field path of config_references() ("spec.volumes[0]...") under the admitted spec.
+std::string field_at(const PodAdmission& in, const std::string& field) {
+  if (in.spec_path == "spec" || !field.starts_with("spec")) return field;
+  return in.spec_path + field.substr(4);
 }
 
 }  // namespace
@@ -513,9 +520,11 @@ std::optional<Denial> admit_pod(json& pod, const json* old, const PodAdmission& 
     if (it == selector.end()) {
       selector[kProvinceLabel] = in.namespace_province;
     } else if (!admin && *it != in.namespace_province) {
-      return forbidden(pod, fmt::format("namespace \"{}\" belongs to province \"{}\": its pods may "
-                                        "not select nodes of province {}",
-                                        in.namespace_name, in.namespace_province, it->dump()));
+      return forbidden(
+          pod, in,
+          fmt::format("namespace \"{}\" belongs to province \"{}\": its pods may "
+                      "not select nodes of province {} ({}.nodeSelector)",
+                      in.namespace_name, in.namespace_province, it->dump(), in.spec_path));
     }
   }
   if (admin) return std::nullopt;
@@ -535,33 +544,37 @@ std::optional<Denial> admit_pod(json& pod, const json* old, const PodAdmission& 
                           : fmt::format("namespace \"{}\" enforces {}={}", in.namespace_name,
                                         kPodSecurityEnforceLabel, label->second);
     return forbidden(
-        pod, fmt::format("violates PodSecurity \"{}:latest\": {} ({}; an administrator may run "
-                         "such pods, or label the namespace {}=privileged)",
-                         to_string(level), list, why, kPodSecurityEnforceLabel));
+        pod, in,
+        fmt::format("violates PodSecurity \"{}:latest\": {} ({}; an administrator may run "
+                    "such pods, or label the namespace {}=privileged)",
+                    to_string(level), list, why, kPodSecurityEnforceLabel));
   }
 
   for (const auto& ref : config_references(pod)) {
     if (in.may_read && in.may_read(ref.resource)) continue;
     return forbidden(
-        pod, fmt::format("{} refers to {} \"{}\", but user \"{}\" may not read {} in namespace "
-                         "\"{}\", so neither may a pod they create",
-                         ref.field, ref.resource == "secrets" ? "secret" : "configmap", ref.name,
-                         in.user, ref.resource, in.namespace_name));
+        pod, in,
+        fmt::format("{} refers to {} \"{}\", but user \"{}\" may not read {} in namespace "
+                    "\"{}\", so neither may a pod they create",
+                    field_at(in, ref.field), ref.resource == "secrets" ? "secret" : "configmap",
+                    ref.name, in.user, ref.resource, in.namespace_name));
   }
 
   if (!node.empty() && !in.namespace_province.empty()) {
     auto province = in.node_province ? in.node_province(node) : std::nullopt;
     if (!province)
-      return forbidden(pod, fmt::format("spec.nodeName: there is no node \"{}\"; pods of "
-                                        "namespace \"{}\" may only be bound to existing nodes of "
-                                        "province \"{}\"",
-                                        node, in.namespace_name, in.namespace_province));
+      return forbidden(pod, in,
+                       fmt::format("{}.nodeName: there is no node \"{}\"; pods of "
+                                   "namespace \"{}\" may only be bound to existing nodes of "
+                                   "province \"{}\"",
+                                   in.spec_path, node, in.namespace_name, in.namespace_province));
     if (*province != in.namespace_province)
       return forbidden(
-          pod, fmt::format("spec.nodeName: node \"{}\" is in province \"{}\"; pods of namespace "
-                           "\"{}\" may only be bound to nodes of province \"{}\"",
-                           node, province->empty() ? "<none>" : *province, in.namespace_name,
-                           in.namespace_province));
+          pod, in,
+          fmt::format("{}.nodeName: node \"{}\" is in province \"{}\"; pods of namespace "
+                      "\"{}\" may only be bound to nodes of province \"{}\"",
+                      in.spec_path, node, province->empty() ? "<none>" : *province,
+                      in.namespace_name, in.namespace_province));
   }
   return std::nullopt;
 }

@@ -58,13 +58,19 @@ struct PodAdmission {
   std::function<bool(std::string_view resource)> may_read;
   // The province of a node; nullopt when there is no such node.
   std::function<std::optional<std::string>(const std::string& node)> node_province;
+  // What is admitted: a pod ("pods", "spec") or the pod template of a workload
+  // ("deployments", "spec.template.spec"); names the object and the field paths in a denial.
+  std::string resource = "pods";
+  std::string spec_path = "spec";
 };
 
-// A create (old == nullptr) or update of a pod. May add the namespace's province to an unbound
-// pod's nodeSelector (so the scheduler keeps it in the province), for every caller. For province
-// roles, refuses a pod that breaks its namespace's Pod Security level, references a configmap or
-// secret the caller may not read, or is bound to a node outside the namespace's province (or to
-// no existing node). An update that leaves the spec alone (labels, deletion) is not re-judged.
+// A create (old == nullptr) or update of a pod (or of a workload's pod template, given as a pod:
+// {metadata: {name, namespace}, spec: template.spec}). May add the namespace's province to an
+// unbound pod's nodeSelector (so the scheduler keeps it in the province), for every caller. For
+// province roles, refuses a pod that breaks its namespace's Pod Security level, references a
+// configmap or secret the caller may not read, or is bound to a node outside the namespace's
+// province (or to no existing node). An update that leaves the spec alone (labels, deletion) is not
+// re-judged.
 std::optional<Denial> admit_pod(nlohmann::json& pod, const nlohmann::json* old,
                                 const PodAdmission& in);
 

@@ -12,6 +12,7 @@
 #include <variant>
 
 #include "cloudcore/api/aggregates_api.h"
+#include "cloudcore/api/authorizer.h"
 #include "cloudcore/api/continue_token.h"
 #include "cloudcore/api/discovery.h"
 #include "cloudcore/api/kind.h"
@@ -308,6 +309,7 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
   TokenAuthenticator tokens;
   ApiServerOptions options;
   ApiServerStats stats;
+  Authorizer authorizer;  // roles, province namespaces, admission (cloudcore/api/authorizer.h)
   std::unique_ptr<common::HttpServer> http;
   std::unique_ptr<Aggregates> aggregates;  // fleet aggregates for the dashboard (aggregates_api.h)
 
@@ -326,7 +328,8 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
         registry(r),
         clock(c),
         tokens(std::move(t)),
-        options(std::move(o)) {}
+        options(std::move(o)),
+        authorizer(s, r) {}
 
   int64_t now_seconds() const {
     return std::chrono::duration_cast<std::chrono::seconds>(clock.system_now().time_since_epoch())
@@ -382,75 +385,35 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
     return obj;
   }
 
-  // ----- authorization -----------------------------------------------------------------
+  // ----- authorization (the rules live in authorizer.cc) -----------------------------
 
-  std::string province_of(const Kind& t, const json& obj) {
-    switch (t.scope) {
-      case ProvinceScope::kNodeLabel:
-        return labels_of(obj)[kProvinceLabel];
-      case ProvinceScope::kBoundNode: {
-        std::string node = str_at(obj, "spec.nodeName");
-        if (node.empty()) return "";
-        auto info = registry.node(node);
-        return info ? info->province : "";
-      }
-      case ProvinceScope::kAdminOnly:
-      case ProvinceScope::kReadableByAll:
-        break;
-    }
-    return "";
-  }
-  static bool province_scoped(const Kind& t) {
-    return t.scope == ProvinceScope::kNodeLabel || t.scope == ProvinceScope::kBoundNode;
-  }
-
-  // Request-level check for kinds province roles do not cover.
-  std::optional<Failure> check_kind(const Identity& who, const Permissions& p, const Kind& t,
-                                    bool write) {
-    if (p.admin) return std::nullopt;
-    bool scoped = province_scoped(t);
-    if (t.scope == ProvinceScope::kReadableByAll && !write) return std::nullopt;
-    if (scoped && (!write || p.any_write())) return std::nullopt;
+  std::optional<Failure> denied(std::optional<Denial> d) {
+    if (!d) return std::nullopt;
     ++stats.forbidden;
-    if (scoped)
-      return Failure{403, "Forbidden",
-                     fmt::format("{} is forbidden: user \"{}\" has read-only (viewer) access",
-                                 t.plural, who.user)};
-    return Failure{
-        403, "Forbidden",
-        fmt::format("{} is forbidden: user \"{}\" has a province-scoped role, which covers the "
-                    "nodes and pods of its province{}; ask an administrator",
-                    t.plural, who.user, write ? "" : " (and reading namespaces)")};
+    return Failure{d->code, d->reason, d->message};
+  }
+
+  // Request-level check, before any object is read.
+  std::optional<Failure> check_kind(const Identity& who, const Permissions& p, const Kind& t,
+                                    const std::string& ns, Verbs verb) {
+    auto names = verb_names(verb);
+    return denied(
+        authorizer.check_request(who, p, t.plural, ns, names.empty() ? "get" : names.front()));
   }
 
   std::optional<Failure> check_object(const Identity& who, const Permissions& p, const Kind& t,
                                       const json& obj, bool write) {
-    if (p.admin || (t.scope == ProvinceScope::kReadableByAll && !write)) return std::nullopt;
-    std::string province = province_of(t, obj);
-    if (write ? p.can_write(province) : p.can_read(province)) return std::nullopt;
-    ++stats.forbidden;
-    std::set<std::string> mine = write ? p.write_provinces : p.read_provinces;
-    std::string list;
-    for (const auto& m : mine) list += (list.empty() ? "" : ", ") + m;
-    std::string where;
-    if (t.scope == ProvinceScope::kBoundNode) {
-      std::string node = str_at(obj, "spec.nodeName");
-      where = node.empty()
-                  ? "the pod is not bound to a node (set spec.nodeName to a node of your province)"
-                  : fmt::format("it is bound to node \"{}\" in province \"{}\"", node,
-                                province.empty() ? "<none>" : province);
-    } else {
-      where = fmt::format("it is in province \"{}\"", province.empty() ? "<none>" : province);
-    }
-    return Failure{403, "Forbidden",
-                   fmt::format("{} \"{}\" is forbidden: user \"{}\" may {} only province {}; {}",
-                               t.plural, str_at(obj, "metadata.name"), who.user,
-                               write ? "change" : "see", list.empty() ? "<none>" : list, where)};
+    return denied(authorizer.check_object(who, p, t.plural, obj, write));
+  }
+
+  // Admission of a create (old null) or update; may change `obj` (admission.h).
+  std::optional<Failure> admit(const Identity& who, const Permissions& p, const Kind& t, json& obj,
+                               const json* old) {
+    return denied(authorizer.admit(who, p, t.plural, obj, old));
   }
 
   bool visible(const Permissions& p, const Kind& t, const json& obj) {
-    if (p.admin || t.scope == ProvinceScope::kReadableByAll) return true;
-    return p.can_read(province_of(t, obj));
+    return authorizer.visible(p, t.plural, obj);
   }
 
   // ----- list ---------------------------------------------------------------------------
@@ -725,6 +688,9 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
     if (auto f = check_object(who, p, t, obj, true)) return failure_response(*f);
     // Kubernetes' defaults and validation (cloudcore/api/validation.h): 422 with the causes.
     default_object(t.kind, obj);
+    // Admission (may mutate, e.g. a province nodeSelector) runs before validation, as in
+    // Kubernetes.
+    if (auto f = admit(who, p, t, obj, nullptr)) return failure_response(*f);
     if (auto errors = validate_object(t.kind, obj); !errors.empty())
       return failure_response(invalid_failure(t.kind, name, errors));
     if (t.namespaced) {
@@ -821,6 +787,9 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
     if (auto f = check_object(who, p, t, obj, true)) return *f;
     // Kubernetes' defaults and validation (cloudcore/api/validation.h): 422 with the causes.
     default_object(t.kind, obj);
+    // Admission (may mutate, e.g. a province nodeSelector) runs before validation, as in
+    // Kubernetes.
+    if (auto f = admit(who, p, t, obj, &current.object)) return *f;
     if (auto errors = validate_object(t.kind, obj, &current.object); !errors.empty())
       return invalid_failure(t.kind, str_at(obj, "metadata.name"), errors);
     if (t.tracks_generation) {
@@ -2045,6 +2014,8 @@ Response ApiServer::Impl::handle(Request& req) {
           {404, "NotFound", "the server could not find the requested resource"});
     return provinces(req, name, *who, p);
   }
+  if (auto review = serve_review(authorizer, *who, req.method, path, req.body))
+    return json_response(review->code, review->body);
   if (path.starts_with("/api/") || path.starts_with("/apis/")) return handle_resource(req, *who, p);
   return failure_response(
       {404, "NotFound",
@@ -2146,7 +2117,7 @@ Response ApiServer::Impl::handle_resource(Request& req, const Identity& who, con
                        sub)});
     if (!(s->verbs & verb)) return not_allowed(t->plural + "/" + sub);
     if (s->name == "log") return logs(req, *t, ns, name, who, p);
-    if (auto f = check_kind(who, p, *t, verb != kGet)) return failure_response(*f);
+    if (auto f = check_kind(who, p, *t, ns, verb)) return failure_response(*f);
     if (s->name == "eviction") return evict(req, *t, ns, name, who, p);
     if (s->name == "scale") return scale(req, *t, ns, name, who, p);
     if (s->name == "status" && verb != kGet) return write_status(req, *t, ns, name, who, p);
@@ -2156,8 +2127,7 @@ Response ApiServer::Impl::handle_resource(Request& req, const Identity& who, con
   } else if (!t->allows(verb)) {
     return not_allowed(name.empty() ? "a list of " + t->plural : t->plural);
   }
-  bool write = verb != kGet && verb != kList && verb != kWatch;
-  if (auto f = check_kind(who, p, *t, write)) return failure_response(*f);
+  if (auto f = check_kind(who, p, *t, ns, verb)) return failure_response(*f);
 
   if (verb == kList || verb == kWatch || verb == kDeleteCollection) {
     auto filter = parse_filter(req, *t, p);

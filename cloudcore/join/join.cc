@@ -86,6 +86,45 @@ bool joined_before(const v1::StoredObject& stored) {
          annotations->contains(kJoinedAtAnnotation);
 }
 
+// "labels a=b, c=d; taints t1; annotations k1": what a prepared node object holds, for the refusal.
+std::string prepared_summary(const v1::StoredObject& stored) {
+  json obj = json::parse(stored.json(), nullptr, false);
+  std::vector<std::string> parts;
+  auto keys_of = [&](const json* m, bool values) {
+    std::string out;
+    if (!m || !m->is_object()) return out;
+    for (auto it = m->begin(); it != m->end(); ++it) {
+      out += out.empty() ? "" : ", ";
+      out += it.key();
+      if (values && it->is_string()) out += "=" + it->get<std::string>();
+    }
+    return out;
+  };
+  const json* meta = obj.is_object() && obj.contains("metadata") ? &obj["metadata"] : nullptr;
+  if (meta && meta->is_object()) {
+    if (auto created = meta->find("creationTimestamp");
+        created != meta->end() && created->is_string())
+      parts.push_back("created " + created->get<std::string>());
+    if (auto l = keys_of(meta->contains("labels") ? &(*meta)["labels"] : nullptr, true); !l.empty())
+      parts.push_back("labels " + l);
+    if (auto a = keys_of(meta->contains("annotations") ? &(*meta)["annotations"] : nullptr, false);
+        !a.empty())
+      parts.push_back("annotations " + a);
+  }
+  if (obj.is_object() && obj.contains("spec") && obj["spec"].is_object() &&
+      obj["spec"].contains("taints") && obj["spec"]["taints"].is_array()) {
+    std::string t;
+    for (const auto& taint : obj["spec"]["taints"])
+      if (taint.is_object())
+        t += (t.empty() ? "" : ", ") + taint.value("key", std::string("?")) + ":" +
+             taint.value("effect", std::string());
+    if (!t.empty()) parts.push_back("taints " + t);
+  }
+  std::string out;
+  for (const auto& p : parts) out += (out.empty() ? "" : "; ") + p;
+  return out.empty() ? "no labels" : out;
+}
+
 }  // namespace
 
 JoinRateLimiter::JoinRateLimiter(const common::Clock& clock, TokenBucketSpec per_client,
@@ -283,8 +322,6 @@ Response JoinService::post_certificate(Request& request) {
     spdlog::error("join: reading {}: {}", key, existing.status().to_string());
     return refuse(503, "StoreUnavailable", "cloudcore's store is not available; retry later");
   }
-  Revision expect = 0;
-  json node = {{"apiVersion", "v1"}, {"kind", "Node"}, {"metadata", json::object()}};
   if (existing->has_value()) {
     v1::StoredObject stored;
     // A node that joined, or that connected with a certificate made another way, owns its name.
@@ -293,19 +330,44 @@ Response JoinService::post_certificate(Request& request) {
         (status.ok() && status->has_value())) {
       return refuse(409, "NodeNameTaken", taken);
     }
-    // Created beforehand (e.g. through the API) and never joined: this join adopts it.
-    json old = json::parse(stored.json(), nullptr, false);
-    if (old.is_object()) node = std::move(old);
-    expect = (*existing)->mod_revision;
+    // Created beforehand (through the API) and never joined. Taking it over would hand this node
+    // whatever someone prepared under its name (labels, taints, annotations, and through them
+    // pods): refused, so that nothing is inherited and nothing is deleted behind anyone's back.
+    spdlog::warn(
+        "join: refused node {} of province {} from {}: a node object prepared under "
+        "that name exists ({})",
+        name, province, ip, prepared_summary(stored));
+    return refuse(
+        409, "NodeNamePrepared",
+        fmt::format("node name {} has a node object that no join created ({}); a join never "
+                    "takes over what was prepared under its name. An administrator checks it "
+                    "and deletes it (kubectl delete node {}), or this node joins under another "
+                    "name",
+                    name, prepared_summary(stored), name));
   }
+  if (options_.pods_bound_to) {
+    if (size_t bound = options_.pods_bound_to(name); bound > 0) {
+      spdlog::warn("join: refused node {} of province {} from {}: {} pods are bound to that name",
+                   name, province, ip, bound);
+      return refuse(
+          409, "PodsBoundToNodeName",
+          fmt::format("{} {} bound to node name {}, which no node holds; a join never inherits "
+                      "them. Pods of a deleted node are garbage-collected within a minute; "
+                      "otherwise an administrator deletes them (kubectl delete pods -A "
+                      "--field-selector spec.nodeName={}); then join again, or join under another "
+                      "name",
+                      bound, bound == 1 ? "pod is" : "pods are", name, name));
+    }
+  }
+  const Revision expect = 0;  // the name must still be free when the node object is written
+  json node = {{"apiVersion", "v1"}, {"kind", "Node"}, {"metadata", json::object()}};
   const std::string now = common::format_rfc3339(clock_.system_now());
   json& meta = node["metadata"];
   if (!meta.is_object()) meta = json::object();
   meta["name"] = name;
-  if (!meta.contains("creationTimestamp")) meta["creationTimestamp"] = now;
-  // Every object has a uid (Kubernetes clients key caches and owner references on it).
-  if (!meta["uid"].is_string() || meta["uid"].get_ref<const std::string&>().empty())
-    meta["uid"] = common::new_uid();
+  // A fresh object: every object has a uid (clients key caches and owner references on it).
+  meta["uid"] = common::new_uid();
+  meta["creationTimestamp"] = now;
   if (!meta["labels"].is_object()) meta["labels"] = json::object();
   for (const auto& [k, v] : labels) meta["labels"][k] = v;
   meta["labels"][kProvinceLabel] = province;

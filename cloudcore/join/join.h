@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -26,7 +27,9 @@
 
 namespace gantry::cloud {
 
-// Annotation set on node objects made by a join: a second join for that name is refused.
+// Annotation set on node objects made by a join. A join never takes over a node object it did not
+// make: a name held by a node object (joined, connected, or created through the API) is refused,
+// and so is a name pods are bound to.
 inline constexpr const char* kJoinedAtAnnotation = "gantry.io/joined-at";
 
 struct TokenBucketSpec {
@@ -63,6 +66,9 @@ struct JoinOptions {
   std::chrono::seconds certificate_lifetime{365 * 24 * 3600};
   TokenBucketSpec per_client{0.5, 5};
   TokenBucketSpec global{20, 100};
+  // How many pods are bound (spec.nodeName) to a node name (cloudcore: the registry). A join
+  // refuses a name that pods are bound to: it never inherits them. Unset: not checked.
+  std::function<size_t(const std::string& node)> pods_bound_to;
 };
 
 // What signs: the cluster CA and its key, and the token-signing key (the trimmed hex text of

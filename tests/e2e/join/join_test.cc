@@ -391,5 +391,58 @@ TEST_CASE("the start command join prints runs edgecore and reset stops it and re
     CHECK_FALSE(fs::exists(edge / entry));
 }
 
+// The HTTP code of GET `path` on cloudcore's REST API with `token`.
+int api_code(const std::string& cloudcore_log, const std::string& token, const std::string& path) {
+  std::smatch m;
+  static const std::regex port_re("api: listening on port (\\d+)");
+  if (!std::regex_search(cloudcore_log, m, port_re)) return -1;
+  std::string cmd = fmt::format(
+      "curl -sk -o /dev/null -w '%{{http_code}}' --max-time 5 -H 'Authorization: Bearer {}' "
+      "https://127.0.0.1:{}{}",
+      token, m[1].str(), path);
+  std::string out;
+  if (FILE* f = popen(cmd.c_str(), "r")) {
+    char buf[64];
+    while (size_t n = fread(buf, 1, sizeof buf, f)) out.append(buf, n);
+    pclose(f);
+  }
+  return std::atoi(out.c_str());
+}
+
+TEST_CASE(
+    "cloudcore reads the API token file again on SIGHUP and when it changes, and a broken file "
+    "keeps the tokens in force",
+    "[e2e]") {
+  Cluster c;
+  const fs::path tokens = c.cloud / "tokens.csv";
+  const std::string original = read_text(tokens);
+  const std::string kNew = "ops-token-0123456789abcdef";
+  CHECK(api_code(c.log(), kNew, "/api/v1/nodes") == 401);
+
+  // A new line, then SIGHUP: the new token works at once (no need to wait for the poll).
+  REQUIRE(common::write_file_atomic(
+              tokens, original + kNew + ",zj-ops,9,\"gantry:province:zhejiang:operator\"\n")
+              .ok());
+  c.cloudcore->signal(SIGHUP);
+  CHECK(test::eventually([&] { return api_code(c.log(), kNew, "/api/v1/nodes") == 200; }, 10s,
+                         200ms));
+  CHECK(c.log().find("SIGHUP received") != std::string::npos);
+
+  // A file that does not parse is not applied: both tokens keep working, the log says why.
+  REQUIRE(common::write_file_atomic(tokens, original + kNew + ",broken,\"unterminated\n").ok());
+  c.cloudcore->signal(SIGHUP);
+  CHECK(test::eventually(
+      [&] { return c.log().find("keeping the 2 tokens in force") != std::string::npos; }, 10s,
+      200ms));
+  CHECK(api_code(c.log(), kNew, "/api/v1/nodes") == 200);
+  CHECK(c.cloudcore->running());
+
+  // Without a signal: the change is seen by the poll (api.token_reload_interval, 10 s).
+  REQUIRE(common::write_file_atomic(tokens, original).ok());
+  CHECK(test::eventually([&] { return api_code(c.log(), kNew, "/api/v1/nodes") == 401; }, 40s,
+                         200ms));
+  CHECK(c.log().find("reloaded: 1 tokens (were 2)") != std::string::npos);
+}
+
 }  // namespace
 }  // namespace gantry::join_test

@@ -47,7 +47,8 @@ ApiFixture::ApiFixture(cloud::api::ApiServerOptions options) {
   auto tokens = cloud::api::TokenAuthenticator::parse(
       std::string(kAdminToken) + ",admin,1,\"system:masters\"\n" + kZhejiangViewerToken +
       ",zj-viewer,2,\"gantry:province:zhejiang:viewer\"\n" + kJiangsuOperatorToken +
-      ",js-operator,3,\"gantry:province:jiangsu:operator\"\n");
+      ",js-operator,3,\"gantry:province:jiangsu:operator\"\n" + kZhejiangOperatorToken +
+      ",zj-operator,4,\"gantry:province:zhejiang:operator\"\n");
   REQUIRE(tokens.ok());
   options.address = "127.0.0.1";
   options.port = 0;

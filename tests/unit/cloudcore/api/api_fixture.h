@@ -1,6 +1,6 @@
 // An in-process API server (real RocksDB store, registry, HTTPS on 127.0.0.1:0) with a test CA,
-// a token file (admin, a zhejiang viewer, a jiangsu operator) and helpers to seed nodes, pods and
-// statuses the way the hub writes them, and to call the API with curl.
+// a token file (admin, a zhejiang viewer, a jiangsu operator, a zhejiang operator) and helpers to
+// seed nodes, pods and statuses the way the hub writes them, and to call the API with curl.
 #pragma once
 
 #include <map>
@@ -21,6 +21,7 @@ namespace gantry::test {
 inline constexpr const char* kAdminToken = "admin-token-0123456789";
 inline constexpr const char* kZhejiangViewerToken = "zj-viewer-token-0123456789";
 inline constexpr const char* kJiangsuOperatorToken = "js-operator-token-0123456789";
+inline constexpr const char* kZhejiangOperatorToken = "zj-operator-token-0123456789";
 
 struct HttpResult {
   int code = 0;

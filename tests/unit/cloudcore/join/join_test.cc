@@ -248,25 +248,72 @@ TEST_CASE("a name held by a node that connected (it has a status) is taken") {
   CHECK(reason_of(r) == "NodeNameTaken");
 }
 
-TEST_CASE("a node object created beforehand and never joined is adopted by the join") {
+TEST_CASE(
+    "a node object prepared beforehand is never taken over: the join is refused and the "
+    "object left as it was") {
   Fixture f;
-  auto stored = decode_object(v1::OBJECT_KIND_NODE,
-                              R"({"metadata":{"name":"edge-1","labels":{"rack":"r7"}}})");
+  auto stored =
+      decode_object(v1::OBJECT_KIND_NODE,
+                    R"({"metadata":{"name":"edge-1","creationTimestamp":"2026-01-01T00:00:00Z",
+                                  "labels":{"rack":"r7","topology.gantry.io/province":"jiangsu"}},
+                                  "spec":{"taints":[{"key":"dedicated","effect":"NoSchedule"}]}})");
   REQUIRE(stored.ok());
-  REQUIRE(
-      f.store
-          ->put(keys::object_key(v1::OBJECT_KIND_NODE, "", "edge-1"), stored->SerializeAsString())
-          .ok());
+  const std::string key = keys::object_key(v1::OBJECT_KIND_NODE, "", "edge-1");
+  REQUIRE(f.store->put(key, stored->SerializeAsString()).ok());
+  auto before = f.store->get(key);
   auto r = f.post(f.body().dump(), f.token());
   INFO(r.body);
+  CHECK(r.status == 409);
+  CHECK(reason_of(r) == "NodeNamePrepared");
+  // The message says what was prepared and what to do.
+  CHECK_THAT(message_of(r), Catch::Matchers::Contains("no join created") &&
+                                Catch::Matchers::Contains("rack=r7") &&
+                                Catch::Matchers::Contains("taints dedicated:NoSchedule") &&
+                                Catch::Matchers::Contains("kubectl delete node edge-1"));
+  auto after = f.store->get(key);
+  CHECK((*before)->mod_revision == (*after)->mod_revision);
+  // Once an administrator deleted it, the join goes through with only what the join itself says.
+  REQUIRE(f.store->remove(key).ok());
+  r = f.post(f.body().dump(), f.token());
   REQUIRE(r.status == 200);
-  auto kv = f.store->get(keys::object_key(v1::OBJECT_KIND_NODE, "", "edge-1"));
-  v1::StoredObject after;
-  REQUIRE(after.ParseFromString((*kv)->value));
-  CHECK(after.labels().at("rack") == "r7");
-  CHECK(after.labels().at("topology.gantry.io/province") == "zhejiang");
-  // ... and now it is taken.
-  CHECK(f.post(f.body().dump(), f.token()).status == 409);
+  v1::StoredObject joined;
+  REQUIRE(joined.ParseFromString((*f.store->get(key))->value));
+  CHECK_FALSE(joined.labels().contains("rack"));
+  CHECK(joined.labels().at("topology.gantry.io/province") == "zhejiang");
+  json spec = json::parse(joined.json()).value("spec", json::object());
+  CHECK_FALSE((spec.is_object() && spec.contains("taints")));
+}
+
+TEST_CASE("a name that pods are bound to is refused until they are gone") {
+  size_t bound = 2;
+  JoinOptions options;
+  options.pods_bound_to = [&](const std::string& node) { return node == "edge-1" ? bound : 0; };
+  Fixture f(options);
+  auto r = f.post(f.body().dump(), f.token());
+  CHECK(r.status == 409);
+  CHECK(reason_of(r) == "PodsBoundToNodeName");
+  CHECK_THAT(message_of(r), Catch::Matchers::Contains("2 pods are bound to node name edge-1"));
+  CHECK_FALSE(f.node_exists("edge-1"));
+  CHECK(f.post(f.body("edge-2").dump(), f.token()).status == 200);
+  bound = 0;
+  CHECK(f.post(f.body().dump(), f.token()).status == 200);
+}
+
+TEST_CASE("a joined node gets a uid and a creation time") {
+  Fixture f;
+  REQUIRE(f.post(f.body().dump(), f.token()).status == 200);
+  REQUIRE(f.post(f.body("edge-2").dump(), f.token()).status == 200);
+  auto meta_of = [&](const std::string& name) {
+    v1::StoredObject stored;
+    REQUIRE(stored.ParseFromString(
+        (*f.store->get(keys::object_key(v1::OBJECT_KIND_NODE, "", name)))->value));
+    return json::parse(stored.json())["metadata"];
+  };
+  std::string uid = meta_of("edge-1")["uid"];
+  CHECK(uid.size() == 36);
+  CHECK(uid[14] == '4');
+  CHECK(uid != meta_of("edge-2")["uid"].get<std::string>());
+  CHECK(meta_of("edge-1")["creationTimestamp"] == common::format_rfc3339(f.clock.system_now()));
 }
 
 TEST_CASE("a province-bound token joins its own province") {
