@@ -1,6 +1,7 @@
 // Province isolation through the real API server: who may do what to which object (a table of
 // role x object province x kind x verb -> HTTP code), and each side door of issue 12 tried.
 #include <catch2/catch.hpp>
+#include <functional>
 #include <map>
 #include <set>
 #include <tuple>
@@ -77,19 +78,19 @@ struct Isolation : ApiFixture {
                 body(ns, kind, name).dump());
   }
 
-  // One verb by `role` on an object of `kind` in `ns`; the HTTP code.
-  int attempt(const Role& role, const std::string& ns, const std::string& kind, char verb,
-              int serial) {
-    std::string base = "/api/v1/namespaces/" + ns + "/" + kind;
+  // One verb by `role` on the object "seed" of the collection at `base`; the HTTP code. `make`
+  // gives the body of an object named so; `seed_victim` creates one as an administrator would.
+  int attempt_at(const Role& role, const std::string& base,
+                 const std::function<json(const std::string&)>& make,
+                 const std::function<void(const std::string&)>& seed_victim, char verb,
+                 int serial) {
     switch (verb) {
       case 'g':
         return call("GET", base + "/seed", role.token).code;
       case 'l':
         return call("GET", base, role.token).code;
       case 'c':
-        return call("POST", base, role.token,
-                    body(ns, kind, "new-" + std::to_string(serial)).dump())
-            .code;
+        return call("POST", base, role.token, make("new-" + std::to_string(serial)).dump()).code;
       case 'u':
         return call("PATCH", base + "/seed", role.token,
                     R"({"metadata":{"labels":{"touched":")" + std::to_string(serial) + R"("}}})",
@@ -97,12 +98,22 @@ struct Isolation : ApiFixture {
             .code;
       case 'd': {
         std::string victim = "victim-" + std::to_string(serial);
-        REQUIRE(admin_create(ns, kind, victim).code == 201);
+        seed_victim(victim);
         return call("DELETE", base + "/" + victim, role.token).code;
       }
     }
     FAIL("unknown verb");
     return 0;
+  }
+
+  // One verb by `role` on an object of `kind` in `ns`; the HTTP code.
+  int attempt(const Role& role, const std::string& ns, const std::string& kind, char verb,
+              int serial) {
+    return attempt_at(
+        role, "/api/v1/namespaces/" + ns + "/" + kind,
+        [&](const std::string& name) { return body(ns, kind, name); },
+        [&](const std::string& name) { REQUIRE(admin_create(ns, kind, name).code == 201); }, verb,
+        serial);
   }
 };
 
@@ -608,29 +619,13 @@ struct Workloads : Isolation {
 
   int attempt_workload(const Role& role, const std::string& ns, const std::string& kind, char verb,
                        int serial) {
-    std::string base = path(ns, kind);
-    switch (verb) {
-      case 'g':
-        return call("GET", base + "/seed", role.token).code;
-      case 'l':
-        return call("GET", base, role.token).code;
-      case 'c':
-        return call("POST", base, role.token,
-                    workload(kind, "new-" + std::to_string(serial), plain_pod_spec()).dump())
-            .code;
-      case 'u':
-        return call("PATCH", base + "/seed", role.token,
-                    R"({"metadata":{"labels":{"touched":")" + std::to_string(serial) + R"("}}})",
-                    "application/merge-patch+json")
-            .code;
-      case 'd': {
-        std::string victim = "victim-" + std::to_string(serial);
-        REQUIRE(admin_create_workload(ns, kind, victim).code == 201);
-        return call("DELETE", base + "/" + victim, role.token).code;
-      }
-    }
-    FAIL("unknown verb");
-    return 0;
+    return attempt_at(
+        role, path(ns, kind),
+        [&](const std::string& name) { return workload(kind, name, plain_pod_spec()); },
+        [&](const std::string& name) {
+          REQUIRE(admin_create_workload(ns, kind, name).code == 201);
+        },
+        verb, serial);
   }
 };
 

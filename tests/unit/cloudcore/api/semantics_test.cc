@@ -235,7 +235,7 @@ TEST_CASE_METHOD(ApiFixture, "a watch from a revision not reached yet is answere
         400);
 }
 
-TEST_CASE_METHOD(ApiFixture, "pods/status changes only the status; pod writes ignore status",
+TEST_CASE_METHOD(ApiFixture, "pods/status changes only the status, and pod writes ignore status",
                  "[api][semantics][status]") {
   put_node("n1", "zhejiang");
   REQUIRE(call("POST", kPods, kAdminToken, pod_body("web", "n1")).code == 201);
