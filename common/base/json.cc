@@ -16,6 +16,43 @@ struct Scan {
   size_t at_byte = 0;  // where the cap was passed
 };
 
+// The offset of the first byte that does not belong to well-formed UTF-8 (no overlong forms, no
+// surrogates, nothing past U+10FFFF), or npos. YAML streams are Unicode; yaml-cpp passes bytes
+// through, and a string that is not UTF-8 would make every later dump() of the object throw.
+size_t first_invalid_utf8(std::string_view text) {
+  const auto* bytes = reinterpret_cast<const unsigned char*>(text.data());
+  size_t i = 0;
+  while (i < text.size()) {
+    unsigned char lead = bytes[i];
+    size_t length = 0;
+    unsigned char low = 0x80;
+    unsigned char high = 0xBF;
+    if (lead < 0x80) {
+      ++i;
+      continue;
+    } else if (lead >= 0xC2 && lead <= 0xDF) {
+      length = 2;
+    } else if (lead >= 0xE0 && lead <= 0xEF) {
+      length = 3;
+      if (lead == 0xE0) low = 0xA0;
+      if (lead == 0xED) high = 0x9F;
+    } else if (lead >= 0xF0 && lead <= 0xF4) {
+      length = 4;
+      if (lead == 0xF0) low = 0x90;
+      if (lead == 0xF4) high = 0x8F;
+    } else {
+      return i;
+    }
+    if (i + length > text.size()) return i;
+    for (size_t k = 1; k < length; ++k) {
+      unsigned char next = bytes[i + k];
+      if (next < (k == 1 ? low : 0x80) || next > (k == 1 ? high : 0xBF)) return i;
+    }
+    i += length;
+  }
+  return std::string_view::npos;
+}
+
 Scan scan_depth(std::string_view text, size_t stop_at) {
   Scan out;
   size_t depth = 0;
@@ -198,6 +235,8 @@ Result<json> parse_yaml_as_json(std::string_view text, const JsonLimits& limits)
   if (scan.depth > limits.max_depth)
     return make_error(Code::kInvalidArgument, "nested more than {} levels deep (at byte {})",
                       limits.max_depth, scan.at_byte);
+  if (size_t bad = first_invalid_utf8(text); bad != std::string_view::npos)
+    return make_error(Code::kInvalidArgument, "not valid YAML: invalid UTF-8 at byte {}", bad);
   YAML::Node root;
   try {
     std::vector<YAML::Node> docs = YAML::LoadAll(std::string(text));

@@ -127,5 +127,19 @@ TEST_CASE("parse_yaml_as_json is bounded: depth, aliases, documents") {
   CHECK_FALSE(parse_yaml_as_json("a: [1, 2\n").ok());
 }
 
+TEST_CASE("parse_yaml_as_json refuses bytes that are not UTF-8, so a stored object always dumps") {
+  // Found by fuzz_json: a name with 0xFF bytes decoded, then every dump() of the object threw.
+  auto bad = parse_yaml_as_json("metadata: {name: we\xff\xffb}\n");
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.status().code() == Code::kInvalidArgument);
+  CHECK_THAT(bad.status().message(), Catch::Contains("UTF-8 at byte 19"));
+  CHECK_FALSE(parse_yaml_as_json("a: \xed\xa0\x80\n").ok());  // a surrogate
+  CHECK_FALSE(parse_yaml_as_json("a: \xc0\xaf\n").ok());      // an overlong '/'
+  CHECK_FALSE(parse_yaml_as_json("a: \xe4\xb8\n").ok());      // cut short
+  auto good = parse_yaml_as_json("name: \xe6\x94\xb6\xe8\xb4\xb9\xe7\xab\x99 \xf0\x9f\x9a\x97\n");
+  REQUIRE(good.ok());
+  CHECK((*good)["name"].dump().size() > 4);
+}
+
 }  // namespace
 }  // namespace gantry::common
