@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "cloudcore/api/api_server.h"
+#include "cloudcore/api/request_metrics.h"
 #include "cloudcore/controllers/events.h"
 #include "cloudcore/controllers/node_gc.h"
 #include "cloudcore/controllers/scheduler.h"
@@ -13,10 +14,12 @@
 #include "cloudcore/hub/hub.h"
 #include "cloudcore/hub/hub_log_streamer.h"
 #include "cloudcore/join/join.h"
+#include "cloudcore/registry/province_counts.h"
 #include "cloudcore/registry/registry.h"
 #include "cloudcore/store/etcd_store.h"
 #include "cloudcore/store/rocks_store.h"
 #include "cloudcore/store/store_config.h"
+#include "cloudcore/store/store_metrics.h"
 #include "common/base/address.h"
 #include "common/base/atomic_file.h"
 #include "common/base/clock.h"
@@ -26,6 +29,7 @@
 #include "common/metrics/metrics.h"
 #include "common/net/event_loop.h"
 #include "common/net/tls.h"
+#include "common/pki/pki.h"
 
 namespace gantry::cloud {
 namespace {
@@ -208,7 +212,8 @@ std::unique_ptr<JoinServer> start_join(common::EventLoop& loop, const CloudcoreC
 std::unique_ptr<api::ApiServer> start_api(std::function<std::string()> metrics,
                                           common::EventLoop& loop, const CloudcoreConfig& config,
                                           Store& store, Registry& registry, common::Clock& clock,
-                                          api::LogStreamer* logs, api::TokenAuthenticator tokens) {
+                                          api::LogStreamer* logs, api::TokenAuthenticator tokens,
+                                          api::RequestMetrics request_metrics) {
   auto address = common::parse_host_port(config.api.listen, 10443);
   if (!address.ok()) {
     spdlog::critical("api.listen: {}", address.status().message());
@@ -239,6 +244,11 @@ std::unique_ptr<api::ApiServer> start_api(std::function<std::string()> metrics,
   options.max_body_bytes = config.api.max_body.bytes;
   options.metrics = std::move(metrics);
   options.logs = logs;
+  options.observe = [m = std::move(request_metrics)](const common::Request& req,
+                                                     const common::Response& response,
+                                                     std::chrono::steady_clock::duration took) {
+    m.observe(req, response, took);
+  };
   auto server =
       api::ApiServer::start(loop, *tls, store, registry, clock, std::move(tokens), options);
   if (!server.ok()) {
@@ -249,8 +259,11 @@ std::unique_ptr<api::ApiServer> start_api(std::function<std::string()> metrics,
 }
 
 // GET /metrics: the counters of the hub, the store, the registry and the API, read at scrape time.
+// `process`: the histograms and gauges the modules update themselves (docs/operations.md lists
+// all).
 std::string render_metrics(const Hub& hub, const Store& store, const Registry& registry,
-                           const api::ApiServer* api_server) {
+                           const api::ApiServer* api_server,
+                           const common::MetricsRegistry& process) {
   common::MetricsRegistry m;
   auto counter = [&](std::string_view name, std::string_view help, uint64_t value) {
     if (auto f = m.counter(name, help); f.ok()) f->with().inc(value);
@@ -318,6 +331,27 @@ std::string render_metrics(const Hub& hub, const Store& store, const Registry& r
   }
   gauge("gantry_registry_nodes", "Nodes in the registry.", double(registry.node_count()));
   gauge("gantry_registry_pods", "Pods in the registry.", double(registry.pod_count()));
+  // Nodes by province and Ready state (at most kMaxProvinces provinces; the rest add up under
+  // "other", so that node labels cannot blow up the series).
+  constexpr size_t kMaxProvinces = 256;
+  auto by_province = m.gauge("gantry_province_nodes",
+                             "Nodes by province and Ready state (unknown: offline past the node "
+                             "timeout, or never reported).",
+                             {"province", "state"});
+  auto fleet = m.gauge("gantry_nodes", "Nodes by Ready state.", {"state"});
+  if (by_province.ok() && fleet.ok()) {
+    size_t provinces = 0;
+    for (const auto& [province, c] : count_nodes_by_province(registry, store)) {
+      std::string label = province;
+      if (!label.empty() && ++provinces > kMaxProvinces) label = "other";
+      for (auto [state, n] : {std::pair{"ready", c.ready}, std::pair{"not_ready", c.not_ready},
+                              std::pair{"unknown", c.unknown}}) {
+        fleet->with({state}).add(double(n));
+        if (!label.empty()) by_province->with({label, state}).add(double(n));
+      }
+    }
+    for (const char* state : {"ready", "not_ready", "unknown"}) fleet->with({state});
+  }
   if (api_server) {
     const auto& a = api_server->stats();
     counter("gantry_api_requests_total", "REST API requests.", a.requests);
@@ -327,7 +361,29 @@ std::string render_metrics(const Hub& hub, const Store& store, const Registry& r
     counter("gantry_api_log_requests_total", "pods/log requests.", a.log_requests);
     gauge("gantry_api_logs", "pods/log responses in progress.", double(a.logs_open.load()));
   }
-  return m.render_prometheus();
+  return m.render_prometheus() + process.render_prometheus();
+}
+
+// gantry_certificate_not_after_timestamp_seconds{certificate}: when the certificates cloudcore
+// loaded expire (the earliest of a bundle), for the expiry alerts.
+void export_certificate_expiry(common::MetricsRegistry& metrics, const CloudcoreConfig& config) {
+  auto family =
+      metrics.gauge("gantry_certificate_not_after_timestamp_seconds",
+                    "When a certificate cloudcore uses expires (unix seconds).", {"certificate"});
+  if (!family.ok()) return;
+  for (auto [name, path] : {std::pair{"serving", &config.tls.cert}, std::pair{"ca", &config.tls.ca},
+                            std::pair{"etcd_client", &config.store.etcd.tls.cert},
+                            std::pair{"etcd_ca", &config.store.etcd.tls.ca}}) {
+    if (path->empty()) continue;
+    auto pem = common::read_file(*path);
+    if (!pem.ok()) continue;
+    auto bundle = common::Certificate::bundle_from_pem(*pem);
+    if (!bundle.ok()) continue;
+    auto earliest = bundle->front().not_after();
+    for (const auto& c : *bundle) earliest = std::min(earliest, c.not_after());
+    family->with({name}).set(double(
+        std::chrono::duration_cast<std::chrono::seconds>(earliest.time_since_epoch()).count()));
+  }
 }
 
 int run(const CloudcoreConfig& config) {
@@ -349,6 +405,12 @@ int run(const CloudcoreConfig& config) {
     spdlog::critical("TLS: {}", tls.status().to_string());
     return 2;
   }
+  // Histograms and gauges the modules update themselves; outlives every module below.
+  common::MetricsRegistry process_metrics;
+  export_certificate_expiry(process_metrics, config);
+  if (auto info = process_metrics.gauge("gantry_build_info", "cloudcore's version.", {"version"});
+      info.ok())
+    info->with({common::kVersion}).set(1);
   std::error_code ec;
   std::filesystem::create_directories(config.data_dir, ec);
   std::string store_where;
@@ -357,6 +419,8 @@ int run(const CloudcoreConfig& config) {
     spdlog::critical("store ({}): {}", store_where, store.status().to_string());
     return 1;
   }
+  if (auto s = instrument_store(**store, process_metrics); !s.ok())
+    spdlog::warn("store metrics: {}", s.to_string());
   auto registry = Registry::start(**store);
   if (!registry.ok()) {
     spdlog::critical("{}", registry.status().to_string());
@@ -386,6 +450,16 @@ int run(const CloudcoreConfig& config) {
       std::chrono::duration_cast<std::chrono::seconds>(config.tunnel.retry_after).count());
   hub_options.max_frame_bytes = config.tunnel.max_frame.bytes;
   hub_options.max_queued_bytes = config.tunnel.max_queued.bytes;
+  if (auto h = process_metrics.histogram(
+          "gantry_hub_status_propagation_seconds",
+          "Status batches from their arrival at the hub until durable in the store.",
+          common::exponential_buckets(0.001, 2, 15));
+      h.ok())
+    hub_options.status_propagation = h->with();
+  if (auto g = process_metrics.gauge("gantry_hub_status_writer_queue",
+                                     "Status batches and liveness marks waiting to be written.");
+      g.ok())
+    hub_options.status_queued = g->with();
   // Certificate rotation over the tunnel: the join section's CA and lifetime.
   std::shared_ptr<NodeCertificateSigner> signer;
   if (config.join.enabled) {
@@ -446,11 +520,15 @@ int run(const CloudcoreConfig& config) {
     }
     // Shares the server's token set: a reload is seen by the next request.
     token_reloader = std::make_unique<api::TokenFileReloader>(config.api.token_file, *tokens);
-    auto metrics = [&hub, &store, &registry, &api_server] {
-      return render_metrics(**hub, **store, **registry, api_server.get());
+    auto metrics = [&hub, &store, &registry, &api_server, &process_metrics] {
+      return render_metrics(**hub, **store, **registry, api_server.get(), process_metrics);
     };
+    auto request_metrics = api::RequestMetrics::create(process_metrics);
+    if (!request_metrics.ok())
+      spdlog::warn("api metrics: {}", request_metrics.status().to_string());
     api_server = start_api(metrics, loop, config, **store, **registry, clock, &log_streamer,
-                           std::move(tokens).value());
+                           std::move(tokens).value(),
+                           request_metrics.ok() ? *request_metrics : api::RequestMetrics());
     if (!api_server) return 1;
     if (config.api.token_reload_interval.count() > 0)
       token_reloader->start(config.api.token_reload_interval);

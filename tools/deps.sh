@@ -14,6 +14,10 @@ packages=(
   clang-format clang-tidy clang-tools clang libclang-rt-14-dev
   # tests
   prometheus openssl curl procps iproute2 python3 systemd
+  # packaging tests (tests/e2e/packaging): the Helm chart rendered with Go's text/template and
+  # sprig (Helm's engine; Debian has no helm), the .deb packages checked with lintian
+  golang-go golang-github-masterminds-sprig-dev golang-gopkg-yaml.v3-dev lintian dpkg-dev fakeroot
+  python3-yaml
   # the etcd store backend (tests, `store.backend: etcd`, tools/quickstart.sh ha)
   etcd-server etcd-client
   # edge runtime (tests and quickstart)

@@ -2204,7 +2204,11 @@ common::Result<std::unique_ptr<ApiServer>> ApiServer::start(
   router.set_fallback([weak](Request& req) {
     auto impl = weak.lock();
     if (!impl) return Response::text(503, "stopping");
-    return impl->handle(req);
+    auto started = std::chrono::steady_clock::now();
+    Response response = impl->handle(req);
+    if (impl->options.observe)
+      impl->options.observe(req, response, std::chrono::steady_clock::now() - started);
+    return response;
   });
   common::HttpServerOptions http_options;
   http_options.address = options.address;

@@ -18,6 +18,7 @@
 #include "common/base/clock.h"
 #include "common/base/status.h"
 #include "common/net/event_loop.h"
+#include "common/net/http_server.h"
 #include "common/net/tls.h"
 
 namespace gantry::cloud::api {
@@ -37,6 +38,10 @@ struct ApiServerOptions {
   LogStreamer* logs = nullptr;
   // The kinds served (not owned; must outlive the server). Unset: builtin_kinds().
   const KindRegistry* kinds = nullptr;
+  // Sees every answered request and how long its handler took (metrics: RequestMetrics).
+  std::function<void(const common::Request&, const common::Response&,
+                     std::chrono::steady_clock::duration)>
+      observe;
 };
 
 struct ApiServerStats {

@@ -665,7 +665,9 @@ common::Result<std::unique_ptr<Hub>> Hub::start(common::EventLoop& loop,
                                                 Store& store, Registry& registry,
                                                 common::Clock& clock, HubOptions options) {
   auto impl = std::make_shared<Impl>(loop, store, registry, clock, std::move(options));
-  impl->writer = std::make_unique<StatusWriter>(store, registry, clock, impl->options.events);
+  impl->writer = std::make_unique<StatusWriter>(
+      store, registry, clock, impl->options.events,
+      StatusWriterMetrics{impl->options.status_propagation, impl->options.status_queued});
   // Nodes the store knows start as "not connected, last seen now": those that do not come back
   // within the timeout are marked Unknown.
   auto now = clock.steady_now();

@@ -14,6 +14,7 @@
 #include "cloudcore/registry/registry.h"
 #include "cloudcore/store/store.h"
 #include "common/base/clock.h"
+#include "common/metrics/metrics.h"
 #include "common/net/event_loop.h"
 #include "common/net/tls.h"
 #include "common/pki/pki.h"
@@ -48,6 +49,10 @@ struct HubOptions {
   // Gets Events: the nodes' Ready transitions and what edges report (Pulling, BackOff, ...).
   // cloudcore wires its EventRecorder here. Called on the status writer's thread.
   controllers::EventSink events;
+  // Metrics of the status writer (default: none): a batch's time from arrival to durable, and
+  // the writer's queue.
+  common::Histogram status_propagation;
+  common::Gauge status_queued;
 };
 
 struct HubStats {

@@ -47,11 +47,12 @@ std::string effective_ready(const std::optional<v1::StoredStatus>& st) {
 }  // namespace
 
 StatusWriter::StatusWriter(Store& store, const Registry& registry, common::Clock& clock,
-                           controllers::EventSink events)
+                           controllers::EventSink events, StatusWriterMetrics metrics)
     : store_(store),
       registry_(registry),
       clock_(clock),
       events_(std::move(events)),
+      metrics_(std::move(metrics)),
       thread_([this] { run(); }) {}
 
 std::string StatusWriter::node_uid(const std::string& node) const {
@@ -75,6 +76,7 @@ void StatusWriter::submit(std::string node, v1::StatusDelta delta, Done done) {
   {
     std::lock_guard lock(mu_);
     queue_.push_back(Job{std::move(node), false, false, std::move(delta), std::move(done)});
+    metrics_.queued.set(double(queue_.size()));
   }
   cv_.notify_one();
 }
@@ -83,6 +85,7 @@ void StatusWriter::set_unreachable(std::string node, bool unreachable) {
   {
     std::lock_guard lock(mu_);
     queue_.push_back(Job{std::move(node), true, unreachable, {}, nullptr});
+    metrics_.queued.set(double(queue_.size()));
   }
   cv_.notify_one();
 }
@@ -112,6 +115,7 @@ void StatusWriter::run() {
         jobs.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
+      metrics_.queued.set(double(queue_.size()));
     }
     process(jobs);
     jobs.clear();
@@ -219,6 +223,13 @@ void StatusWriter::process(std::deque<Job>& jobs) {
         spdlog::warn("hub: removing {} after its graceful delete: {}", key,
                      removed.status().to_string());
     }
+  if (commit_error.ok()) {
+    auto durable = std::chrono::steady_clock::now();
+    for (size_t i = 0; i < jobs.size(); ++i)
+      if (!jobs[i].liveness && plans[i].violation.ok())
+        metrics_.propagation.observe(
+            std::chrono::duration<double>(durable - jobs[i].received).count());
+  }
   if (commit_error.ok() && events_) record_events(jobs, plans, ready_before, after);
   for (size_t i = 0; i < jobs.size(); ++i)
     if (jobs[i].done) jobs[i].done(plans[i], commit_error);

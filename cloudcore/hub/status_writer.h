@@ -16,8 +16,18 @@
 
 #include "cloudcore/hub/upstream.h"
 #include "common/base/clock.h"
+#include "common/metrics/metrics.h"
 
 namespace gantry::cloud {
+
+// What the writer reports (default handles: nothing).
+struct StatusWriterMetrics {
+  // Per status batch: from submit() (the hub has just received it) until it is durable. The
+  // tunnel protocol carries no edge timestamp (and edge clocks drift), so the edge's own queueing
+  // and the link are not in it.
+  common::Histogram propagation;
+  common::Gauge queued;  // jobs (batches and liveness marks) waiting for the writer
+};
 
 class StatusWriter {
  public:
@@ -25,7 +35,7 @@ class StatusWriter {
   // Ready=Unknown when a node goes silent) and the events the edges send with their batches,
   // once the batch is durable.
   StatusWriter(Store& store, const Registry& registry, common::Clock& clock,
-               controllers::EventSink events = {});
+               controllers::EventSink events = {}, StatusWriterMetrics metrics = {});
   ~StatusWriter();  // finishes queued work, then stops
   StatusWriter(const StatusWriter&) = delete;
   StatusWriter& operator=(const StatusWriter&) = delete;
@@ -58,6 +68,7 @@ class StatusWriter {
     bool unreachable = false;
     v1::StatusDelta delta;
     Done done;
+    std::chrono::steady_clock::time_point received = std::chrono::steady_clock::now();
   };
   void run();
   void process(std::deque<Job>& jobs);
@@ -72,6 +83,7 @@ class StatusWriter {
   const Registry& registry_;
   common::Clock& clock_;
   controllers::EventSink events_;
+  StatusWriterMetrics metrics_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Job> queue_;

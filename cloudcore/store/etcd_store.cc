@@ -335,7 +335,12 @@ class EtcdStoreImpl final : public EtcdStore {
 
   Result<TxnResult> txn(std::vector<Op> ops) override { return guarded_txn(std::move(ops), {}, 0); }
   Result<TxnResult> guarded_txn(std::vector<Op> ops, const std::vector<Guard>& guards,
-                                int64_t lease) override;
+                                int64_t lease) override {
+    return observed_txn(std::move(ops),
+                        [&](std::vector<Op> o) { return commit_txn(std::move(o), guards, lease); });
+  }
+  Result<TxnResult> commit_txn(std::vector<Op> ops, const std::vector<Guard>& guards,
+                               int64_t lease);
   std::shared_ptr<grpc::Channel> channel() const override { return conn_->channel; }
   void set_auto_compaction(bool on) override { auto_compact_on_.store(on); }
   TxnLimits txn_limits() const override {
@@ -564,8 +569,8 @@ Revision EtcdStoreImpl::current_revision() const {
 
 // ---- txn ------------------------------------------------------------------------------------
 
-Result<TxnResult> EtcdStoreImpl::guarded_txn(std::vector<Op> ops, const std::vector<Guard>& guards,
-                                             int64_t lease) {
+Result<TxnResult> EtcdStoreImpl::commit_txn(std::vector<Op> ops, const std::vector<Guard>& guards,
+                                            int64_t lease) {
   if (ops.empty()) return make_error(Code::kInvalidArgument, "empty transaction");
   std::set<std::string_view> seen;
   for (const Op& op : ops) {

@@ -226,7 +226,11 @@ class RocksStoreImpl final : public RocksStore {
 
   Status open();
 
-  Result<TxnResult> txn(std::vector<Op> ops) override;
+  Result<TxnResult> txn(std::vector<Op> ops) override {
+    return observed_txn(std::move(ops),
+                        [this](std::vector<Op> o) { return commit_txn(std::move(o)); });
+  }
+  Result<TxnResult> commit_txn(std::vector<Op> ops);
   Result<std::optional<KeyValue>> get(std::string_view key, Revision at) const override;
   Result<ListResult> list(const ListOptions& options) const override;
   Revision current_revision() const override { return current_rev_.load(); }
@@ -415,7 +419,7 @@ Result<std::optional<KeyValue>> RocksStoreImpl::read_latest(std::string_view key
 
 // ---- writes ---------------------------------------------------------------------------------
 
-Result<TxnResult> RocksStoreImpl::txn(std::vector<Op> ops) {
+Result<TxnResult> RocksStoreImpl::commit_txn(std::vector<Op> ops) {
   if (ops.empty()) return make_error(Code::kInvalidArgument, "empty transaction");
   std::unordered_set<std::string_view> keys;
   for (const Op& op : ops) {

@@ -11,6 +11,7 @@
 //   `from` is in the past, on a store-owned thread per watch with a bounded queue.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -130,6 +131,12 @@ class Store {
   virtual Result<TxnResult> txn(std::vector<Op> ops) = 0;
   virtual TxnLimits txn_limits() const { return {}; }
 
+  // Metrics: sees every txn() with how long it took until durable (or until it failed) and its
+  // outcome, on the calling thread. Set it before the store is shared between threads.
+  using TxnObserver =
+      std::function<void(std::chrono::steady_clock::duration took, const Status& outcome)>;
+  void set_txn_observer(TxnObserver observer) { txn_observer_ = std::move(observer); }
+
   // Helpers over txn(): the revision written.
   Result<Revision> put(std::string key, std::string value, std::optional<Revision> expect = {});
   Result<Revision> remove(std::string key,
@@ -157,6 +164,20 @@ class Store {
   // value of a live key). up_to <= compacted_revision() is a no-op; up_to > current_revision()
   // -> kOutOfRange.
   virtual Status compact(Revision up_to) = 0;
+
+ protected:
+  // For backends: txn() as `commit(ops)`, timed and reported to the observer.
+  template <typename Commit>
+  Result<TxnResult> observed_txn(std::vector<Op> ops, Commit&& commit) {
+    if (!txn_observer_) return commit(std::move(ops));
+    auto started = std::chrono::steady_clock::now();
+    Result<TxnResult> result = commit(std::move(ops));
+    txn_observer_(std::chrono::steady_clock::now() - started, result.status());
+    return result;
+  }
+
+ private:
+  TxnObserver txn_observer_;
 };
 
 }  // namespace gantry::cloud
