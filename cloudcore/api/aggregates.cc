@@ -321,6 +321,11 @@ struct FleetIndex::Impl {
     WatchCallbacks cbs;
     cbs.on_events = [this](const std::vector<Event>& events) { on_events(events); };
     cbs.on_error = [this](const Status& s) {
+      // Cancelled: the store is closing (shutdown); reading it again would touch a closed DB.
+      if (s.code() == common::Code::kCancelled) {
+        spdlog::info("fleet index: store watch ended ({})", s.to_string());
+        return;
+      }
       spdlog::warn("fleet index: store watch ended ({}); loading again", s.to_string());
       std::lock_guard lock(pub_mu);
       rewatch = true;
