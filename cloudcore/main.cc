@@ -1,5 +1,6 @@
 // cloudcore: flags, config, wiring. Everything else lives in the cloudcore_* libraries.
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <csignal>
@@ -8,15 +9,22 @@
 #include "cloudcore/api/api_server.h"
 #include "cloudcore/api/request_metrics.h"
 #include "cloudcore/controllers/events.h"
+#include "cloudcore/controllers/imagepull.h"
+#include "cloudcore/controllers/leader.h"
 #include "cloudcore/controllers/node_gc.h"
+#include "cloudcore/controllers/node_lifecycle.h"
+#include "cloudcore/controllers/node_ownership.h"
 #include "cloudcore/controllers/scheduler.h"
 #include "cloudcore/controllers/workloads.h"
 #include "cloudcore/hub/hub.h"
+#include "cloudcore/hub/hub_image_pull.h"
 #include "cloudcore/hub/hub_log_streamer.h"
+#include "cloudcore/hub/replica_link.h"
 #include "cloudcore/join/join.h"
 #include "cloudcore/registry/province_counts.h"
 #include "cloudcore/registry/registry.h"
 #include "cloudcore/store/etcd_store.h"
+#include "cloudcore/store/lease.h"
 #include "cloudcore/store/rocks_store.h"
 #include "cloudcore/store/store_config.h"
 #include "cloudcore/store/store_metrics.h"
@@ -79,6 +87,18 @@ struct CloudcoreConfig {
   struct Events {
     std::chrono::milliseconds ttl{1h};
   } events;
+  // Several replicas on one etcd (docs/operations.md, "Several replicas"): served only when the
+  // config has an ha section; needs store.backend etcd.
+  struct Ha {
+    bool enabled = false;
+    std::string name;  // this replica's name ("": the hostname)
+    std::chrono::milliseconds lease_ttl{15s};
+    // The replica link (cloudcore/hub/replica_link.h): where it listens, and the address the
+    // other replicas reach it at ("": this replica's name and the listening port; a host without
+    // a port: the listening port).
+    std::string link_listen = "0.0.0.0:10004";
+    std::string link_advertise;
+  } ha;
   int threads = 2;
   common::LogConfig log;
 };
@@ -139,6 +159,17 @@ common::Status load_config(const std::string& path, CloudcoreConfig& c) {
         .section(
             "events",
             [&](common::ConfigNode& n) { n.field("ttl", &c.events.ttl, ms(1min), ms(24h * 30)); })
+        .section("ha",
+                 [&](common::ConfigNode& n) {
+                   c.ha.enabled = root.has("ha");
+                   if (!c.ha.enabled) return;
+                   n.field("name", &c.ha.name)
+                       .field("lease_ttl", &c.ha.lease_ttl, ms(2s), ms(10min))
+                       .field("link_listen", &c.ha.link_listen)
+                       .field("link_advertise", &c.ha.link_advertise);
+                   if (c.ha.lease_ttl.count() % 1000 != 0)
+                     n.fail("lease_ttl", "must be whole seconds");
+                 })
         .section("log", &c.log);
   });
 }
@@ -262,8 +293,9 @@ std::unique_ptr<api::ApiServer> start_api(std::function<std::string()> metrics,
 // `process`: the histograms and gauges the modules update themselves (docs/operations.md lists
 // all).
 std::string render_metrics(const Hub& hub, const Store& store, const Registry& registry,
-                           const api::ApiServer* api_server,
-                           const common::MetricsRegistry& process) {
+                           const api::ApiServer* api_server, const common::MetricsRegistry& process,
+                           const controllers::LeaderElector* elector,
+                           const controllers::NodeOwnership* ownership, const ReplicaLink* link) {
   common::MetricsRegistry m;
   auto counter = [&](std::string_view name, std::string_view help, uint64_t value) {
     if (auto f = m.counter(name, help); f.ok()) f->with().inc(value);
@@ -303,6 +335,12 @@ std::string render_metrics(const Hub& hub, const Store& store, const Registry& r
           h.log_stream_bytes);
   counter("gantry_hub_log_streams_offline_total", "Log requests for nodes not connected.",
           h.log_streams_offline);
+  counter("gantry_hub_exec_streams_opened_total", "exec/attach streams opened to edge nodes.",
+          h.exec_streams_opened);
+  gauge("gantry_hub_exec_streams", "exec/attach streams open.", double(h.exec_streams_open.load()));
+  counter("gantry_hub_exec_streams_refused_total",
+          "exec/attach refused at once: node not connected or at its session limit.",
+          h.exec_streams_refused);
   counter("gantry_hub_certificates_renewed_total", "Node certificates renewed over the tunnel.",
           h.certificates_renewed);
   counter("gantry_hub_certificate_requests_refused_total",
@@ -328,6 +366,31 @@ std::string render_metrics(const Hub& hub, const Store& store, const Registry& r
             st.requests_failed);
     counter("gantry_store_etcd_watch_reconnects_total", "etcd watch streams re-opened.",
             st.watch_reconnects);
+  }
+  if (elector) {
+    gauge("gantry_leader", "1 while this replica holds the leader lease (runs the controllers).",
+          elector->leader() ? 1 : 0);
+    counter("gantry_leader_elections_won_total", "Times this replica became the leader.",
+            elector->stats().elections_won);
+    counter("gantry_leader_demotions_total", "Times this replica stopped being the leader.",
+            elector->stats().demotions);
+  }
+  if (ownership) {
+    gauge("gantry_ha_nodes_held", "Nodes whose tunnel this replica holds (ownership records).",
+          double(ownership->held_count()));
+    auto st = ownership->stats();
+    counter("gantry_ha_ownership_write_failures_total",
+            "Ownership record writes that failed (retried).", st.write_failures);
+  }
+  if (link) {
+    const auto& st = link->stats();
+    counter("gantry_ha_link_forwarded_total",
+            "Log streams forwarded to the replica holding the node's tunnel.", st.forwarded);
+    counter("gantry_ha_link_forward_failures_total",
+            "Forwarded log streams whose replica could not be reached.", st.forward_failures);
+    counter("gantry_ha_link_served_total", "Log streams served for other replicas.", st.served);
+    counter("gantry_ha_link_refused_total",
+            "Replica link connections refused: not a replica certificate.", st.refused);
   }
   gauge("gantry_registry_nodes", "Nodes in the registry.", double(registry.node_count()));
   gauge("gantry_registry_pods", "Pods in the registry.", double(registry.pod_count()));
@@ -360,6 +423,10 @@ std::string render_metrics(const Hub& hub, const Store& store, const Registry& r
     gauge("gantry_api_watches", "REST watches open.", double(a.watches_open.load()));
     counter("gantry_api_log_requests_total", "pods/log requests.", a.log_requests);
     gauge("gantry_api_logs", "pods/log responses in progress.", double(a.logs_open.load()));
+    counter("gantry_api_exec_requests_total", "pods/exec and pods/attach requests.",
+            a.exec_requests);
+    gauge("gantry_api_exec_sessions", "exec/attach sessions in progress.",
+          double(a.exec_open.load()));
   }
   return m.render_prometheus() + process.render_prometheus();
 }
@@ -384,6 +451,43 @@ void export_certificate_expiry(common::MetricsRegistry& metrics, const Cloudcore
     family->with({name}).set(double(
         std::chrono::duration_cast<std::chrono::seconds>(earliest.time_since_epoch()).count()));
   }
+}
+
+// The replica link of replica `name` on `hub` (several replicas), and the address written in
+// this replica's ownership records. Without a join section (no CA key to issue the link
+// certificate) there is none: {nullptr, ""}.
+common::Result<std::pair<std::unique_ptr<ReplicaLink>, std::string>> start_replica_link(
+    common::EventLoop& loop, const CloudcoreConfig& config, const std::string& name, Hub& hub) {
+  if (!config.join.enabled) {
+    spdlog::warn(
+        "ha: no join section, so no CA key to issue the replica link certificate: the logs of "
+        "nodes held by other replicas are answered 503 naming the replica");
+    return std::pair<std::unique_ptr<ReplicaLink>, std::string>{};
+  }
+  GANTRY_ASSIGN_OR_RETURN(auto listen, common::parse_host_port(config.ha.link_listen, 10004));
+  common::HostPort advertise{name, 0};
+  if (!config.ha.link_advertise.empty()) {
+    // "{name}" stands for the replica's name: one config for every replica (the Helm chart's
+    // "{name}.RELEASE-cloudcore-headless.NAMESPACE.svc", the StatefulSet pod's stable name).
+    std::string text = config.ha.link_advertise;
+    for (size_t at; (at = text.find("{name}")) != std::string::npos;) text.replace(at, 6, name);
+    GANTRY_ASSIGN_OR_RETURN(advertise, common::parse_host_port(text, 0));
+  }
+  GANTRY_ASSIGN_OR_RETURN(auto credentials, load_join_credentials(config.tls.ca, config.join.ca_key,
+                                                                  config.join.token_signing_key));
+  ReplicaLinkOptions options;
+  options.replica = name;
+  options.address = listen.host;
+  options.port = listen.port;
+  options.ca_pem = credentials.ca.to_pem();
+  GANTRY_ASSIGN_OR_RETURN(options.certificate,
+                          issue_replica_certificate(name, advertise.host, credentials.ca,
+                                                    credentials.ca_key, 24h * 365));
+  GANTRY_ASSIGN_OR_RETURN(auto link, ReplicaLink::start(loop, hub, std::move(options)));
+  if (advertise.port == 0) advertise.port = link->port();
+  spdlog::info("ha: replica link listening on port {}, advertised as {}", link->port(),
+               advertise.to_string());
+  return std::pair{std::move(link), advertise.to_string()};
 }
 
 int run(const CloudcoreConfig& config) {
@@ -431,14 +535,45 @@ int run(const CloudcoreConfig& config) {
 
   common::EventLoop loop(config.threads);
   common::SystemClock clock;
+  // Several replicas: leases on etcd, this replica's name, its node ownership records.
+  auto* etcd = dynamic_cast<EtcdStore*>(store->get());
+  const bool ha = config.ha.enabled;
+  if (ha && !etcd) {
+    spdlog::critical("ha: several replicas need store.backend etcd");
+    return 2;
+  }
+  std::string replica = config.ha.name;
+  if (replica.empty()) {
+    char host[256] = {};
+    replica = gethostname(host, sizeof host - 1) == 0 && host[0] ? host : "cloudcore";
+  }
+  const auto lease_ttl = std::chrono::duration_cast<std::chrono::seconds>(config.ha.lease_ttl);
+  std::unique_ptr<Leases> leases;
+  if (ha) {
+    auto opened = open_leases(**store, clock, {std::string(controllers::kCoordinationPrefix)});
+    if (!opened.ok()) {
+      spdlog::critical("ha: {}", opened.status().to_string());
+      return 1;
+    }
+    leases = std::move(opened).value();
+    etcd->set_auto_compaction(false);  // the leader compacts
+    spdlog::info("ha: replica {} (lease TTL {} s)", replica, lease_ttl.count());
+  }
   // Events (kubectl describe): the scheduler's, the nodes' Ready transitions and the edges'.
   controllers::EventRecorderOptions event_options;
   event_options.ttl = std::chrono::duration_cast<std::chrono::seconds>(config.events.ttl);
+  if (ha) event_options.sweep_interval = std::chrono::milliseconds(0);  // the leader sweeps
   controllers::EventRecorder events(**store, clock, event_options);
   events.start();
   auto record_event = [&events](controllers::EventRecord e) { events.record(std::move(e)); };
   HubOptions hub_options;
   hub_options.events = record_event;
+  // Image pre-pull (gantry.io/v1 ImagePullJob): the nodes' reports go to the controller below.
+  std::atomic<controllers::ImagePullController*> image_pulls{nullptr};
+  hub_options.on_image_pull_report = [&image_pulls](const std::string& node,
+                                                    const v1::ImagePullReport& report) {
+    if (auto* c = image_pulls.load()) c->on_report(node, report);
+  };
   hub_options.address = listen->host;
   hub_options.port = listen->port;
   hub_options.heartbeat_interval =
@@ -460,6 +595,33 @@ int run(const CloudcoreConfig& config) {
                                      "Status batches and liveness marks waiting to be written.");
       g.ok())
     hub_options.status_queued = g->with();
+  if (auto c = process_metrics.counter(
+          "gantry_hub_status_store_retries_total",
+          "Status write rounds tried again because the store was unavailable (etcd down); the "
+          "batches stay unacknowledged and the tunnels open meanwhile.");
+      c.ok())
+    hub_options.status_store_retries = c->with();
+  if (auto g = process_metrics.gauge(
+          "gantry_hub_status_batches_held",
+          "Status batches held unacknowledged until the store is available again.");
+      g.ok())
+    hub_options.status_held = g->with();
+  std::atomic<Hub*> hub_ptr{nullptr};
+  std::unique_ptr<controllers::NodeOwnership> ownership;
+  if (ha) {
+    controllers::NodeOwnershipOptions o;
+    o.replica = replica;
+    o.ttl = lease_ttl;
+    // A node the leader marked Unknown just before its record was written is back.
+    o.on_recorded = [&hub_ptr](const std::string& node) {
+      if (Hub* h = hub_ptr.load()) h->clear_unreachable(node);
+    };
+    ownership = std::make_unique<controllers::NodeOwnership>(*leases, **store, clock, o);
+    hub_options.on_node_session = [o = ownership.get()](const std::string& node, bool held) {
+      held ? o->held(node) : o->released(node);
+    };
+    hub_options.mark_unreachable = false;  // the leader's NodeLifecycle does
+  }
   // Certificate rotation over the tunnel: the join section's CA and lifetime.
   std::shared_ptr<NodeCertificateSigner> signer;
   if (config.join.enabled) {
@@ -485,31 +647,187 @@ int run(const CloudcoreConfig& config) {
     spdlog::critical("{}", hub.status().to_string());
     return 1;
   }
+  hub_ptr = hub->get();
+  // The replica link: log streams of nodes another replica holds go there.
+  std::unique_ptr<ReplicaLink> link;
+  if (ha) {
+    auto started = start_replica_link(loop, config, replica, **hub);
+    if (!started.ok()) {
+      spdlog::critical("ha: replica link: {}", started.status().to_string());
+      return 1;
+    }
+    link = std::move(started->first);
+    if (link) ownership->set_link(started->second);
+  }
+  if (ownership) ownership->start();
+  // Whatever way run() ends, the ownership thread stops before the hub goes.
+  struct StopOwnership {
+    std::atomic<Hub*>& hub;
+    controllers::NodeOwnership* ownership;
+    ~StopOwnership() {
+      if (ownership) ownership->stop();
+      hub = nullptr;
+    }
+  } stop_ownership{hub_ptr, ownership.get()};
+  HubPullTransport pull_transport(**hub);
   controllers::SchedulerOptions scheduler_options;
   scheduler_options.events = record_event;
-  auto scheduler = controllers::Scheduler::start(**store, scheduler_options);
-  if (!scheduler.ok()) {
-    spdlog::critical("scheduler: {}", scheduler.status().to_string());
+  // The controllers: the scheduler; ReplicaSets, Deployments, DaemonSets and the collector of
+  // their dependents (docs/workloads.md); with several replicas also the node lifecycle, the
+  // events TTL sweep and compaction; only on the leader then, writing through a FencedStore.
+  struct Leading {
+    std::unique_ptr<controllers::Scheduler> scheduler;
+    std::unique_ptr<controllers::WorkloadControllers> workloads;
+    std::unique_ptr<controllers::NodeLifecycle> lifecycle;
+    std::unique_ptr<controllers::NodeGc> node_gc;
+    std::unique_ptr<controllers::Periodic> event_sweep;
+    std::unique_ptr<controllers::ImagePullController> image_pull_refuser;  // with ha only
+    void stop() {
+      if (image_pull_refuser) image_pull_refuser->stop();
+      image_pull_refuser.reset();
+      event_sweep.reset();
+      if (node_gc) node_gc->stop();
+      if (lifecycle) lifecycle->stop();
+      if (workloads) workloads->stop();
+      if (scheduler) scheduler->stop();
+      node_gc.reset();
+      lifecycle.reset();
+      workloads.reset();
+      scheduler.reset();
+    }
+  } leading;
+  auto start_controllers = [&](Store& controller_store,
+                               const controllers::LeaderElector* elector) -> bool {
+    auto scheduler = controllers::Scheduler::start(controller_store, scheduler_options);
+    if (!scheduler.ok()) {
+      spdlog::critical("scheduler: {}", scheduler.status().to_string());
+      return false;
+    }
+    leading.scheduler = std::move(scheduler).value();
+    auto workloads = controllers::WorkloadControllers::start(controller_store);
+    if (!workloads.ok()) {
+      spdlog::critical("workloads: {}", workloads.status().to_string());
+      leading.stop();
+      return false;
+    }
+    leading.workloads = std::move(workloads).value();
+    // Pods bound to a deleted node object go after a quarantine (never those of an offline node).
+    auto node_gc = controllers::NodeGc::start(controller_store, clock);
+    if (!node_gc.ok()) {
+      spdlog::critical("node garbage collector: {}", node_gc.status().to_string());
+      leading.stop();
+      return false;
+    }
+    leading.node_gc = std::move(node_gc).value();
+    if (elector) {
+      controllers::NodeLifecycleOptions lo;
+      lo.node_timeout = config.tunnel.node_timeout;
+      lo.events = record_event;
+      auto lifecycle = controllers::NodeLifecycle::start(controller_store, *leases, **registry,
+                                                         *elector, clock, lo);
+      if (!lifecycle.ok()) {
+        spdlog::critical("node lifecycle: {}", lifecycle.status().to_string());
+        leading.stop();
+        return false;
+      }
+      leading.lifecycle = std::move(lifecycle).value();
+      // ImagePullJobs need the tunnel of every node they select, and with several replicas a
+      // node's tunnel may be on another one: the leader ends them Failed, saying so.
+      controllers::ImagePullOptions io;
+      io.refuse_message =
+          "ImagePullJobs are not supported with several cloudcore replicas (ha) yet: a node's "
+          "tunnel may be held by another replica. Run a single cloudcore replica to pre-pull "
+          "images, or let the pods pull their images themselves";
+      auto refuser = controllers::ImagePullController::start(controller_store, pull_transport, io);
+      if (!refuser.ok()) {
+        spdlog::critical("image pull jobs: {}", refuser.status().to_string());
+        leading.stop();
+        return false;
+      }
+      leading.image_pull_refuser = std::move(refuser).value();
+      leading.event_sweep = std::make_unique<controllers::Periodic>(5min, [&events] {
+        if (auto r = events.sweep(); !r.ok())
+          spdlog::warn("events: TTL sweep: {}", r.status().message());
+      });
+      etcd->set_auto_compaction(true);
+    }
+    return true;
+  };
+  std::unique_ptr<controllers::FencedStore> fenced;  // outlives the elector that uses it
+  std::unique_ptr<controllers::LeaderElector> elector;
+  if (ha) {
+    controllers::LeaderOptions lo;
+    lo.identity = replica;
+    lo.ttl = lease_ttl;
+    lo.on_elected = [&](Revision) { return start_controllers(*fenced, elector.get()); };
+    lo.on_demoted = [&] {
+      etcd->set_auto_compaction(false);
+      leading.stop();
+    };
+    elector = std::make_unique<controllers::LeaderElector>(*leases, **store, clock, lo);
+    fenced = std::make_unique<controllers::FencedStore>(**store, *leases, *elector);
+    elector->start();
+  } else if (!start_controllers(**store, nullptr)) {
     return 1;
   }
-  // ReplicaSets, Deployments, DaemonSets and the collector of their dependents (docs/workloads.md).
-  auto workloads = controllers::WorkloadControllers::start(**store);
-  if (!workloads.ok()) {
-    spdlog::critical("workloads: {}", workloads.status().to_string());
-    return 1;
-  }
-  // Pods bound to a deleted node object go after a quarantine (never those of an offline node).
-  auto node_gc = controllers::NodeGc::start(**store, clock);
-  if (!node_gc.ok()) {
-    spdlog::critical("node garbage collector: {}", node_gc.status().to_string());
-    return 1;
+  // ImagePullJobs ask the nodes this process holds; with several replicas a node may be held by
+  // another one, so the controller pulls on single-replica cloudcore only (with ha the leader
+  // refuses them, above; docs/workloads.md).
+  std::optional<common::Result<std::unique_ptr<controllers::ImagePullController>>> image_pull_jobs;
+  if (!ha) {
+    image_pull_jobs = controllers::ImagePullController::start(**store, pull_transport);
+    if (!image_pull_jobs->ok()) {
+      spdlog::critical("image pull jobs: {}", image_pull_jobs->status().to_string());
+      return 1;
+    }
+    image_pulls = (*image_pull_jobs)->get();
   }
   std::unique_ptr<JoinServer> join;
   if (config.join.enabled) {
     join = start_join(loop, config, **store, **registry, clock);
     if (!join) return 1;
   }
-  HubLogStreamer log_streamer(**hub);  // outlives the API server below
+  // Outlives the API server below. With several replicas, a node held by another one is named.
+  // Outlives the API server below. With several replicas, the stream of a node held by another
+  // one goes through the replica link to it.
+  HubLogStreamer log_streamer(
+      **hub,
+      [&, ha](const std::string& node, const v1::LogRequest& request,
+              const api::LogStreamer::Callbacks& callbacks, const common::Status& here)
+          -> std::optional<common::Result<std::unique_ptr<api::LogStreamer::Stream>>> {
+        if (!ha) return std::nullopt;
+        auto kv = (*store)->get(controllers::node_ownership_key(node));
+        if (!kv.ok()) return std::nullopt;
+        if (!kv->has_value())
+          return common::make_error(common::Code::kUnavailable,
+                                    "no cloudcore replica holds node \"{}\"'s tunnel: {}", node,
+                                    here.message());
+        std::string owner = controllers::node_owner((*kv)->value);
+        if (owner.empty() || owner == replica) return std::nullopt;
+        std::string at = controllers::node_owner_link((*kv)->value);
+        if (!link || at.empty())
+          return common::make_error(
+              common::Code::kUnavailable,
+              "node \"{}\" is connected to cloudcore replica {}, and {} serves no replica link "
+              "(ha needs a join section: the CA key issues the link certificates); use {}'s API",
+              node, owner, link ? owner : replica, owner);
+        return common::Result<std::unique_ptr<api::LogStreamer::Stream>>(
+            link->open_log(owner, at, node, request, callbacks));
+      },
+      // exec/attach are not relayed between replicas: name the one to ask.
+      [&, ha](const std::string& node,
+              const common::Status& here) -> std::optional<common::Status> {
+        if (!ha) return std::nullopt;
+        auto kv = (*store)->get(controllers::node_ownership_key(node));
+        if (!kv.ok() || !kv->has_value()) return std::nullopt;
+        std::string owner = controllers::node_owner((*kv)->value);
+        if (owner.empty() || owner == replica) return std::nullopt;
+        return common::make_error(
+            common::Code::kUnavailable,
+            "node \"{}\" is connected to cloudcore replica {}; exec and attach are not relayed "
+            "between replicas yet: use {}'s API ({})",
+            node, owner, owner, here.message());
+      });
   std::unique_ptr<api::ApiServer> api_server;
   std::unique_ptr<api::TokenFileReloader> token_reloader;
   if (config.api.enabled) {
@@ -520,8 +838,10 @@ int run(const CloudcoreConfig& config) {
     }
     // Shares the server's token set: a reload is seen by the next request.
     token_reloader = std::make_unique<api::TokenFileReloader>(config.api.token_file, *tokens);
-    auto metrics = [&hub, &store, &registry, &api_server, &process_metrics] {
-      return render_metrics(**hub, **store, **registry, api_server.get(), process_metrics);
+    auto metrics = [&hub, &store, &registry, &api_server, &process_metrics, &elector, &ownership,
+                    &link] {
+      return render_metrics(**hub, **store, **registry, api_server.get(), process_metrics,
+                            elector.get(), ownership.get(), link.get());
     };
     auto request_metrics = api::RequestMetrics::create(process_metrics);
     if (!request_metrics.ok())
@@ -552,10 +872,15 @@ int run(const CloudcoreConfig& config) {
   if (token_reloader) token_reloader->stop();
   if (join) join->stop();
   if (api_server) api_server->stop();
-  (*node_gc)->stop();
-  (*workloads)->stop();
-  (*scheduler)->stop();
+  image_pulls = nullptr;
+  if (image_pull_jobs) (**image_pull_jobs)->stop();
+  // A leader hands over at once (its lease revoked); the controllers stop either way.
+  if (elector) elector->stop();
+  leading.stop();
+  if (link) link->stop();  // the streams it serves end before the hub
   (*hub)->stop();
+  hub_ptr = nullptr;
+  if (ownership) ownership->stop();  // this replica's node records go with its lease
   hub->reset();
   events.stop();
   loop.stop();

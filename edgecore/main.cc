@@ -20,11 +20,14 @@
 #include "common/base/version.h"
 #include "common/net/event_loop.h"
 #include "common/net/tls.h"
+#include "edgecore/exec/exec_streams.h"
 #include "edgecore/hub/edge_hub.h"
 #include "edgecore/logs/log_streams.h"
 #include "edgecore/meta/meta_store.h"
+#include "edgecore/pods/image_puller.h"
 #include "edgecore/pods/pod_manager.h"
 #include "edgecore/runtime/cri_runtime.h"
+#include "edgecore/runtime/registry_mirrors.h"
 #include "edgecore/status/node_probe.h"
 #include "edgecore/status/status_tracker.h"
 
@@ -38,7 +41,9 @@ using common::make_error;
 struct EdgecoreConfig {
   std::string node_name;
   std::string data_dir = "/var/lib/gantry/edgecore";
-  std::string cloudcore;  // host:port of the tunnel (port defaults to 10000)
+  // host:port of the tunnel (port defaults to 10000); with several cloudcore replicas a list
+  // (or one string with commas): the edge starts at a random one and moves on when it fails.
+  std::vector<std::string> cloudcore;
   std::string tls_cert, tls_key, tls_ca;
   std::chrono::milliseconds heartbeat{15s};
   std::chrono::milliseconds backoff_base{1s};
@@ -51,6 +56,8 @@ struct EdgecoreConfig {
   std::chrono::milliseconds crash_backoff_cap{5min};
   std::chrono::milliseconds node_status_interval{10s};
   bool rotation_enabled = true;  // renew the node certificate over the tunnel
+  std::string registry_config_path = "/etc/containerd/certs.d";  // containerd's config_path
+  std::vector<std::string> registry_mirrors;                     // "[REGISTRY=]URL", in order
   common::LogConfig log;
 };
 
@@ -102,6 +109,16 @@ common::Status load_config(const std::string& path, EdgecoreConfig& c) {
                  })
         .section("rotation",
                  [&](common::ConfigNode& n) { n.field("enabled", &c.rotation_enabled); })
+        .section(
+            "registry",
+            [&](common::ConfigNode& n) {
+              n.field("config_path", &c.registry_config_path).field("mirrors", &c.registry_mirrors);
+              if (c.registry_config_path.empty()) n.fail("config_path", "must not be empty");
+              for (const std::string& m : c.registry_mirrors) {
+                auto parsed = parse_registry_mirror(m);
+                if (!parsed.ok()) n.fail("mirrors", parsed.status().message());
+              }
+            })
         .section("log", &c.log);
   });
 }
@@ -173,11 +190,30 @@ int run(const EdgecoreConfig& config) {
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  auto address = parse_address(config.cloudcore);
-  if (!address.ok()) {
-    spdlog::critical("{}", address.status().message());
+  std::vector<EdgeHubOptions::Address> addresses;
+  for (const auto& entry : config.cloudcore) {
+    for (size_t at = 0; at <= entry.size();) {
+      size_t comma = std::min(entry.find(',', at), entry.size());
+      std::string one = entry.substr(at, comma - at);
+      one.erase(0, one.find_first_not_of(" \t"));
+      one.erase(one.find_last_not_of(" \t") + 1);
+      at = comma + 1;
+      if (one.empty()) continue;
+      auto address = parse_address(one);
+      if (!address.ok()) {
+        spdlog::critical("{}", address.status().message());
+        return 2;
+      }
+      addresses.push_back({address->first, address->second});
+    }
+  }
+  if (addresses.empty()) {
+    spdlog::critical("cloudcore: no address given");
     return 2;
   }
+  std::string cloudcore_text;
+  for (const auto& a : addresses)
+    cloudcore_text += fmt::format("{}{}:{}", cloudcore_text.empty() ? "" : ",", a.host, a.port);
   // The node certificate (tls.*), renewed over the tunnel (rotation.enabled); it finishes a
   // rotation a power cut interrupted.
   common::SystemRandom cert_random;
@@ -202,6 +238,16 @@ int run(const EdgecoreConfig& config) {
   if (!tracker.ok()) {
     spdlog::critical("{}", tracker.status().to_string());
     return 1;
+  }
+
+  // containerd reads hosts.toml at every pull: written before any pod starts, no restart.
+  std::vector<RegistryMirror> mirrors;
+  for (const std::string& m : config.registry_mirrors) mirrors.push_back(*parse_registry_mirror(m));
+  if (common::Status s = write_registry_mirrors(config.registry_config_path, mirrors); !s.ok()) {
+    // Pods can still pull from the registries themselves: run, and say why mirrors are not used.
+    spdlog::error("registry mirrors not written: {}", s.message());
+  } else if (!mirrors.empty()) {
+    spdlog::info("registry mirrors: {} entries in {}", mirrors.size(), config.registry_config_path);
   }
 
   auto runtime = CriRuntime::create({.endpoint = config.runtime_endpoint,
@@ -241,15 +287,43 @@ int run(const EdgecoreConfig& config) {
         return LogTarget{log.path, log.running};
       },
       common::system_clock());
+  // Background pulls the cloud asks for (ImagePullJob); their reports go up on the tunnel.
+  std::atomic<EdgeHub*> pull_reports{nullptr};
+  ImagePuller puller(**runtime, {.report = [&pull_reports](v1::ImagePullReport r) {
+    v1::Frame frame;
+    *frame.mutable_image_pull_report() = std::move(r);
+    if (EdgeHub* h = pull_reports.load()) (void)h->send_frame(frame);
+  }});
+  // kubectl exec / attach: the pod's running container, then the runtime's streaming URL.
+  ExecStreams exec(
+      loop.context(),
+      [&pods, rt = runtime->get()](const v1::ExecRequest& r) -> common::Result<std::string> {
+        GANTRY_ASSIGN_OR_RETURN(std::string id,
+                                pods.running_container(r.namespace_(), r.pod(), r.container()));
+        Runtime::StreamingRequest sr;
+        sr.container_id = id;
+        sr.command.assign(r.command().begin(), r.command().end());
+        sr.attach = r.attach();
+        sr.tty = r.tty();
+        sr.stdin = r.stdin();
+        sr.stdout = r.stdout();
+        sr.stderr = r.stderr();
+        return rt->streaming_url(sr);
+      });
+  StreamRouter streams(logs, exec);
   EdgeHubOptions hub_options;
-  hub_options.host = address->first;
-  hub_options.port = address->second;
+  hub_options.sync.on_image_pull = [&puller](const v1::ImagePullRequest& r) { puller.submit(r); };
+  hub_options.host = addresses.front().host;
+  hub_options.port = addresses.front().port;
+  if (addresses.size() > 1) hub_options.addresses = addresses;
   hub_options.ping_interval = config.heartbeat;
   hub_options.backoff = {config.backoff_base, config.backoff_cap};
-  hub_options.streams = &logs;
+  hub_options.streams = &streams;
   hub_options.rotation = certificate->get();
   hub_options.sync.events = &events;
   EdgeHub hub(loop, tls, **meta, **tracker, hub_options, common::system_clock(), random);
+  pull_reports = &hub;
+  exec.set_sender([&hub](const v1::Frame& frame) { (void)hub.send_frame(frame); });
 
   auto started = std::chrono::duration_cast<std::chrono::seconds>(
       common::system_clock().system_now().time_since_epoch());
@@ -260,9 +334,9 @@ int run(const EdgecoreConfig& config) {
        .data_dir = config.data_dir},
       [&pods] { return pods.runtime_view(); }, config.node_status_interval);
   reporter_ptr = &reporter;
-  spdlog::info("edgecore {} starting: node {}, cloudcore {}:{}, runtime {}, data in {}",
-               common::kVersion, config.node_name, address->first, address->second,
-               (*runtime)->endpoint(), config.data_dir);
+  spdlog::info("edgecore {} starting: node {}, cloudcore {}, runtime {}, data in {}",
+               common::kVersion, config.node_name, cloudcore_text, (*runtime)->endpoint(),
+               config.data_dir);
   // Pods start from the cache at once: the node runs what it last knew, cloud or no cloud.
   pods.start();
   loop.run();
@@ -273,12 +347,14 @@ int run(const EdgecoreConfig& config) {
   sigwait(&signals, &signal);
   spdlog::info("edgecore: {} received, stopping", signal == SIGTERM ? "SIGTERM" : "SIGINT");
   hub.stop();
+  pull_reports = nullptr;
   reporter_ptr = nullptr;
   loop.post([&] { reporter.stop(); });
   loop.stop();
   reporter.stop();
   // The containers keep running: an edge node's pods outlive its agent.
   pods.stop();
+  puller.stop();
   spdlog::info("edgecore stopped");
   return 0;
 }

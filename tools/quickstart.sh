@@ -6,6 +6,7 @@
 #   tools/quickstart.sh          start (idempotent: reuses the cluster it made, restarts what runs)
 #   tools/quickstart.sh stop     stop what it started
 #   tools/quickstart.sh reset    stop and remove the quickstart cluster
+#   tools/quickstart.sh ha [stop|reset]   etcd + three cloudcore replicas instead (tools/quickstart_ha.sh)
 #
 # State lives in $GANTRY_QUICKSTART_DIR (default /var/lib/gantry-quickstart when root, else
 # ~/.local/state/gantry-quickstart); the build in $GANTRY_BUILD_DIR (default build/).
@@ -65,10 +66,11 @@ wait_for_log() {
 }
 
 case "${1:-start}" in
+  ha) shift; exec tools/quickstart_ha.sh "$@" ;;
   stop) stop_all; stop_containerd; exit 0 ;;
   reset) stop_all; stop_containerd; rm -rf "$state"; echo "removed $state"; exit 0 ;;
   start) ;;
-  *) echo "usage: $0 [start|stop|reset]" >&2; exit 2 ;;
+  *) echo "usage: $0 [start|stop|reset|ha [stop|reset]]" >&2; exit 2 ;;
 esac
 
 say "Installing what is missing (tools/deps.sh)"

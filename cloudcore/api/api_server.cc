@@ -4,10 +4,8 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <charconv>
 #include <mutex>
 #include <nlohmann/json.hpp>
-#include <random>
 #include <set>
 #include <variant>
 
@@ -18,13 +16,17 @@
 #include "cloudcore/api/kind.h"
 #include "cloudcore/api/kinds/workload_common.h"
 #include "cloudcore/api/patch.h"
+#include "cloudcore/api/protobuf_body.h"
 #include "cloudcore/api/render.h"
+#include "cloudcore/api/schema.h"
 #include "cloudcore/api/selectors.h"
 #include "cloudcore/api/ui_server.h"
 #include "cloudcore/api/validation.h"
 #include "cloudcore/registry/keys.h"
 #include "cloudcore/registry/objects.h"
 #include "common/base/json.h"
+#include "common/base/parse.h"
+#include "common/base/uid.h"
 #include "common/net/http_server.h"
 
 namespace gantry::cloud::api {
@@ -50,31 +52,12 @@ struct Failure {
   json details;  // Status.details, when set
 };
 
-// Kubernetes' query booleans (strconv.ParseBool).
-std::optional<bool> parse_bool(const std::string& v) {
-  if (v == "1" || v == "t" || v == "T" || v == "true" || v == "TRUE" || v == "True") return true;
-  if (v == "0" || v == "f" || v == "F" || v == "false" || v == "FALSE" || v == "False")
-    return false;
-  return std::nullopt;
-}
-
-// A whole decimal int64 ("12", "-3"); nullopt for anything else, overflow included.
-std::optional<int64_t> parse_int(const std::string& v) {
-  int64_t out = 0;
-  const char* end = v.data() + v.size();
-  auto [ptr, ec] = std::from_chars(v.data(), end, out);
-  if (v.empty() || ec != std::errc() || ptr != end) return std::nullopt;
-  return out;
-}
-
 // A resourceVersion: a store revision ("" and "0" are 0).
 std::optional<Revision> parse_revision(const std::string& v) {
   if (v.empty()) return Revision{0};
-  Revision out = 0;
-  const char* end = v.data() + v.size();
-  auto [ptr, ec] = std::from_chars(v.data(), end, out);
-  if (ec != std::errc() || ptr != end) return std::nullopt;
-  return out;
+  auto n = common::parse_uint64(v);
+  if (!n.ok()) return std::nullopt;
+  return Revision{*n};
 }
 
 template <typename T>
@@ -87,6 +70,10 @@ bool failed(const Outcome<T>& o) {
 
 Failure bad_request(std::string message) {
   return {400, "BadRequest", std::move(message)};
+}
+// A query parameter that does not parse (common/base/parse.h names it in the message).
+Failure bad_param(const common::Status& s) {
+  return bad_request(s.message());
 }
 Failure invalid(std::string message) {
   return {422, "Invalid", std::move(message)};
@@ -143,6 +130,7 @@ Failure too_large_resource_version(Revision asked, Revision current) {
 // ("CreateOptions", ...) names them in the error, as kube-apiserver does.
 struct WriteOptions {
   bool dry_run = false;
+  FieldValidation field_validation = FieldValidation::kWarn;  // ?fieldValidation= (schema.h)
 };
 std::optional<Failure> dry_run_values(const std::vector<std::string>& values,
                                       const char* options_kind, WriteOptions& out) {
@@ -161,6 +149,9 @@ Outcome<WriteOptions> write_options(const Request& req, const char* options_kind
   std::vector<std::string> values;
   if (auto v = req.query_param("dryRun")) values.push_back(*v);
   if (auto f = dry_run_values(values, options_kind, o)) return *f;
+  auto mode = parse_field_validation(req.query_param("fieldValidation"));
+  if (!mode.ok()) return bad_request(mode.status().message());
+  o.field_validation = *mode;
   return o;
 }
 
@@ -188,11 +179,13 @@ Outcome<DeleteOptions> delete_options(const Request& req, const json* body) {
       for (const auto& v : (*body)["dryRun"])
         dry.push_back(v.is_string() ? v.get<std::string>() : v.dump());
   }
-  if (auto g = req.query_param("gracePeriodSeconds")) {
-    auto n = parse_int(*g);
-    if (!n) return bad_request(fmt::format("gracePeriodSeconds: \"{}\" is not an integer", *g));
-    o.grace = *n;
-  }
+  auto grace =
+      common::parse_int64_param("gracePeriodSeconds", req.query_param("gracePeriodSeconds"));
+  if (!grace.ok()) return bad_param(grace.status());
+  if (*grace) o.grace = **grace;
+  auto orphan = common::parse_bool_param("orphanDependents", req.query_param("orphanDependents"));
+  if (!orphan.ok()) return bad_param(orphan.status());
+  if (*orphan) o.propagation = **orphan ? "Orphan" : "Background";
   if (auto pp = req.query_param("propagationPolicy")) o.propagation = *pp;
   if (!o.propagation.empty() && o.propagation != "Background" && o.propagation != "Foreground" &&
       o.propagation != "Orphan")
@@ -215,11 +208,45 @@ Response failure_response(const Failure& f) {
 Response json_response(int code, const json& body, const std::vector<std::string>& warnings = {}) {
   auto r = Response::json(code, body.dump());
   for (const auto& w : warnings) {
-    std::string text = w;
-    std::replace(text.begin(), text.end(), '"', '\'');
+    // RFC 7234 warn-text: a quoted-string, '"' and '\\' escaped (client-go unescapes them).
+    std::string text;
+    for (char c : w) {
+      if (c == '"' || c == '\\') text += '\\';
+      text += (c == '\r' || c == '\n') ? ' ' : c;
+    }
     r.headers.emplace_back("Warning", fmt::format("299 - \"{}\"", text));
   }
   return r;
+}
+
+// Unknown fields of a written object (schema.h): dropped; under fieldValidation=Strict refused as
+// kube-apiserver does: a create or update body 400 BadRequest ("Pod in version "v1" cannot be
+// handled as a Pod: strict decoding error: ..."), a patch 422 Invalid on the field "patch";
+// under Warn (the default) one Warning header per field. `warnings` gets the Warn texts.
+std::optional<Failure> drop_unknown_fields(const Kind& t, json& obj, FieldValidation mode,
+                                           bool is_patch, std::vector<std::string>& warnings) {
+  const std::string& kind = t.kind;
+  const std::string& version = t.version;
+  auto unknown = prune_unknown_fields(t.group, kind, obj);
+  auto verdict = judge_unknown_fields(mode, unknown);
+  for (auto& w : verdict.warnings) warnings.push_back(std::move(w));
+  if (!verdict.error) return std::nullopt;
+  if (is_patch) {
+    std::string name = obj.is_object() && obj.contains("metadata") && obj["metadata"].is_object()
+                           ? obj["metadata"].value("name", "")
+                           : "";
+    Failure f{422, "Invalid",
+              fmt::format("{} \"{}\" is invalid: patch: Invalid value: \"the patched object\": {}",
+                          kind, name, *verdict.error)};
+    f.details = {
+        {"name", name},
+        {"kind", kind},
+        {"causes",
+         {{{"reason", "FieldValueInvalid"}, {"message", *verdict.error}, {"field", "patch"}}}}};
+    return f;
+  }
+  return bad_request(fmt::format("{} in version \"{}\" cannot be handled as a {}: {}", kind,
+                                 version, kind, *verdict.error));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -243,6 +270,16 @@ std::string str_at(const json& obj, const std::string& dotted) {
   return "";
 }
 
+// The metadata.resourceVersion a written body is based on (0 when it has none).
+Outcome<Revision> body_revision(const json& doc) {
+  std::string rv = doc.is_object() ? str_at(doc, "metadata.resourceVersion") : "";
+  auto parsed = parse_revision(rv);
+  if (!parsed)
+    return bad_request(fmt::format(
+        "metadata.resourceVersion: Invalid value: \"{}\": must be a resource version", rv));
+  return *parsed;
+}
+
 std::map<std::string, std::string> labels_of(const json& obj) {
   std::map<std::string, std::string> out;
   if (!obj.contains("metadata") || !obj["metadata"].is_object()) return out;
@@ -263,16 +300,6 @@ bool valid_name(const std::string& name, bool label_only) {
   }
   auto alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
   return alnum(name.front()) && alnum(name.back());
-}
-
-std::string random_uid() {
-  static thread_local std::mt19937_64 rng{std::random_device{}()};
-  uint64_t a = rng();
-  uint64_t b = rng();
-  a = (a & 0xffffffffffff0fffULL) | 0x0000000000004000ULL;  // version 4
-  b = (b & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;  // variant 1
-  return fmt::format("{:08x}-{:04x}-{:04x}-{:04x}-{:012x}", a >> 32, (a >> 16) & 0xffff, a & 0xffff,
-                     b >> 48, b & 0xffffffffffffULL);
 }
 
 bool wants_table(const Request& req) {
@@ -382,6 +409,7 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
     obj["apiVersion"] = t.api_version();
     obj["metadata"]["resourceVersion"] = std::to_string(l.resource_version);
     if (t.render_status) t.render_status(obj, l.status_kv ? &l.status : nullptr);
+    if (t.to_external) t.to_external(obj);
     return obj;
   }
 
@@ -447,15 +475,10 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
 
   Response list(const Request& req, const Kind& t, const std::string& ns, const Filter& filter) {
     size_t limit = 0;
-    if (auto l = query(req, "limit")) {
-      try {
-        long long v = std::stoll(*l);
-        if (v < 0) return failure_response(bad_request("limit must not be negative"));
-        limit = std::min<size_t>(static_cast<size_t>(v), options.max_list_limit);
-      } catch (...) {
-        return failure_response(bad_request(fmt::format("limit \"{}\" is not a number", *l)));
-      }
-    }
+    auto asked_limit = common::parse_int64_param("limit", query(req, "limit"), 0);
+    if (!asked_limit.ok()) return failure_response(bad_param(asked_limit.status()));
+    if (*asked_limit)
+      limit = std::min<size_t>(static_cast<size_t>(**asked_limit), options.max_list_limit);
     ListOptions lo;
     lo.prefix = t.list_prefix(ns);
     // resourceVersion / resourceVersionMatch as kube-apiserver reads them: unset or "0" is the
@@ -568,11 +591,19 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
 
   // ----- writes -------------------------------------------------------------------------
 
-  Outcome<json> parse_body(const Request& req) {
+  // `t`: the kind a create or update writes, whose protobuf body (kubectl >= 1.33's typed
+  // clients: `kubectl create configmap|secret|namespace`) is decoded (protobuf_body.h).
+  Outcome<json> parse_body(const Request& req, const Kind* t = nullptr) {
     if (req.body.empty()) return bad_request("the request body is empty");
-    // Protobuf and CBOR bodies (newer clients' typed requests) are not decoded: a 415 says so,
-    // and client-go >= 1.32 then retries with JSON.
     std::string type = req.header("Content-Type").value_or("");
+    if (t && type.substr(0, type.find(';')) == kProtobufMediaType &&
+        protobuf_body_supported(t->group, t->kind)) {
+      auto decoded = decode_protobuf_body(t->group, t->kind, req.body);
+      if (!decoded.ok()) return bad_request(decoded.status().message());
+      return std::move(decoded).value();
+    }
+    // Other protobuf and CBOR bodies are not decoded: a 415 says so (client-go >= 1.32 retries a
+    // CBOR body with JSON; a protobuf one it does not).
     if (type.find("protobuf") != std::string::npos || type.find("cbor") != std::string::npos)
       return Failure{415, "UnsupportedMediaType",
                      fmt::format("the body's media type \"{}\" is not supported; send "
@@ -660,19 +691,56 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
     return stored;
   }
 
+  // Kind::validate and Kind::admit (kinds that check their fields or other stored objects).
+  std::optional<Failure> kind_checks(const Kind& t, const json& obj, const json* old) {
+    if (t.validate)
+      if (auto errors = t.validate(obj, old); !errors.empty())
+        return invalid_failure(t.kind, str_at(obj, "metadata.name"), errors);
+    if (!t.admit) return std::nullopt;
+    StoredLookup lookup;
+    auto decode = [](const KeyValue& kv) -> std::optional<json> {
+      v1::StoredObject so;
+      if (!so.ParseFromString(kv.value)) return std::nullopt;
+      json j = json::parse(so.json(), nullptr, false);
+      if (j.is_discarded()) return std::nullopt;
+      return j;
+    };
+    lookup.get = [&](const std::string& key) -> common::Result<std::optional<json>> {
+      GANTRY_ASSIGN_OR_RETURN(auto kv, store.get(key));
+      if (!kv) return std::optional<json>();
+      return decode(*kv);
+    };
+    lookup.list = [&](const std::string& prefix) -> common::Result<std::vector<json>> {
+      ListOptions o;
+      o.prefix = prefix;
+      GANTRY_ASSIGN_OR_RETURN(auto listed, store.list(o));
+      std::vector<json> out;
+      for (const auto& kv : listed.items)
+        if (auto j = decode(kv)) out.push_back(std::move(*j));
+      return out;
+    };
+    auto refused = t.admit(obj, old, lookup);
+    if (!refused) return std::nullopt;
+    return Failure{refused->code, refused->reason, refused->message, refused->details};
+  }
+
   Response create(const Request& req, const Kind& t, const std::string& ns, const Identity& who,
                   const Permissions& p) {
     auto opts = write_options(req, "CreateOptions");
     if (failed(opts)) return failure_response(std::get<Failure>(opts));
     bool dry_run = std::get<WriteOptions>(opts).dry_run;
-    auto body = parse_body(req);
+    auto body = parse_body(req, &t);
     if (failed(body)) return failure_response(std::get<Failure>(body));
     json obj = std::move(std::get<json>(body));
     if (auto f = check_identity(t, obj, ns, "")) return failure_response(*f);
+    std::vector<std::string> warnings;
+    if (auto f = drop_unknown_fields(t, obj, std::get<WriteOptions>(opts).field_validation, false,
+                                     warnings))
+      return failure_response(*f);
     json& meta = obj["metadata"];
     if (!meta.contains("name") || meta["name"].get<std::string>().empty()) {
       if (meta.contains("generateName") && meta["generateName"].is_string()) {
-        meta["name"] = meta["generateName"].get<std::string>() + random_uid().substr(0, 5);
+        meta["name"] = meta["generateName"].get<std::string>() + common::new_uid().substr(0, 5);
       } else {
         return failure_response(invalid(fmt::format(
             "{}: metadata.name: Required value: name or generateName is required", t.kind)));
@@ -693,18 +761,24 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
     if (auto f = admit(who, p, t, obj, nullptr)) return failure_response(*f);
     if (auto errors = validate_object(t.kind, obj); !errors.empty())
       return failure_response(invalid_failure(t.kind, name, errors));
+    if (auto f = kind_checks(t, obj, nullptr)) return failure_response(*f);
     if (t.namespaced) {
       auto nsk = store.get(std::string(keys::kNamespaces) + ns);
       if (!nsk.ok()) return failure_response(from_store(nsk.status()));
       if (!*nsk)
         return failure_response({404, "NotFound", fmt::format("namespaces \"{}\" not found", ns)});
     }
-    meta["uid"] = random_uid();
+    meta["uid"] = common::new_uid();
     meta["creationTimestamp"] = rfc3339(now_seconds());
     meta.erase("deletionTimestamp");
     meta.erase("deletionGracePeriodSeconds");
     if (t.tracks_generation) meta["generation"] = 1;
     if (t.status == StatusSource::kInObject) obj.erase("status");  // written through /status only
+    if (t.validate_create) {
+      if (auto valid = t.validate_create(obj); !valid.ok())
+        return failure_response(
+            invalid(fmt::format("{} \"{}\" is invalid: {}", t.kind, name, valid.message())));
+    }
     auto stored = to_stored(t, obj);
     if (failed(stored)) return failure_response(std::get<Failure>(stored));
     auto already_exists = [&] {
@@ -720,7 +794,9 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
       l.object = json::parse(std::get<v1::StoredObject>(stored).json());
       json out = render(t, l);
       out["metadata"].erase("resourceVersion");
-      return json_response(201, out, t.warnings ? t.warnings(obj) : std::vector<std::string>{});
+      if (t.warnings)
+        for (auto& w : t.warnings(obj)) warnings.push_back(std::move(w));
+      return json_response(201, out, warnings);
     }
     auto txn = store.txn(
         {Op::put(t.key(ns, name), std::get<v1::StoredObject>(stored).SerializeAsString(), 0)});
@@ -731,8 +807,9 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
     Loaded l;
     l.object = json::parse(std::get<v1::StoredObject>(stored).json());
     l.resource_version = txn->revision;
-    return json_response(201, render(t, l),
-                         t.warnings ? t.warnings(obj) : std::vector<std::string>{});
+    if (t.warnings)
+      for (auto& w : t.warnings(obj)) warnings.push_back(std::move(w));
+    return json_response(201, render(t, l), warnings);
   }
 
   struct Written {
@@ -740,12 +817,15 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
     std::vector<std::string> warnings;
   };
 
+  // `warnings`: those of the request so far (unknown fields dropped), answered before the kind's.
   Response write_update(const Kind& t, const Loaded& current, json obj, Revision expect_rv,
-                        const Identity& who, const Permissions& p, int code, bool dry_run) {
+                        const Identity& who, const Permissions& p, int code, bool dry_run,
+                        std::vector<std::string> warnings = {}) {
     auto w = put_update(t, current, std::move(obj), expect_rv, who, p, dry_run);
     if (failed(w)) return failure_response(std::get<Failure>(w));
     auto& written = std::get<Written>(w);
-    return json_response(code, written.object, written.warnings);
+    for (auto& warning : written.warnings) warnings.push_back(std::move(warning));
+    return json_response(code, written.object, warnings);
   }
 
   // Writes `obj` over `current` (kept: uid, creationTimestamp, deletion fields; the stored status
@@ -792,6 +872,7 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
     if (auto f = admit(who, p, t, obj, &current.object)) return *f;
     if (auto errors = validate_object(t.kind, obj, &current.object); !errors.empty())
       return invalid_failure(t.kind, str_at(obj, "metadata.name"), errors);
+    if (auto f = kind_checks(t, obj, &current.object)) return *f;
     if (t.tracks_generation) {
       json a = current.object.value("spec", json::object());
       json b = obj.value("spec", json::object());
@@ -829,25 +910,22 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
                   const Identity& who, const Permissions& p) {
     auto opts = write_options(req, "UpdateOptions");
     if (failed(opts)) return failure_response(std::get<Failure>(opts));
-    auto body = parse_body(req);
+    auto body = parse_body(req, &t);
     if (failed(body)) return failure_response(std::get<Failure>(body));
     json obj = std::move(std::get<json>(body));
     if (auto f = check_identity(t, obj, ns, name)) return failure_response(*f);
+    std::vector<std::string> warnings;
+    if (auto f = drop_unknown_fields(t, obj, std::get<WriteOptions>(opts).field_validation, false,
+                                     warnings))
+      return failure_response(*f);
     auto current = load(t, ns, name);
     if (failed(current)) return failure_response(std::get<Failure>(current));
     auto& cur = std::get<std::optional<Loaded>>(current);
     if (!cur) return failure_response(not_found(t.plural, name));
-    Revision expect = 0;
-    std::string rv = str_at(obj, "metadata.resourceVersion");
-    if (!rv.empty()) {
-      auto parsed = parse_revision(rv);
-      if (!parsed)
-        return failure_response(
-            bad_request(fmt::format("metadata.resourceVersion \"{}\" is not valid", rv)));
-      expect = *parsed;
-    }
-    return write_update(t, *cur, std::move(obj), expect, who, p, 200,
-                        std::get<WriteOptions>(opts).dry_run);
+    auto expect = body_revision(obj);
+    if (failed(expect)) return failure_response(std::get<Failure>(expect));
+    return write_update(t, *cur, std::move(obj), std::get<Revision>(expect), who, p, 200,
+                        std::get<WriteOptions>(opts).dry_run, std::move(warnings));
   }
 
   // The patched object, by the request's Content-Type.
@@ -888,18 +966,20 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
       if (failed(patched)) return failure_response(std::get<Failure>(patched));
       json obj = std::move(std::get<json>(patched));
       if (auto f = check_identity(t, obj, ns, name)) return failure_response(*f);
-      Revision expect = 0;
-      std::string rv = patch_doc.is_object() ? str_at(patch_doc, "metadata.resourceVersion") : "";
-      if (!rv.empty()) {
-        auto parsed = parse_revision(rv);
-        if (!parsed)
-          return failure_response(
-              bad_request(fmt::format("metadata.resourceVersion \"{}\" is not valid", rv)));
-        expect = *parsed;
-      }
+      // The stored object has no unknown fields: what is found came with the patch.
+      std::vector<std::string> warnings;
+      if (auto f = drop_unknown_fields(t, obj, std::get<WriteOptions>(opts).field_validation, true,
+                                       warnings))
+        return failure_response(*f);
+      auto based_on = body_revision(patch_doc);
+      if (failed(based_on)) return failure_response(std::get<Failure>(based_on));
+      const Revision expect = std::get<Revision>(based_on);
       Response r = write_update(t, *cur, std::move(obj), expect, who, p, 200,
-                                std::get<WriteOptions>(opts).dry_run);
-      if (r.status == 409 && expect == 0) continue;
+                                std::get<WriteOptions>(opts).dry_run, std::move(warnings));
+      // Only a concurrent write is retried, not a kind's own 409 (Kind::admit).
+      if (r.status == 409 && expect == 0 &&
+          r.body.find("Operation cannot be fulfilled") != std::string::npos)
+        continue;
       return r;
     }
     return failure_response(
@@ -1016,8 +1096,11 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
         return failure_response(invalid(fmt::format("Scale.autoscaling \"{}\" is invalid: {}", name,
                                                     replicas.status().message())));
       Revision expect = 0;
-      std::string rv = str_at(wanted, "metadata.resourceVersion");
-      if (req.method == "PUT" && !rv.empty()) expect = std::strtoull(rv.c_str(), nullptr, 10);
+      if (req.method == "PUT") {
+        auto based_on = body_revision(wanted);
+        if (failed(based_on)) return failure_response(std::get<Failure>(based_on));
+        expect = std::get<Revision>(based_on);
+      }
       json updated = cur->object;
       updated["spec"]["replicas"] = *replicas;
       Response r = write_update(t, *cur, std::move(updated), expect, who, p, 200, dry_run);
@@ -1113,12 +1196,9 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
       obj = doc;
     }
     if (auto f = check_identity(t, obj, ns, name)) return failure_response(*f);
-    std::string rv = doc.is_object() ? str_at(doc, "metadata.resourceVersion") : "";
-    auto expect = parse_revision(rv);
-    if (!expect)
-      return failure_response(
-          bad_request(fmt::format("metadata.resourceVersion \"{}\" is not valid", rv)));
-    if (*expect && *expect != cur->resource_version)
+    auto based_on = body_revision(doc);
+    if (failed(based_on)) return failure_response(std::get<Failure>(based_on));
+    if (Revision expect = std::get<Revision>(based_on); expect && expect != cur->resource_version)
       return failure_response(
           {409, "Conflict",
            fmt::format("Operation cannot be fulfilled on {} \"{}\": the object has been modified; "
@@ -1215,6 +1295,11 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
                 const Identity& who, const Permissions& p);
   void end_log(const std::shared_ptr<LogSession>& session);
 
+  // ----- pods/exec, pods/attach ---------------------------------------------------------
+
+  Response exec(Request& req, const Kind& t, const std::string& ns, const std::string& name,
+                const Identity& who, const Permissions& p, bool attach);
+
   // ----- provinces ----------------------------------------------------------------------
 
   json province(const std::string& name, const Permissions& p);
@@ -1288,7 +1373,10 @@ struct ApiServer::Impl::Watch : std::enable_shared_from_this<ApiServer::Impl::Wa
 Response ApiServer::Impl::watch(Request& req, const Kind& t, const std::string& ns, Filter filter) {
   auto w = std::make_shared<Watch>();
   w->table = wants_table(req);
-  w->bookmarks = query(req, "allowWatchBookmarks").value_or("") == "true";
+  auto bookmarks =
+      common::parse_bool_param("allowWatchBookmarks", query(req, "allowWatchBookmarks"));
+  if (!bookmarks.ok()) return failure_response(bad_param(bookmarks.status()));
+  w->bookmarks = bookmarks->value_or(false);
   std::string rv_text = query(req, "resourceVersion").value_or("");
   Revision from = 0;
   if (auto parsed = parse_revision(rv_text); !parsed) {
@@ -1335,13 +1423,9 @@ Response ApiServer::Impl::watch(Request& req, const Kind& t, const std::string& 
   }
 
   int64_t timeout_s = options.max_watch_timeout.count();
-  if (auto ts = query(req, "timeoutSeconds")) {
-    auto v = parse_int(*ts);
-    if (!v)
-      return failure_response(
-          bad_request(fmt::format("timeoutSeconds: \"{}\" is not an integer", *ts)));
-    if (*v > 0) timeout_s = std::min(timeout_s, *v);
-  }
+  auto asked_timeout = common::parse_int64_param("timeoutSeconds", query(req, "timeoutSeconds"));
+  if (!asked_timeout.ok()) return failure_response(bad_param(asked_timeout.status()));
+  if (*asked_timeout && **asked_timeout > 0) timeout_s = std::min(timeout_s, **asked_timeout);
 
   w->stream =
       req.stream(200, {{"Content-Type", "application/json"}, {"Cache-Control", "no-cache"}});
@@ -1528,38 +1612,6 @@ std::string reason_for(uint32_t code) {
   }
 }
 
-// RFC 3339 (sinceTime) to seconds since the epoch; fractions are dropped.
-std::optional<int64_t> parse_rfc3339_seconds(const std::string& v) {
-  int y, mo, d, h, mi, sec;
-  char tail[16] = {0};
-  if (std::sscanf(v.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%15s", &y, &mo, &d, &h, &mi, &sec, tail) < 6)
-    return std::nullopt;
-  std::string rest = tail;
-  if (!rest.empty() && rest[0] == '.') {
-    size_t i = 1;
-    while (i < rest.size() && std::isdigit(static_cast<unsigned char>(rest[i]))) ++i;
-    rest = rest.substr(i);
-  }
-  int64_t offset = 0;
-  if (rest == "Z" || rest == "z") {
-  } else if (rest.size() == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':') {
-    auto oh = parse_int(rest.substr(1, 2));
-    auto om = parse_int(rest.substr(4, 2));
-    if (!oh || !om) return std::nullopt;
-    offset = (rest[0] == '-' ? -1 : 1) * (*oh * 3600 + *om * 60);
-  } else {
-    return std::nullopt;
-  }
-  std::tm tm{};
-  tm.tm_year = y - 1900;
-  tm.tm_mon = mo - 1;
-  tm.tm_mday = d;
-  tm.tm_hour = h;
-  tm.tm_min = mi;
-  tm.tm_sec = sec;
-  return static_cast<int64_t>(timegm(&tm)) - offset;
-}
-
 }  // namespace
 
 struct ApiServer::Impl::LogSession {
@@ -1604,45 +1656,31 @@ Response ApiServer::Impl::logs(Request& req, const Kind& t, const std::string& n
   lr.set_pod(name);
   lr.set_tail_lines(-1);
   for (const char* flag : {"follow", "timestamps", "previous"}) {
-    auto v = query(req, flag);
-    if (!v) continue;
-    auto b = parse_bool(*v);
-    if (!b)
-      return failure_response(bad_request(fmt::format("{}: \"{}\" is not a boolean", flag, *v)));
-    if (std::string_view(flag) == "follow") lr.set_follow(*b);
-    if (std::string_view(flag) == "timestamps") lr.set_timestamps(*b);
-    if (std::string_view(flag) == "previous") lr.set_previous(*b);
+    auto b = common::parse_bool_param(flag, query(req, flag));
+    if (!b.ok()) return failure_response(bad_param(b.status()));
+    if (!*b) continue;
+    if (std::string_view(flag) == "follow") lr.set_follow(**b);
+    if (std::string_view(flag) == "timestamps") lr.set_timestamps(**b);
+    if (std::string_view(flag) == "previous") lr.set_previous(**b);
   }
-  auto int_param = [&](const char* key, int64_t min,
-                       std::optional<Failure>* error) -> std::optional<int64_t> {
-    auto v = query(req, key);
-    if (!v) return std::nullopt;
-    auto n = parse_int(*v);
-    if (!n) {
-      *error = bad_request(fmt::format("{}: \"{}\" is not an integer", key, *v));
-    } else if (*n < min) {
-      *error = bad_request(fmt::format("{}: must be greater than or equal to {}", key, min));
-    }
-    return n;
-  };
-  std::optional<Failure> error;
-  auto tail = int_param("tailLines", 0, &error);
-  auto limit = int_param("limitBytes", 1, &error);
-  auto since = int_param("sinceSeconds", 1, &error);
-  if (error) return failure_response(*error);
-  if (tail) lr.set_tail_lines(*tail);
-  if (limit) lr.set_limit_bytes(*limit);
-  if (since) lr.set_since_seconds(*since);
-  if (auto st = query(req, "sinceTime")) {
-    if (since)
+  auto tail = common::parse_int64_param("tailLines", query(req, "tailLines"), 0);
+  if (!tail.ok()) return failure_response(bad_param(tail.status()));
+  auto limit = common::parse_int64_param("limitBytes", query(req, "limitBytes"), 1);
+  if (!limit.ok()) return failure_response(bad_param(limit.status()));
+  auto since = common::parse_int64_param("sinceSeconds", query(req, "sinceSeconds"), 1);
+  if (!since.ok()) return failure_response(bad_param(since.status()));
+  auto since_time = common::parse_rfc3339_param("sinceTime", query(req, "sinceTime"));
+  if (!since_time.ok()) return failure_response(bad_param(since_time.status()));
+  if (*tail) lr.set_tail_lines(**tail);
+  if (*limit) lr.set_limit_bytes(**limit);
+  if (*since) lr.set_since_seconds(**since);
+  if (*since_time) {
+    if (*since)
       return failure_response(
           bad_request("at most one of sinceTime or sinceSeconds may be specified"));
-    auto at = parse_rfc3339_seconds(*st);
-    if (!at)
-      return failure_response(
-          bad_request(fmt::format("sinceTime: \"{}\" is not an RFC 3339 time", *st)));
     // The node counts back from its own clock: sent as seconds before now (at least 1).
-    lr.set_since_seconds(std::max<int64_t>(1, now_seconds() - *at));
+    auto back = std::chrono::duration_cast<std::chrono::seconds>(clock.system_now() - **since_time);
+    lr.set_since_seconds(std::max<int64_t>(1, back.count()));
   }
 
   // The container: the one asked for (a container or an init container of the pod), else the
@@ -1806,6 +1844,315 @@ Response ApiServer::Impl::logs(Request& req, const Kind& t, const std::string& n
       session->upstream = std::move(opened).value();
     }
   }
+  return {};
+}
+
+// ---------------------------------------------------------------------------------------------
+// pods/exec and pods/attach: kubectl >= 1.30 asks for a WebSocket with subprotocol
+// v5.channel.k8s.io (v4.channel.k8s.io is served too); each message starts with its channel: 0
+// stdin, 1 stdout, 2 stderr, 3 the final metav1.Status, 4 terminal resize ({"Width","Height"}),
+// and in v5 [255, channel] ends that channel (stdin EOF). Everything the cloud can check is
+// checked before the 101 (so that the SPDY request kubectl retries with gets the same answer);
+// what only the node knows ("container is not running" there, a runtime error) ends the session
+// with a Failure Status on channel 3. Older kubectl speaks SPDY/3.1 only: it gets a 400 saying
+// so.
+
+namespace {
+
+constexpr std::string_view kExecV5 = "v5.channel.k8s.io";
+constexpr std::string_view kExecV4 = "v4.channel.k8s.io";
+
+std::string exec_status_json(int exit_code, const std::vector<std::string>& command) {
+  if (exit_code == 0) return R"({"metadata":{},"status":"Success"})";
+  std::string cmd;
+  for (const auto& c : command) cmd += (cmd.empty() ? "" : " ") + c;
+  json status = {
+      {"metadata", json::object()},
+      {"status", "Failure"},
+      {"message", fmt::format("command terminated with non-zero exit code: error executing "
+                              "command [{}], exit code {}",
+                              cmd, exit_code)},
+      {"reason", "NonZeroExitCode"},
+      {"details",
+       {{"causes",
+         json::array({{{"reason", "ExitCode"}, {"message", std::to_string(exit_code)}}})}}}};
+  return status.dump();
+}
+
+std::string failure_status_json(const std::string& message, uint32_t code) {
+  json status = {{"metadata", json::object()},
+                 {"status", "Failure"},
+                 {"message", message},
+                 {"reason", reason_for(code)},
+                 {"code", code}};
+  return status.dump();
+}
+
+// The kubectl side of one exec/attach session: the upgraded WebSocket and the tunnel stream.
+struct ExecSession : std::enable_shared_from_this<ExecSession> {
+  static constexpr size_t kMaxInputInFlight = 256 * 1024;
+
+  std::mutex mu;
+  std::shared_ptr<common::WsConnection> conn;  // once upgraded
+  std::vector<std::string> early;              // messages from the node before that
+  std::unique_ptr<LogStreamer::Stream> upstream;
+  std::vector<std::string> command;
+  bool v5 = true;
+  bool ended = false;
+  size_t input_in_flight = 0;
+  bool paused = false;
+  std::atomic<int64_t>* open_gauge = nullptr;
+
+  void to_client(std::string message) {
+    std::lock_guard lock(mu);
+    if (conn) {
+      conn->send(std::move(message));
+    } else {
+      early.push_back(std::move(message));
+    }
+  }
+  void close_client() {
+    std::lock_guard lock(mu);
+    ended = true;
+    if (conn) conn->close("");
+  }
+  void input(std::string data, bool eof) {
+    std::lock_guard lock(mu);
+    if (!upstream) return;
+    input_in_flight += data.size();
+    if (input_in_flight > kMaxInputInFlight && conn && !paused) {
+      paused = true;
+      conn->pause_reading(true);
+    }
+    std::weak_ptr<ExecSession> weak = shared_from_this();
+    const size_t size = data.size();
+    upstream->send_input(std::move(data), eof, [weak, size] {
+      auto s = weak.lock();
+      if (!s) return;
+      std::lock_guard lock(s->mu);
+      s->input_in_flight -= std::min(size, s->input_in_flight);
+      if (s->paused && s->input_in_flight <= kMaxInputInFlight / 2 && s->conn) {
+        s->paused = false;
+        s->conn->pause_reading(false);
+      }
+    });
+  }
+};
+
+class ExecHandler final : public common::WsHandler {
+ public:
+  explicit ExecHandler(std::shared_ptr<ExecSession> session) : session_(std::move(session)) {}
+  ~ExecHandler() override {
+    std::unique_ptr<LogStreamer::Stream> upstream;
+    {
+      std::lock_guard lock(session_->mu);
+      upstream = std::move(session_->upstream);  // StreamClose to the node, if still open
+      session_->conn.reset();
+    }
+    if (session_->open_gauge) --*session_->open_gauge;
+  }
+
+  void on_open(std::shared_ptr<common::WsConnection> connection) override {
+    std::lock_guard lock(session_->mu);
+    session_->conn = connection;
+    for (auto& m : session_->early) connection->send(std::move(m));
+    session_->early.clear();
+    if (session_->ended) connection->close("");
+  }
+
+  void on_message(std::string_view data) override {
+    if (data.empty()) return;
+    const auto channel = static_cast<uint8_t>(data[0]);
+    std::string_view body = data.substr(1);
+    if (channel == 0) {
+      if (!body.empty()) session_->input(std::string(body), false);
+    } else if (channel == 4) {
+      auto j = json::parse(body, nullptr, false);
+      if (j.is_object() && j.contains("Width") && j.contains("Height") &&
+          j["Width"].is_number_unsigned() && j["Height"].is_number_unsigned()) {
+        std::lock_guard lock(session_->mu);
+        if (session_->upstream)
+          session_->upstream->resize(j["Width"].get<uint32_t>(), j["Height"].get<uint32_t>());
+      }
+    } else if (channel == 255 && session_->v5 && body.size() == 1 && body[0] == 0) {
+      session_->input("", true);  // stdin ended
+    }
+  }
+
+  void on_close(std::string_view reason) override { (void)reason; }
+
+ private:
+  std::shared_ptr<ExecSession> session_;
+};
+
+}  // namespace
+
+Response ApiServer::Impl::exec(Request& req, const Kind& t, const std::string& ns,
+                               const std::string& name, const Identity& who, const Permissions& p,
+                               bool attach) {
+  ++stats.exec_requests;
+  const std::string what = attach ? "attach" : "exec";
+  auto cur = load(t, ns, name);
+  if (failed(cur)) return failure_response(std::get<Failure>(cur));
+  auto& l = std::get<std::optional<Loaded>>(cur);
+  if (!l) return failure_response(not_found("pods", name));
+  // Running a command in a pod changes it: the province's write access, as kube's `create` on
+  // pods/exec.
+  if (auto f = check_object(who, p, t, l->object, true)) return failure_response(*f);
+
+  v1::ExecRequest er;
+  er.set_namespace_(ns);
+  er.set_pod(name);
+  er.set_attach(attach);
+  for (const auto& [key, value] : req.query)
+    if (key == "command") er.add_command(value);
+  bool flags[4] = {false, false, false, false};
+  const char* names[4] = {"stdin", "stdout", "stderr", "tty"};
+  for (int i = 0; i < 4; ++i) {
+    auto b = common::parse_bool_param(names[i], query(req, names[i]));
+    if (!b.ok()) return failure_response(bad_param(b.status()));
+    flags[i] = b->value_or(false);
+  }
+  er.set_stdin(flags[0]);
+  er.set_stdout(flags[1]);
+  er.set_stderr(flags[2] && !flags[3]);
+  er.set_tty(flags[3]);
+  if (!attach && er.command().empty())
+    return failure_response(bad_request("you must specify at least one command for the container"));
+  if (!er.stdin() && !er.stdout() && !flags[2])
+    return failure_response(bad_request("you must specify at least 1 of stdin, stdout, stderr"));
+
+  // The container: the one asked for, else the pod's only one.
+  std::vector<std::string> containers;
+  const json& spec = l->object.contains("spec") ? l->object["spec"] : json::object();
+  for (const char* list : {"containers", "initContainers"}) {
+    if (!spec.is_object() || !spec.contains(list) || !spec[list].is_array()) continue;
+    for (const auto& c : spec[list])
+      if (c.is_object() && c.contains("name") && c["name"].is_string())
+        containers.push_back(c["name"].get<std::string>());
+  }
+  std::string container = query(req, "container").value_or("");
+  if (container.empty()) {
+    if (containers.size() != 1) {
+      std::string all;
+      for (const auto& c : containers) all += (all.empty() ? "" : " ") + c;
+      return failure_response(bad_request(fmt::format(
+          "a container name must be specified for pod {}, choose one of: [{}]", name, all)));
+    }
+    container = containers.front();
+  } else if (std::find(containers.begin(), containers.end(), container) == containers.end()) {
+    return failure_response(
+        bad_request(fmt::format("container {} is not valid for pod {}", container, name)));
+  }
+  er.set_container(container);
+  std::string node = str_at(l->object, "spec.nodeName");
+  if (node.empty())
+    return failure_response(bad_request(fmt::format(
+        "pod {} does not have a host assigned: it is not scheduled to a node yet", name)));
+  // What the node last reported: a container known not to run is refused here.
+  json rendered = render(t, *l);
+  if (rendered.contains("status") && rendered["status"].is_object()) {
+    for (const char* list : {"containerStatuses", "initContainerStatuses"}) {
+      const json& st = rendered["status"];
+      if (!st.contains(list) || !st[list].is_array()) continue;
+      for (const auto& cs : st[list]) {
+        if (!cs.is_object() || cs.value("name", "") != container) continue;
+        if (!cs.contains("state") || !cs["state"].is_object() || !cs["state"].contains("running"))
+          return failure_response(
+              bad_request(fmt::format("container {} in pod {} is not running", container, name)));
+      }
+    }
+  }
+  if (!options.logs)
+    return failure_response(
+        {501, "NotImplemented", "this cloudcore serves no exec (no tunnel to the edge nodes)"});
+  auto unavailable = [&](const common::Status& st) {
+    int code = st.code() == Code::kUnavailable         ? 503
+               : st.code() == Code::kResourceExhausted ? 429
+               : st.code() == Code::kUnimplemented     ? 501
+                                                       : 500;
+    return failure_response(
+        {code, code == 429 ? "TooManyRequests" : reason_for(static_cast<uint32_t>(code)),
+         fmt::format("cannot {} into pod \"{}\": {}", what, name, st.message())});
+  };
+
+  if (!req.is_websocket_upgrade()) {
+    // Older kubectl (before 1.30), or 1.30+ retrying after the WebSocket was refused. The answer
+    // names what would stop a WebSocket session too.
+    if (auto st = options.logs->exec_available(node); !st.ok()) return unavailable(st);
+    std::string upgrade = req.header("Upgrade").value_or("");
+    if (!upgrade.empty()) {
+      return failure_response(bad_request(fmt::format(
+          "{} needs kubectl 1.30 or newer (WebSocket streams, {}); this kubectl asked for {}, "
+          "which cloudcore does not serve",
+          what, kExecV5, upgrade)));
+    }
+    return failure_response(bad_request(fmt::format(
+        "{} is a streaming request: upgrade to a WebSocket with subprotocol {} (kubectl 1.30 or "
+        "newer does)",
+        what, kExecV5)));
+  }
+  std::string offered = req.header("Sec-WebSocket-Protocol").value_or("");
+  auto offers = [&](std::string_view proto) {
+    size_t at = 0;
+    while (at < offered.size()) {
+      size_t comma = offered.find(',', at);
+      std::string item =
+          offered.substr(at, comma == std::string::npos ? std::string::npos : comma - at);
+      item.erase(0, item.find_first_not_of(" \t"));
+      item.erase(item.find_last_not_of(" \t") + 1);
+      if (item == proto) return true;
+      if (comma == std::string::npos) break;
+      at = comma + 1;
+    }
+    return false;
+  };
+  std::string protocol = offers(kExecV5)   ? std::string(kExecV5)
+                         : offers(kExecV4) ? std::string(kExecV4)
+                                           : std::string();
+  if (protocol.empty())
+    return failure_response(bad_request(
+        fmt::format("{} serves the WebSocket subprotocols {} and {}; the request offered \"{}\"",
+                    what, kExecV5, kExecV4, offered)));
+
+  auto session = std::make_shared<ExecSession>();
+  session->v5 = protocol == kExecV5;
+  session->command.assign(er.command().begin(), er.command().end());
+  std::weak_ptr<ExecSession> weak = session;
+  LogStreamer::Callbacks cbs;
+  cbs.on_output = [weak](uint32_t channel, std::string data) {
+    auto s = weak.lock();
+    if (!s || (channel != 1 && channel != 2)) return;
+    const size_t n = data.size();
+    std::string message(1, static_cast<char>(channel));
+    message += data;
+    s->to_client(std::move(message));
+    std::lock_guard lock(s->mu);
+    if (s->upstream) s->upstream->consumed(n);  // queued for kubectl (bounded by the socket)
+  };
+  cbs.on_exit = [weak](int code) {
+    auto s = weak.lock();
+    if (!s) return;
+    s->to_client(std::string(1, '\x03') + exec_status_json(code, s->command));
+  };
+  cbs.on_close = [weak, pod = ns + "/" + name](std::string error, uint32_t code) {
+    auto s = weak.lock();
+    if (!s) return;
+    if (!error.empty()) {
+      spdlog::info("api: exec in pod {} ended: {}", pod, error);
+      s->to_client(std::string(1, '\x03') + failure_status_json(error, code ? code : 500));
+    }
+    s->close_client();
+  };
+  auto opened = options.logs->open_exec(node, er, std::move(cbs));
+  if (!opened.ok()) return unavailable(opened.status());
+  {
+    std::lock_guard lock(session->mu);
+    session->upstream = std::move(opened).value();
+  }
+  session->open_gauge = &stats.exec_open;
+  ++stats.exec_open;
+  req.upgrade_websocket(protocol, std::make_unique<ExecHandler>(session));
   return {};
 }
 
@@ -2093,8 +2440,9 @@ Response ApiServer::Impl::handle_resource(Request& req, const Identity& who, con
   // The verb, as Kubernetes names it, from the method and whether a name was given.
   Verbs verb = 0;
   if (req.method == "GET") {
-    std::string w = query(req, "watch").value_or("");
-    verb = !name.empty() ? kGet : (w == "1" || w == "true") ? kWatch : kList;
+    auto w = common::parse_bool_param("watch", query(req, "watch"));
+    if (!w.ok()) return failure_response(bad_param(w.status()));
+    verb = !name.empty() ? kGet : w->value_or(false) ? kWatch : kList;
   } else if (req.method == "POST") {
     verb = kCreate;
   } else if (req.method == "PUT") {
@@ -2117,6 +2465,8 @@ Response ApiServer::Impl::handle_resource(Request& req, const Identity& who, con
                        sub)});
     if (!(s->verbs & verb)) return not_allowed(t->plural + "/" + sub);
     if (s->name == "log") return logs(req, *t, ns, name, who, p);
+    if (s->name == "exec" || s->name == "attach")
+      return exec(req, *t, ns, name, who, p, s->name == "attach");
     if (auto f = check_kind(who, p, *t, ns, verb)) return failure_response(*f);
     if (s->name == "eviction") return evict(req, *t, ns, name, who, p);
     if (s->name == "scale") return scale(req, *t, ns, name, who, p);
@@ -2188,7 +2538,7 @@ common::Result<std::unique_ptr<ApiServer>> ApiServer::start(
                 {"apiVersion", "v1"},
                 {"metadata",
                  {{"name", ns},
-                  {"uid", random_uid()},
+                  {"uid", common::new_uid()},
                   {"creationTimestamp", rfc3339(impl->now_seconds())}}},
                 {"spec", json::object()}};
     v1::StoredObject stored;

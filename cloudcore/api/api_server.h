@@ -34,7 +34,8 @@ struct ApiServerOptions {
   std::chrono::seconds max_watch_timeout{std::chrono::minutes(30)};
   size_t max_body_bytes = 3 * 1024 * 1024;  // past it: 413
   size_t max_list_limit = 5000;             // larger ?limit= values are capped
-  // Container logs from the edge (pods/log). Not owned; must outlive the server. Unset: 501.
+  // Container logs from the edge (pods/log), and exec/attach sessions (pods/exec, pods/attach).
+  // Not owned; must outlive the server. Unset: 501.
   LogStreamer* logs = nullptr;
   // The kinds served (not owned; must outlive the server). Unset: builtin_kinds().
   const KindRegistry* kinds = nullptr;
@@ -50,7 +51,9 @@ struct ApiServerStats {
   std::atomic<uint64_t> forbidden{0};
   std::atomic<int64_t> watches_open{0};
   std::atomic<uint64_t> log_requests{0};
-  std::atomic<int64_t> logs_open{0};  // pods/log responses in progress
+  std::atomic<int64_t> logs_open{0};       // pods/log responses in progress
+  std::atomic<uint64_t> exec_requests{0};  // pods/exec and pods/attach
+  std::atomic<int64_t> exec_open{0};       // exec/attach sessions in progress
 };
 
 class ApiServer {

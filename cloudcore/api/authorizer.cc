@@ -50,17 +50,6 @@ bool namespaced(Kind k) {
          k == Kind::kWorkloads || k == Kind::kControllerRevisions;
 }
 
-std::string str_at(const json& obj, std::initializer_list<const char*> path) {
-  const json* cur = &obj;
-  for (const char* p : path) {
-    if (!cur->is_object()) return "";
-    auto it = cur->find(p);
-    if (it == cur->end()) return "";
-    cur = &*it;
-  }
-  return cur->is_string() ? cur->get<std::string>() : "";
-}
-
 std::map<std::string, std::string> labels_of(const json& obj) {
   std::map<std::string, std::string> out;
   auto meta = obj.find("metadata");
@@ -174,9 +163,10 @@ std::string Authorizer::province_of(const std::string& resource, const json& obj
   Kind k = kind_of(resource);
   if (k == Kind::kNodes) return labels_of(obj)[kProvinceLabel];
   if (!namespaced(k)) return "";
-  std::string province = namespace_info(str_at(obj, {"metadata", "namespace"})).province;
+  std::string province =
+      namespace_info(common::json_string_at(obj, {"metadata", "namespace"})).province;
   if (!province.empty() || k != Kind::kPods) return province;
-  std::string node = str_at(obj, {"spec", "nodeName"});
+  std::string node = common::json_string_at(obj, {"spec", "nodeName"});
   if (node.empty()) return "";
   auto info = registry_.node(node);
   return info ? info->province : "";
@@ -259,14 +249,14 @@ std::optional<Denial> Authorizer::check_object(const Identity& who, const Permis
   if (k == Kind::kOther) return check_request(who, p, resource, "", write ? "update" : "get");
   std::string province = province_of(resource, obj);
   if (may(p, k, province, write)) return std::nullopt;
-  std::string ns = str_at(obj, {"metadata", "namespace"});
+  std::string ns = common::json_string_at(obj, {"metadata", "namespace"});
   std::string where;
   if (k == Kind::kNodes) {
     where = fmt::format("it is in province \"{}\"", shown(province));
   } else if (NamespaceInfo info = namespace_info(ns); !info.province.empty()) {
     where = fmt::format("namespace \"{}\" belongs to province \"{}\"", ns, info.province);
   } else if (k == Kind::kPods) {
-    std::string node = str_at(obj, {"spec", "nodeName"});
+    std::string node = common::json_string_at(obj, {"spec", "nodeName"});
     where = node.empty() ? fmt::format(
                                "the pod is not bound to a node and {} (set spec.nodeName to a node "
                                "of your province, or use a namespace of your province)",
@@ -283,8 +273,8 @@ std::optional<Denial> Authorizer::check_object(const Identity& who, const Permis
     mine = p.write_provinces;
   }
   return forbidden(fmt::format("{} \"{}\" is forbidden: user \"{}\" may {} only province {}; {}",
-                               resource, str_at(obj, {"metadata", "name"}), who.user, what,
-                               list_of(mine), where));
+                               resource, common::json_string_at(obj, {"metadata", "name"}),
+                               who.user, what, list_of(mine), where));
 }
 
 bool Authorizer::visible(const Permissions& p, const std::string& resource, const json& obj) const {
@@ -304,7 +294,7 @@ std::optional<Denial> Authorizer::admit(const Identity& who, const Permissions& 
   PodAdmission in;
   in.permissions = &p;
   in.user = who.user;
-  in.namespace_name = str_at(obj, {"metadata", "namespace"});
+  in.namespace_name = common::json_string_at(obj, {"metadata", "namespace"});
   in.resource = resource;
   NamespaceInfo info = namespace_info(in.namespace_name);
   in.namespace_labels = info.labels;
@@ -330,8 +320,8 @@ std::optional<Denial> Authorizer::admit(const Identity& who, const Permissions& 
     auto pod_spec = tmpl->find("spec");
     if (pod_spec == tmpl->end() || !pod_spec->is_object()) return std::nullopt;
     return json{{"metadata",
-                 {{"name", str_at(workload, {"metadata", "name"})},
-                  {"namespace", str_at(workload, {"metadata", "namespace"})}}},
+                 {{"name", common::json_string_at(workload, {"metadata", "name"})},
+                  {"namespace", common::json_string_at(workload, {"metadata", "namespace"})}}},
                 {"spec", *pod_spec}};
   };
   auto pod = as_pod(obj);
@@ -491,6 +481,13 @@ AccessAnswer Authorizer::decide(const Identity& who, const AccessQuery& q) const
       // As the object itself.
     } else if (k == Kind::kWorkloads && q.subresource == "scale" && q.resource != "daemonsets") {
       // As the object itself (kubectl scale).
+    } else if (k == Kind::kPods && (q.subresource == "exec" || q.subresource == "attach")) {
+      // kube asks `create` (the WebSocket GET is authorized as `get` too); either way it runs
+      // something in the pod: the province's write access.
+      if (verb != "create" && verb != "get")
+        return {false,
+                fmt::format("pods/{} is only created (or got, for WebSockets)", q.subresource)};
+      verb = "create";
     } else if (k == Kind::kPods && q.subresource == "eviction") {
       if (verb != "create") return {false, "an eviction is only created"};
       verb = "delete";
@@ -552,12 +549,15 @@ RulesAnswer Authorizer::rules(const Identity& who, const std::string& ns) const 
   if (!info.province.empty()) {
     if (p.can_write(info.province)) {
       rule(kAll, {""}, {"pods", "configmaps", "secrets", "events"});
+      rule(kAll, {"events.k8s.io"}, {"events"});
       rule({"get"}, {""}, {"pods/log"});
+      rule({"create", "get"}, {""}, {"pods/exec", "pods/attach"});
       rule(kAll, {"apps"},
            {"deployments", "replicasets", "daemonsets", "deployments/scale", "replicasets/scale"});
       rule(kRead, {"apps"}, {"controllerrevisions"});
     } else if (p.can_read(info.province)) {
       rule(kRead, {""}, {"pods", "configmaps", "events"});
+      rule(kRead, {"events.k8s.io"}, {"events"});
       rule({"get"}, {""}, {"pods/log"});
       rule(kRead, {"apps"}, {"deployments", "replicasets", "daemonsets", "controllerrevisions"});
     }
@@ -565,6 +565,7 @@ RulesAnswer Authorizer::rules(const Identity& who, const std::string& ns) const 
     // Pods bound to the caller's nodes only.
     rule(p.write_provinces.empty() ? kRead : kAll, {""}, {"pods"});
     rule({"get"}, {""}, {"pods/log"});
+    if (!p.write_provinces.empty()) rule({"create", "get"}, {""}, {"pods/exec", "pods/attach"});
     out.incomplete = true;
   }
   return out;

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "common/base/json.h"
+
 namespace gantry::cloud::api {
 
 std::vector<std::string> verb_names(Verbs verbs) {
@@ -52,7 +54,7 @@ TableColumn name_column() {
           0,
           "name",
           [](const nlohmann::json& obj, SystemTime) {
-            return string_at(obj, {"metadata", "name"});
+            return common::json_string_at(obj, {"metadata", "name"});
           }};
 }
 

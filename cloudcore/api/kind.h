@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "cloudcore/api/render.h"
+#include "cloudcore/api/validation.h"
 #include "common/base/status.h"
 #include "gantry/v1/objects.pb.h"
 
@@ -73,6 +74,22 @@ enum class StatusSource {
               // rendered by `render_status`; the /status subresource writes it
   kInObject,  // kept in the stored JSON; main-resource writes keep the stored status and only
               // the /status subresource changes it (controller-written status: workloads)
+};
+
+// A write a kind refuses (Kind::admit): the HTTP code, the Status reason and message, and
+// optional Status details.
+struct Refusal {
+  int code = 422;
+  std::string reason = "Invalid";
+  std::string message;
+  nlohmann::json details;
+};
+
+// Read access to other stored objects for Kind::admit: the JSON of the object at a store key
+// (nullopt when there is none), and every object under a key prefix.
+struct StoredLookup {
+  std::function<common::Result<std::optional<nlohmann::json>>(const std::string& key)> get;
+  std::function<common::Result<std::vector<nlohmann::json>>(const std::string& prefix)> list;
 };
 
 struct Subresource {
@@ -141,6 +158,22 @@ struct Kind {
   bool delete_returns_object = false;
   // Warning headers for accepted objects (fields the edge does not honour).
   std::function<std::vector<std::string>(const nlohmann::json& obj)> warnings;
+  // On create (old == nullptr) and update, after `prepare`: field errors, answered as a 422
+  // Invalid with details.causes (validation.h's FieldErrors).
+  std::function<std::vector<FieldError>(const nlohmann::json& obj, const nlohmann::json* old)>
+      validate;
+  // On create and update, last before storage: rules that need other stored objects (a
+  // Rollout's target must exist, one Rollout per target). A refusal is answered as it is.
+  std::function<std::optional<Refusal>(const nlohmann::json& obj, const nlohmann::json* old,
+                                       const StoredLookup& lookup)>
+      admit;
+  // A second version of a stored kind (events.k8s.io/v1 Event over the stored core v1 Event):
+  // the object as this version serves it, last step of every read (kind, apiVersion,
+  // resourceVersion and status already set). `prepare` converts back before storage.
+  std::function<void(nlohmann::json& obj)> to_external;
+  // On create only, before `prepare`: rules for new objects of this version (events.k8s.io/v1
+  // requires eventTime, reportingController, ...); the Status message becomes a 422 Invalid.
+  std::function<common::Status(const nlohmann::json& obj)> validate_create;
   // The object's province for kBoundNode scope is resolved by the server (registry lookup).
 
   // ----- derived

@@ -4,6 +4,8 @@
 
 #include <ctime>
 
+#include "common/base/json.h"
+
 namespace gantry::cloud::api {
 namespace {
 
@@ -104,15 +106,6 @@ std::string label(const json& obj, const std::string& key) {
   return (*labels)[key].get<std::string>();
 }
 
-std::string str_at(const json& obj, std::initializer_list<const char*> path) {
-  const json* cur = &obj;
-  for (const char* p : path) {
-    if (!cur->is_object() || !cur->contains(p)) return "";
-    cur = &(*cur)[p];
-  }
-  return cur->is_string() ? cur->get<std::string>() : "";
-}
-
 json partial_metadata(const json& obj) {
   json meta = obj.contains("metadata") ? obj["metadata"] : json::object();
   meta.erase("managedFields");
@@ -167,7 +160,7 @@ std::string bytes_quantity(int64_t bytes) {
 
 json render_pod_status(const json& pod, const v1::StoredStatus* stored) {
   json status = json::object();
-  std::string node = str_at(pod, {"spec", "nodeName"});
+  std::string node = common::json_string_at(pod, {"spec", "nodeName"});
   const v1::PodStatus* ps = stored && stored->has_pod() ? &stored->pod() : nullptr;
   if (!ps) {
     status["phase"] = "Pending";
@@ -379,16 +372,12 @@ json render_table(const std::vector<TableColumn>& columns, const std::vector<jso
           {"rows", std::move(rows)}};
 }
 
-std::string string_at(const json& obj, std::initializer_list<const char*> path) {
-  return str_at(obj, path);
-}
-
 std::string or_none(const std::string& s) {
   return s.empty() ? std::string("<none>") : s;
 }
 
 std::string age_of(const json& obj, SystemTime now) {
-  auto created = parse_rfc3339(str_at(obj, {"metadata", "creationTimestamp"}));
+  auto created = parse_rfc3339(common::json_string_at(obj, {"metadata", "creationTimestamp"}));
   if (!created) return "<unknown>";
   auto now_s = std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
   return human_age(std::chrono::seconds(std::max<int64_t>(0, now_s - *created)));

@@ -51,9 +51,8 @@ nlohmann::json render_table(const std::vector<TableColumn>& columns,
                             const std::vector<nlohmann::json>& objects,
                             const std::string& resource_version, SystemTime now);
 
-// Cell helpers for kind files: the string at a path ("" when absent), "<none>" for empty,
+// Cell helpers for kind files (common::json_string_at reads a path): "<none>" for empty,
 // kubectl's AGE of metadata.creationTimestamp, a label's value.
-std::string string_at(const nlohmann::json& obj, std::initializer_list<const char*> path);
 std::string or_none(const std::string& s);
 std::string age_of(const nlohmann::json& obj, SystemTime now);
 std::string label_of(const nlohmann::json& obj, const std::string& key);

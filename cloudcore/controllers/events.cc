@@ -384,7 +384,9 @@ struct EventRecorder::Impl {
     std::unique_lock lock(mu);
     while (!stopping) {
       lock.unlock();
-      if (clock.steady_now() >= next_sweep) {
+      // sweep_interval 0: start() never sweeps; another component does (the leader, with
+      // several replicas).
+      if (options.sweep_interval.count() > 0 && clock.steady_now() >= next_sweep) {
         if (auto r = sweep(); !r.ok()) {
           spdlog::warn("events: TTL sweep: {}", r.status().message());
         } else if (*r > 0) {

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "cloudcore/controllers/workloads_impl.h"
+#include "common/base/json.h"
 
 namespace gantry::cloud::controllers {
 
@@ -86,7 +87,7 @@ int apply_template_images(json& pod, const json& new_template) {
 }
 
 bool update_in_place(const json& workload, bool fallback) {
-  std::string v = str_at(workload, {"metadata", "annotations", kUpdateInPlace});
+  std::string v = common::json_string_at(workload, {"metadata", "annotations", kUpdateInPlace});
   if (v == "true") return true;
   if (v == "false") return false;
   return fallback;
@@ -114,7 +115,7 @@ Result<Revision> WorkloadControllers::Impl::update_pod_in_place(
     apply_template_images(obj, new_template);
     for (const auto& [k, v] : set_labels) obj["metadata"]["labels"][k] = v;
     obj["metadata"]["annotations"][kInPlaceUpdated] = fmt::format("{} {}", revision, now_ms);
-    obj["metadata"]["generation"] = int_at(obj, {"metadata", "generation"}, 1) + 1;
+    obj["metadata"]["generation"] = common::json_int_at(obj, {"metadata", "generation"}, 1) + 1;
   });
   if (r.ok()) ++stats.pods_updated_in_place;
   return r;

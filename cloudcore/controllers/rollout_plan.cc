@@ -89,15 +89,32 @@ int64_t Threshold::allowed(int64_t updated) const {
       std::floor(static_cast<double>(value) * static_cast<double>(updated) / 100.0));
 }
 
-std::set<std::string> step_nodes(const Spec& spec, int k, const std::vector<NodeInfo>& fleet,
-                                 std::string_view seed) {
-  std::set<std::string> out;
+namespace {
+
+std::vector<std::pair<uint64_t, const NodeInfo*>> ordered(const std::vector<NodeInfo>& fleet,
+                                                          std::string_view seed) {
   std::vector<std::pair<uint64_t, const NodeInfo*>> order;
   order.reserve(fleet.size());
   for (const auto& n : fleet) order.emplace_back(fnv64(seed, n.name), &n);
   std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) {
     return a.first != b.first ? a.first < b.first : a.second->name < b.second->name;
   });
+  return order;
+}
+
+}  // namespace
+
+std::vector<std::string> step_order(const std::vector<NodeInfo>& fleet, std::string_view seed) {
+  std::vector<std::string> out;
+  out.reserve(fleet.size());
+  for (const auto& [h, n] : ordered(fleet, seed)) out.push_back(n->name);
+  return out;
+}
+
+std::set<std::string> step_nodes(const Spec& spec, int k, const std::vector<NodeInfo>& fleet,
+                                 std::string_view seed) {
+  std::set<std::string> out;
+  auto order = ordered(fleet, seed);
   int last = std::min<int>(k, static_cast<int>(spec.steps.size()));
   for (int i = 0; i < last; ++i) {
     const Step& step = spec.steps[i];
@@ -130,9 +147,16 @@ Partition partition(const Spec& spec, const Status& status, const std::string& t
   if (!running(status) || status.phase == Phase::kAborted ||
       target_revision == status.stable_revision)
     return p;  // everything runs `stable` (== update once a run completed)
-  auto set = step_nodes(spec, status.current_step, fleet, seed);
+  const int k = status.current_step;
+  auto set = step_nodes(spec, k, fleet, seed);
+  // A step whose pre-pull is not over yet: its new nodes wait (those already updated keep it).
+  bool gated = k >= 1 && k <= static_cast<int>(spec.steps.size()) &&
+               spec.steps[static_cast<size_t>(k - 1)].pre_pull && status.pre_pull_step < k;
+  std::set<std::string> before =
+      gated ? step_nodes(spec, k - 1, fleet, seed) : std::set<std::string>{};
   for (const auto& n : fleet) {
     if (!set.count(n.name)) continue;
+    if (gated && !before.count(n.name) && n.revision != p.update) continue;
     // Paused: no node starts the update; those that run it keep it.
     if (spec.paused && n.revision != p.update) continue;
     p.allowed.insert(n.name);
@@ -206,7 +230,8 @@ void with_counts(Status& s, const Tally& t) {
 }  // namespace
 
 Decision plan(const Spec& spec, const Status& prior, const std::string& target_revision,
-              const std::vector<NodeInfo>& fleet, int64_t now_ms, std::string_view seed) {
+              const std::vector<NodeInfo>& fleet, int64_t now_ms, std::string_view seed,
+              const std::map<int, PrePullView>& pre_pulls) {
   Decision d;
   Status& s = d.status;
   s = prior;
@@ -244,6 +269,8 @@ Decision plan(const Spec& spec, const Status& prior, const std::string& target_r
       s.phase = Phase::kProgressing;
       s.reason = kReasonProgressing;
       s.message.clear();
+      s.pre_pull_step = 0;
+      s.pre_pull_result.clear();
       d.reset_controls = true;
     }
   }
@@ -285,9 +312,56 @@ Decision plan(const Spec& spec, const Status& prior, const std::string& target_r
     const int k = s.current_step;
     const Step& step = spec.steps[static_cast<size_t>(k - 1)];
     auto set = step_nodes(effective, k, fleet, seed);
+    auto view = pre_pulls.find(k);
+    // The step's pre-pull: on its new nodes that are reachable and do not run the update yet.
+    std::optional<PrePullOrder> order;
+    if (step.pre_pull && s.pre_pull_step < k) {
+      PrePullOrder o;
+      o.step = k;
+      o.deadline_ms = s.step_started_ms + effective.progress_deadline_s * 1000;
+      auto before = step_nodes(effective, k - 1, fleet, seed);
+      for (const auto& n : fleet)
+        if (set.count(n.name) && !before.count(n.name) && n.reachable &&
+            n.revision != target_revision)
+          o.nodes.push_back(n.name);
+      bool timed_out = now_ms >= o.deadline_ms;
+      if (o.nodes.empty() && view == pre_pulls.end()) {
+        s.pre_pull_step = k;
+        s.pre_pull_result = fmt::format("step {}: no node to pre-pull", k);
+      } else if (view != pre_pulls.end() && view->second.observed &&
+                 (view->second.finished || view->second.pending == 0 || timed_out)) {
+        // Over: every node pulled or failed, or only offline ones are left (they catch up when
+        // they return), or the deadline passed.
+        const PrePullView& v = view->second;
+        s.pre_pull_step = k;
+        if (v.finished && v.desired == 0 && !v.failure.empty())
+          s.pre_pull_result =
+              fmt::format("step {}: no pre-pull ({}); the step went on without it", k, v.failure);
+        else
+          s.pre_pull_result = fmt::format(
+              "step {}: {} of {} node(s) pre-pulled{}{}{}", k, v.succeeded, v.desired,
+              v.failed > 0 ? fmt::format(", {} failed", v.failed) : "",
+              v.waiting_offline > 0
+                  ? fmt::format(", {} offline (pull when they return)", v.waiting_offline)
+                  : "",
+              !v.finished && v.pending > 0
+                  ? fmt::format(", {} not done after progressDeadlineSeconds ({} s)", v.pending,
+                                effective.progress_deadline_s)
+                  : "");
+      } else if (timed_out) {
+        s.pre_pull_step = k;
+        s.pre_pull_result = fmt::format(
+            "step {}: the pre-pull did not report within progressDeadlineSeconds ({} s); the "
+            "step went on without it",
+            k, effective.progress_deadline_s);
+      } else {
+        order = std::move(o);
+      }
+    }
     Partition part = partition(effective, s, target_revision, fleet, seed);
     Tally t = tally(effective, part, set, true, fleet, now_ms);
     with_counts(s, t);
+    if (view != pre_pulls.end()) s.counts.pre_pulled = view->second.succeeded;
     int64_t tolerated = effective.failure_threshold.allowed(t.counts.updated);
 
     if (t.counts.failed > tolerated) {
@@ -313,6 +387,20 @@ Decision plan(const Spec& spec, const Status& prior, const std::string& target_r
       }
       return d;
     }
+    if (order) {
+      const PrePullView* v = view != pre_pulls.end() ? &view->second : nullptr;
+      s.phase = Phase::kProgressing;
+      s.reason = kReasonPrePulling;
+      s.step_done_ms = 0;
+      s.message = fmt::format(
+          "step {}/{}: pre-pulling the update's images on {} node(s) ({} done, {} failed, {} "
+          "offline); their pods are replaced after",
+          k, n_steps, v ? v->desired : static_cast<int64_t>(order->nodes.size()),
+          v ? v->succeeded : 0, v ? v->failed : 0, v ? v->waiting_offline : 0);
+      d.wake_at_ms = order->deadline_ms;
+      d.pre_pull = std::move(order);
+      return d;
+    }
     if (!t.step_done) {
       s.phase = Phase::kProgressing;
       s.reason = kReasonProgressing;
@@ -328,6 +416,28 @@ Decision plan(const Spec& spec, const Status& prior, const std::string& target_r
       return d;
     }
     if (s.step_done_ms == 0) s.step_done_ms = now_ms;
+    // While the step waits (a timed pause or an approval), the next step's pre-pull runs already,
+    // so that the step does not wait for it once it may go on.
+    auto pre_pull_next = [&] {
+      if (k >= n_steps || !spec.steps[static_cast<size_t>(k)].pre_pull || s.pre_pull_step > k)
+        return;
+      if (auto next = pre_pulls.find(k + 1); next != pre_pulls.end()) {
+        s.message += fmt::format("; step {}'s images are pre-pulled meanwhile ({} of {} done)",
+                                 k + 1, next->second.succeeded, next->second.desired);
+        return;
+      }
+      PrePullOrder o;
+      o.step = k + 1;
+      o.deadline_ms = now_ms + effective.progress_deadline_s * 1000;
+      auto next_set = step_nodes(effective, k + 1, fleet, seed);
+      for (const auto& n : fleet)
+        if (next_set.count(n.name) && !set.count(n.name) && n.reachable &&
+            n.revision != target_revision)
+          o.nodes.push_back(n.name);
+      if (o.nodes.empty()) return;
+      s.message += fmt::format("; step {}'s images are pre-pulled meanwhile", k + 1);
+      d.pre_pull = std::move(o);
+    };
     if (step.pause) {
       if (step.pause_ms) {
         int64_t until = s.step_done_ms + *step.pause_ms;
@@ -337,15 +447,17 @@ Decision plan(const Spec& spec, const Status& prior, const std::string& target_r
           s.message = fmt::format("step {}/{} done; waits {} before step {}", k, n_steps,
                                   duration_text(*step.pause_ms), k + 1);
           d.wake_at_ms = until;
+          pre_pull_next();
           return d;
         }
       } else if (effective.approved_step < k) {
         s.phase = Phase::kWaitingApproval;
         s.reason = kReasonWaitingApproval;
         s.message = fmt::format(
-            "step {}/{} done ({} of {} nodes updated); approve with `gantryadm rollout approve` "
-            "or spec.approvedStep: {}",
-            k, n_steps, t.counts.updated, t.counts.nodes, k);
+            "step {}/{} done ({} of {} nodes updated); approve with spec.approvedStep: {} "
+            "(kubectl patch rollout NAME --type merge -p '{{\"spec\":{{\"approvedStep\":{}}}}}')",
+            k, n_steps, t.counts.updated, t.counts.nodes, k, k);
+        pre_pull_next();
         return d;
       }
     }

@@ -52,7 +52,9 @@ struct Step {
   std::map<std::string, std::string> node_selector;  // empty: the whole fleet
   bool pause = false;                                // wait after the step is done
   std::optional<int64_t> pause_ms;                   // with pause: wait this long; none: approval
-  bool pre_pull = false;  // reserved: pull the step's images before replacing (ImagePullJob)
+  // Before the step's new nodes take the update, its images are pulled on them (an ImagePullJob
+  // the controller makes); the step waits for it, at most progressDeadlineSeconds.
+  bool pre_pull = false;
 };
 
 struct Threshold {
@@ -81,6 +83,7 @@ inline constexpr std::string_view kReasonCompleted = "Completed";
 inline constexpr std::string_view kReasonAborted = "Aborted";
 inline constexpr std::string_view kReasonRolledBack = "RolledBack";
 inline constexpr std::string_view kReasonHold = "TargetChanged";
+inline constexpr std::string_view kReasonPrePulling = "PrePulling";
 
 struct Counts {
   int64_t nodes = 0;            // the target's nodes (those that should run its pod)
@@ -89,7 +92,7 @@ struct Counts {
   int64_t ready = 0;            // of those, Ready (as last reported)
   int64_t failed = 0;           // of those, failed on a reachable node
   int64_t waiting_offline = 0;  // unreachable nodes not running the revision meant for them
-  int64_t pre_pulled = 0;       // reserved: step nodes with the update's images (ImagePullJob)
+  int64_t pre_pulled = 0;       // nodes of the current step's pre-pull that have the images
   friend bool operator==(const Counts&, const Counts&) = default;
 };
 
@@ -110,6 +113,11 @@ struct Status {
   std::string message;
   Counts counts;
   std::vector<Failure> failures;  // the first few, for the message and `kubectl describe`
+  // The last step of this run whose pre-pull is over (done, skipped or timed out); until then a
+  // step with `pre_pull` lets only the nodes of the steps before it (and those that already run
+  // the update) take the update. 0 at the start of a run.
+  int pre_pull_step = 0;
+  std::string pre_pull_result;  // how that pre-pull ended ("step 2: 5 of 6 node(s) ...")
   friend bool operator==(const Status&, const Status&) = default;
 };
 
@@ -139,6 +147,10 @@ struct Partition {
   }
 };
 
+// The fleet's node names in the fixed pseudo-random order the steps take them (seeded by the
+// rollout): a step without nodeSelector takes the first of them.
+std::vector<std::string> step_order(const std::vector<NodeInfo>& fleet, std::string_view seed);
+
 // The nodes of step `k` (1-based) of `spec` over `fleet`, cumulative over the steps before it.
 std::set<std::string> step_nodes(const Spec& spec, int k, const std::vector<NodeInfo>& fleet,
                                  std::string_view seed);
@@ -148,8 +160,31 @@ std::set<std::string> step_nodes(const Spec& spec, int k, const std::vector<Node
 Partition partition(const Spec& spec, const Status& status, const std::string& target_revision,
                     const std::vector<NodeInfo>& fleet, std::string_view seed);
 
+// A step's pre-pull as its ImagePullJob reports it (the controller reads the job's status).
+struct PrePullView {
+  bool observed = false;  // the job has a status (its controller has seen it)
+  bool finished = false;  // phase Succeeded or Failed
+  int64_t desired = 0;
+  int64_t succeeded = 0;
+  int64_t failed = 0;
+  int64_t pending = 0;  // connected nodes waiting for their turn, or pulling
+  int64_t waiting_offline = 0;
+  std::string failure;  // the job's Failed condition's message, when it has one
+};
+
+// What the controller should pull: the update's images on `nodes` (the step's new nodes that are
+// reachable and do not run the update yet), at most until `deadline_ms`.
+struct PrePullOrder {
+  int step = 0;
+  std::vector<std::string> nodes;
+  int64_t deadline_ms = 0;
+};
+
 struct Decision {
   Status status;
+  // The current step is waiting for its pre-pull, or (step + 1) the current step waits for a
+  // pause or an approval and the next step's pre-pull can start meanwhile.
+  std::optional<PrePullOrder> pre_pull;
   // spec writes the controller makes: at the start of a run the run's controls are cleared
   // (approvedStep 0, abort false, and paused when the last run paused itself); a failure pause
   // sets paused.
@@ -158,9 +193,10 @@ struct Decision {
   std::optional<int64_t> wake_at_ms;  // look again then (a pause's end, a pod's deadline)
 };
 
-// One pass of the state machine.
+// One pass of the state machine. `pre_pulls`: the pre-pull jobs of this run, by step.
 Decision plan(const Spec& spec, const Status& prior, const std::string& target_revision,
-              const std::vector<NodeInfo>& fleet, int64_t now_ms, std::string_view seed);
+              const std::vector<NodeInfo>& fleet, int64_t now_ms, std::string_view seed,
+              const std::map<int, PrePullView>& pre_pulls = {});
 
 // The stable revision a new Rollout starts from: the most common revision among the fleet's pods
 // other than `target_revision` (an update already begun before the Rollout was made is staged

@@ -28,6 +28,7 @@ inline constexpr std::string_view kReplicaSetsPrefix = "/replicasets/";
 inline constexpr std::string_view kDeploymentsPrefix = "/deployments/";
 inline constexpr std::string_view kDaemonSetsPrefix = "/daemonsets/";
 inline constexpr std::string_view kControllerRevisionsPrefix = "/controllerrevisions/";
+inline constexpr std::string_view kRolloutsPrefix = "/rollouts/";  // gantry.io/v1 Rollout
 
 // The opt-in for replacing replicas on unreachable nodes: seconds a node must be unreachable
 // before its replica is given up (deleted gracefully: it stops when the node returns) and created

@@ -18,6 +18,7 @@
 #include "cloudcore/controllers/inplace.h"
 #include "cloudcore/controllers/workloads_impl.h"
 #include "cloudcore/registry/keys.h"
+#include "common/base/json.h"
 
 namespace gantry::cloud::controllers {
 
@@ -75,6 +76,21 @@ bool should_run(const PodRequest& req, const NodeState& node) {
 
 }  // namespace
 
+std::string daemonset_revision(const json& tmpl) {
+  return hash_of(tmpl);
+}
+
+PodRequest daemonset_pod_request(const json& tmpl) {
+  json pod_like = {{"spec", tmpl.value("spec", json::object())}};
+  PodRequest req = pod_request_from_json(pod_like, v1::PodManifest{});
+  for (auto& t : daemon_tolerations()) req.tolerations.push_back(t);
+  return req;
+}
+
+bool daemonset_should_run(const PodRequest& req, const NodeState& node) {
+  return should_run(req, node);
+}
+
 Status WorkloadControllers::Impl::reconcile_daemonset(const std::string& qkey,
                                                       const std::string& key) {
   if (!pods_seen(qkey)) return common::ok_status();
@@ -87,6 +103,8 @@ Status WorkloadControllers::Impl::reconcile_daemonset(const std::string& qkey,
   std::set<std::string> unreachable_nodes;
   json spec, tmpl;
   PodRequest req;
+  std::optional<ObjRec> ro;              // the Rollout that stages this DaemonSet's updates
+  std::vector<rollout::NodeInfo> fleet;  // for its partition
   {
     std::lock_guard lock(mu);
     auto& m = objs[static_cast<int>(WKind::kDaemonSet)];
@@ -95,10 +113,15 @@ Status WorkloadControllers::Impl::reconcile_daemonset(const std::string& qkey,
     ds = it->second;
     spec = ds.obj.value("spec", json::object());
     tmpl = spec.value("template", json::object());
-    json pod_like = {{"spec", tmpl.value("spec", json::object())}};
-    req = pod_request_from_json(pod_like, v1::PodManifest{});
-    for (auto& t : daemon_tolerations()) req.tolerations.push_back(t);
+    req = daemonset_pod_request(tmpl);
     for (const auto& [name, state] : nodes) node_list.emplace_back(name, should_run(req, state));
+    if (auto rk = controlling_rollout_locked(key)) {
+      auto& rm = objs[static_cast<int>(WKind::kRollout)];
+      if (auto r = rm.find(*rk); r != rm.end()) {
+        ro = r->second;
+        fleet = daemonset_fleet_locked(ds);
+      }
+    }
     for (const auto& [name, st] : node_status)
       if (st.unreachable) unreachable_nodes.insert(name);
     if (auto d = dependents.find(ds.uid); d != dependents.end()) {
@@ -125,18 +148,25 @@ Status WorkloadControllers::Impl::reconcile_daemonset(const std::string& qkey,
   };
   std::string hash = hash_of(tmpl);
   json ref = owner_ref_json("DaemonSet", ds.name, ds.uid);
-  int64_t min_ready = int_at(ds.obj, {"spec", "minReadySeconds"}, 0);
+  int64_t min_ready = common::json_int_at(ds.obj, {"spec", "minReadySeconds"}, 0);
 
   // ControllerRevision for the current template (history for kubectl rollout).
   {
     int64_t max_rev = 0;
     const ObjRec* current = nullptr;
     for (const auto& r : revisions) {
-      max_rev = std::max<int64_t>(max_rev, int_at(r.obj, {"revision"}, 0));
-      if (str_at(r.obj, {"metadata", "labels", kRevisionHash}) == hash) current = &r;
+      max_rev = std::max<int64_t>(max_rev, common::json_int_at(r.obj, {"revision"}, 0));
+      if (common::json_string_at(r.obj, {"metadata", "labels", kRevisionHash}) == hash)
+        current = &r;
     }
     std::string cr_name = ds.name + "-" + hash;
     if (!current) {
+      // Labelled like its pods (kubectl rollout history/undo find the history by the selector).
+      json cr_labels = tmpl.contains("metadata") && tmpl["metadata"].contains("labels") &&
+                               tmpl["metadata"]["labels"].is_object()
+                           ? tmpl["metadata"]["labels"]
+                           : json::object();
+      cr_labels[kRevisionHash] = hash;
       json data_tmpl = tmpl;
       data_tmpl["$patch"] = "replace";
       json cr = {{"apiVersion", "apps/v1"},
@@ -146,7 +176,7 @@ Status WorkloadControllers::Impl::reconcile_daemonset(const std::string& qkey,
                    {"namespace", ds.ns},
                    {"uid", random_uid()},
                    {"creationTimestamp", rfc3339_ms(now_ms)},
-                   {"labels", {{kRevisionHash, hash}}},
+                   {"labels", cr_labels},
                    {"ownerReferences", json::array({ref})}}},
                  {"data", {{"spec", {{"template", data_tmpl}}}}},
                  {"revision", max_rev + 1}};
@@ -157,18 +187,19 @@ Status WorkloadControllers::Impl::reconcile_daemonset(const std::string& qkey,
       auto r = put_object(std::string(kControllerRevisionsPrefix) + ds.ns + "/" + cr_name, cr,
                           Revision{0});
       if (!r.ok() && r.status().code() != Code::kFailedPrecondition) return r.status();
-    } else if (int_at(current->obj, {"revision"}, 0) < max_rev) {
+    } else if (common::json_int_at(current->obj, {"revision"}, 0) < max_rev) {
       json cr = current->obj;  // an undo: the old revision becomes the newest
       cr["revision"] = max_rev + 1;
       auto r = put_object(current->key, cr, current->mod_revision);
       if (!r.ok() && failure.ok()) failure = r.status();
     }
-    int64_t limit = int_at(ds.obj, {"spec", "revisionHistoryLimit"}, 10);
+    int64_t limit = common::json_int_at(ds.obj, {"spec", "revisionHistoryLimit"}, 10);
     std::vector<const ObjRec*> olds;
     for (const auto& r : revisions)
       if (&r != current) olds.push_back(&r);
     std::sort(olds.begin(), olds.end(), [](const ObjRec* a, const ObjRec* b) {
-      return int_at(a->obj, {"revision"}, 0) < int_at(b->obj, {"revision"}, 0);
+      return common::json_int_at(a->obj, {"revision"}, 0) <
+             common::json_int_at(b->obj, {"revision"}, 0);
     });
     for (size_t i = 0; static_cast<int64_t>(olds.size() - i) > limit; ++i)
       (void)store.txn({Op::remove(olds[i]->key, olds[i]->mod_revision)});
@@ -177,7 +208,47 @@ Status WorkloadControllers::Impl::reconcile_daemonset(const std::string& qkey,
   // Place and remove.
   json pod_tmpl = tmpl;
   pod_tmpl["metadata"]["labels"][kRevisionHash] = hash;
-  bool on_delete = str_at(ds.obj, {"spec", "updateStrategy", "type"}) == "OnDelete";
+  // A Rollout decides which nodes may run `hash` (its partition); the others run its stable
+  // revision, from that revision's ControllerRevision. "" as a node's wanted revision: hold
+  // (replace nothing, as while the Rollout has not caught up with a template change).
+  rollout::Partition part;
+  bool ruled = false;
+  json stable_tmpl = pod_tmpl;
+  json stable_raw = tmpl;  // without the revision label, as the DaemonSet's own template
+  if (ro) {
+    part = rollout::partition(rollout_spec_from_json(ro->obj), rollout_status_from_json(ro->obj),
+                              hash, fleet, ro->uid);
+    ruled = true;
+    if (part.stable != hash) {
+      bool found = false;
+      for (const auto& r : revisions) {
+        if (common::json_string_at(r.obj, {"metadata", "labels", kRevisionHash}) != part.stable)
+          continue;
+        if (!r.obj.contains("data") || !r.obj["data"].contains("spec") ||
+            !r.obj["data"]["spec"].contains("template"))
+          continue;
+        stable_tmpl = r.obj["data"]["spec"]["template"];
+        stable_tmpl.erase("$patch");
+        stable_raw = stable_tmpl;
+        stable_tmpl["metadata"]["labels"][kRevisionHash] = part.stable;
+        found = true;
+      }
+      if (!found) part.hold = true;  // its history is gone: keep what runs
+    }
+  }
+  auto wanted = [&](const std::string& node) -> std::string {
+    if (!ruled) return hash;
+    if (part.hold) return "";
+    return part.desired(node);
+  };
+  auto template_for = [&](const std::string& node) -> const json& {
+    if (!ruled) return pod_tmpl;
+    std::string w = wanted(node);
+    if (w.empty()) w = part.stable;  // holding: a new pod gets the stable revision
+    return w == hash ? pod_tmpl : stable_tmpl;
+  };
+
+  bool on_delete = common::json_string_at(ds.obj, {"spec", "updateStrategy", "type"}) == "OnDelete";
   int64_t desired = 0, current_n = 0, misscheduled = 0, ready = 0, updated = 0, available = 0,
           unreachable_n = 0;
   std::vector<const PodRec*> outdated;  // old-template pods on reachable nodes, for the rollout
@@ -201,7 +272,8 @@ Status WorkloadControllers::Impl::reconcile_daemonset(const std::string& qkey,
     ++desired;
     if (unreachable) ++unreachable_n;
     if (active.empty()) {
-      if (terminating.empty()) note(create_pods(ds.ns, pod_tmpl, ds.name, ref, 1, {}, node));
+      if (terminating.empty())
+        note(create_pods(ds.ns, template_for(node), ds.name, ref, 1, {}, node));
       if (!unreachable) ++unavailable_now;  // an unreachable node does not hold the rollout
       continue;
     }
@@ -218,10 +290,10 @@ Status WorkloadControllers::Impl::reconcile_daemonset(const std::string& qkey,
     else if (!unreachable)
       ++unavailable_now;
     auto h = p->labels.find(kRevisionHash);
-    if (h != p->labels.end() && h->second == hash)
-      ++updated;
-    else if (!unreachable)
-      outdated.push_back(p);
+    std::string have = h != p->labels.end() ? h->second : "";
+    if (have == hash) ++updated;
+    std::string want = wanted(node);
+    if (!want.empty() && have != want && !unreachable) outdated.push_back(p);
   }
   // Pods on nodes that are gone.
   for (const auto& [node, list] : by_node) {
@@ -258,7 +330,7 @@ Status WorkloadControllers::Impl::reconcile_daemonset(const std::string& qkey,
       auto h = p.labels.find(kRevisionHash);
       for (const auto& r : revisions)
         if (h != p.labels.end() &&
-            str_at(r.obj, {"metadata", "labels", kRevisionHash}) == h->second &&
+            common::json_string_at(r.obj, {"metadata", "labels", kRevisionHash}) == h->second &&
             r.obj.contains("data") && r.obj["data"].contains("spec"))
           return r.obj["data"]["spec"].value("template", json::object());
       return template_of_pod(json::parse(p.json, nullptr, false));
@@ -266,8 +338,12 @@ Status WorkloadControllers::Impl::reconcile_daemonset(const std::string& qkey,
     for (const auto* p : outdated) {
       bool avail = views[p->key].available(min_ready, now_ms);
       if (avail && budget <= 0) break;
-      bool swap = in_place && images_only_change(old_template(*p), tmpl);
-      bool done = swap ? note(update_pod_in_place(*p, tmpl, {{kRevisionHash, hash}}, hash))
+      // The revision the pod should get: the template's, or the Rollout's stable one.
+      std::string want = wanted(p->node);
+      const json& to = want == hash || want.empty() ? tmpl : stable_raw;
+      if (want.empty()) want = hash;
+      bool swap = in_place && images_only_change(old_template(*p), to);
+      bool done = swap ? note(update_pod_in_place(*p, to, {{kRevisionHash, want}}, want))
                        : note(delete_pod(*p));
       if (done && avail) --budget;
     }
@@ -285,7 +361,7 @@ Status WorkloadControllers::Impl::reconcile_daemonset(const std::string& qkey,
   status["numberAvailable"] = available;
   status["numberUnavailable"] = std::max<int64_t>(0, desired - available);
   status["numberUnreachable"] = unreachable_n;
-  status["observedGeneration"] = int_at(ds.obj, {"metadata", "generation"}, 1);
+  status["observedGeneration"] = common::json_int_at(ds.obj, {"metadata", "generation"}, 1);
   if (unreachable_n > 0) {
     set_condition(status, "Reachable", "False", "NodesUnreachable",
                   fmt::format("{} of {} nodes are unreachable; their pods keep running there and "
@@ -297,6 +373,7 @@ Status WorkloadControllers::Impl::reconcile_daemonset(const std::string& qkey,
   }
   Status s = write_status(ds, status);
   if (!s.ok() && failure.ok()) failure = s;
+  if (ro) queue.add(queue_key(WKind::kRollout, ro->key));  // its counts follow the pods
   if (failure.code() == Code::kInvalidArgument) return common::ok_status();
   return failure;
 }

@@ -15,13 +15,14 @@
 
 #include "cloudcore/controllers/workloads_impl.h"
 #include "cloudcore/registry/keys.h"
+#include "common/base/json.h"
 
 namespace gantry::cloud::controllers {
 
 namespace {
 
 constexpr const char* kRevision = "deployment.kubernetes.io/revision";
-constexpr const char* kHashLabel = "pod-template-hash";
+constexpr const char* kHashLabel = kPodTemplateHash;
 
 // Kubernetes' rand.SafeEncodeString alphabet over the decimal digits of the hash.
 std::string safe_encode(uint32_t h) {
@@ -53,7 +54,7 @@ std::string template_hash(const json& tmpl) {
 }
 
 int64_t revision_of(const json& obj) {
-  std::string r = str_at(obj, {"metadata", "annotations", kRevision});
+  std::string r = common::json_string_at(obj, {"metadata", "annotations", kRevision});
   return r.empty() ? 0 : std::strtoll(r.c_str(), nullptr, 10);
 }
 
@@ -79,30 +80,43 @@ struct RsInfo {
 RsInfo rs_info(const ObjRec& r) {
   RsInfo i;
   i.rec = r;
-  i.spec_replicas = int_at(r.obj, {"spec", "replicas"}, 1);
-  i.replicas = int_at(r.obj, {"status", "replicas"}, 0);
-  i.ready = int_at(r.obj, {"status", "readyReplicas"}, 0);
-  i.available = int_at(r.obj, {"status", "availableReplicas"}, 0);
-  i.unreachable = int_at(r.obj, {"status", "unreachableReplicas"}, 0);
+  i.spec_replicas = common::json_int_at(r.obj, {"spec", "replicas"}, 1);
+  i.replicas = common::json_int_at(r.obj, {"status", "replicas"}, 0);
+  i.ready = common::json_int_at(r.obj, {"status", "readyReplicas"}, 0);
+  i.available = common::json_int_at(r.obj, {"status", "availableReplicas"}, 0);
+  i.unreachable = common::json_int_at(r.obj, {"status", "unreachableReplicas"}, 0);
   i.revision = revision_of(r.obj);
-  i.current = int_at(r.obj, {"status", "observedGeneration"}, 0) >=
-              int_at(r.obj, {"metadata", "generation"}, 1);
+  i.current = common::json_int_at(r.obj, {"status", "observedGeneration"}, 0) >=
+              common::json_int_at(r.obj, {"metadata", "generation"}, 1);
   return i;
 }
 
 }  // namespace
+
+std::string deployment_revision(const json& tmpl) {
+  return template_hash(tmpl);
+}
 
 Status WorkloadControllers::Impl::reconcile_deployment(const std::string& qkey,
                                                        const std::string& key) {
   ObjRec d;
   std::vector<RsInfo> sets;
   size_t old_pods_terminating_reachable = 0;
+  std::optional<ObjRec> ro;              // the Rollout that stages this Deployment's updates
+  std::vector<rollout::NodeInfo> fleet;  // its replicas as the plan sees them
   {
     std::lock_guard lock(mu);
     auto& m = objs[static_cast<int>(WKind::kDeployment)];
     auto it = m.find(key);
     if (it == m.end()) return common::ok_status();
     d = it->second;
+    if (auto rk = controlling_rollout_locked(key)) {
+      auto& rm = objs[static_cast<int>(WKind::kRollout)];
+      if (auto r = rm.find(*rk); r != rm.end()) {
+        ro = r->second;
+        fleet = deployment_fleet_locked(d, ro->uid);
+      }
+    }
     auto& rsm = objs[static_cast<int>(WKind::kReplicaSet)];
     if (auto dep = dependents.find(d.uid); dep != dependents.end()) {
       for (const auto& k : dep->second) {
@@ -114,7 +128,8 @@ Status WorkloadControllers::Impl::reconcile_deployment(const std::string& qkey,
     // Old pods still stopping on reachable nodes (Recreate waits for them).
     std::string new_hash = template_hash(d.obj["spec"].value("template", json::object()));
     for (const auto& s : sets) {
-      if (str_at(s.rec.obj, {"metadata", "labels", kHashLabel}) == new_hash) continue;
+      if (common::json_string_at(s.rec.obj, {"metadata", "labels", kHashLabel}) == new_hash)
+        continue;
       auto dep = dependents.find(s.rec.uid);
       if (dep == dependents.end()) continue;
       for (const auto& pk : dep->second) {
@@ -128,9 +143,9 @@ Status WorkloadControllers::Impl::reconcile_deployment(const std::string& qkey,
   json spec = d.obj.value("spec", json::object());
   json tmpl = spec.value("template", json::object());
   std::string hash = template_hash(tmpl);
-  int64_t replicas = std::max<int64_t>(0, int_at(d.obj, {"spec", "replicas"}, 1));
+  int64_t replicas = std::max<int64_t>(0, common::json_int_at(d.obj, {"spec", "replicas"}, 1));
   bool paused = spec.value("paused", false);
-  std::string strategy = str_at(d.obj, {"spec", "strategy", "type"});
+  std::string strategy = common::json_string_at(d.obj, {"spec", "strategy", "type"});
   bool recreate = strategy == "Recreate";
   json ru = recreate ? json::object()
                      : (spec.contains("strategy") && spec["strategy"].contains("rollingUpdate")
@@ -144,6 +159,24 @@ Status WorkloadControllers::Impl::reconcile_deployment(const std::string& qkey,
   if (!recreate && max_surge == 0 && max_unavailable == 0) max_unavailable = 1;
   int64_t now_ms = clock.unix_ms();
   Status failure = common::ok_status();
+
+  // A Rollout decides how many replicas may run `hash` (its partition's share of the replica
+  // slots); the others stay on its stable revision. Hold: replace nothing until the Rollout has
+  // seen the template.
+  bool staged = false, hold = false;
+  int64_t cap = replicas;
+  std::string stable_hash;
+  if (ro && !paused) {
+    rollout::Partition part = rollout::partition(
+        rollout_spec_from_json(ro->obj), rollout_status_from_json(ro->obj), hash, fleet, ro->uid);
+    if (part.hold) {
+      hold = true;
+    } else if (part.stable != hash) {
+      staged = true;
+      stable_hash = part.stable;
+      cap = std::min<int64_t>(replicas, static_cast<int64_t>(part.allowed.size()));
+    }
+  }
 
   std::sort(sets.begin(), sets.end(), [](const RsInfo& a, const RsInfo& b) {
     if (a.revision != b.revision) return a.revision < b.revision;
@@ -172,7 +205,7 @@ Status WorkloadControllers::Impl::reconcile_deployment(const std::string& qkey,
     if (s.spec_replicas == to) return true;
     json o = s.rec.obj;
     o["spec"]["replicas"] = to;
-    o["metadata"]["generation"] = int_at(o, {"metadata", "generation"}, 1) + 1;
+    o["metadata"]["generation"] = common::json_int_at(o, {"metadata", "generation"}, 1) + 1;
     auto r = put_object(s.rec.key, o, s.rec.mod_revision);
     if (!r.ok()) {
       if (failure.ok()) failure = r.status();
@@ -193,6 +226,8 @@ Status WorkloadControllers::Impl::reconcile_deployment(const std::string& qkey,
       for (const auto& s : sets) all += s.spec_replicas;
       int64_t start =
           recreate ? 0 : std::max<int64_t>(0, std::min(replicas, replicas + max_surge - all));
+      if (hold) start = 0;
+      if (staged) start = std::min(start, cap);
       json rs_tmpl = tmpl;
       rs_tmpl["metadata"]["labels"][kHashLabel] = hash;
       json selector = spec.value("selector", json::object());
@@ -211,7 +246,7 @@ Status WorkloadControllers::Impl::reconcile_deployment(const std::string& qkey,
                  {"metadata", meta},
                  {"spec",
                   {{"replicas", start},
-                   {"minReadySeconds", int_at(d.obj, {"spec", "minReadySeconds"}, 0)},
+                   {"minReadySeconds", common::json_int_at(d.obj, {"spec", "minReadySeconds"}, 0)},
                    {"selector", selector},
                    {"template", rs_tmpl}}}};
       std::string rs_key = std::string(kReplicaSetsPrefix) + d.ns + "/" + d.name + "-" + hash;
@@ -249,7 +284,61 @@ Status WorkloadControllers::Impl::reconcile_deployment(const std::string& qkey,
   for (auto& s : sets)
     if (&s != newest) olds.push_back(&s);
 
-  if (!paused && newest && !created_new) {
+  // Staged: the stable revision's ReplicaSet keeps replicas - cap (it grows back after an abort),
+  // the new one gets cap, others none; moves within maxSurge / maxUnavailable as a rolling update
+  // (Recreate: surge 0, every replica may go at once). Without the stable ReplicaSet (its history
+  // is gone) the update is not staged.
+  RsInfo* stable_rs = nullptr;
+  if (staged)
+    for (auto& s : sets)
+      if (&s != newest &&
+          common::json_string_at(s.rec.obj, {"metadata", "labels", kHashLabel}) == stable_hash)
+        stable_rs = &s;
+  if (staged && !stable_rs) staged = false;
+
+  if (hold) {
+    // Nothing moves.
+  } else if (!paused && newest && !created_new && staged) {
+    auto target_of = [&](const RsInfo& s) -> int64_t {
+      if (&s == newest) return cap;
+      if (&s == stable_rs) return replicas - cap;
+      return 0;
+    };
+    int64_t all = 0;
+    for (const auto& s : sets) all += s.spec_replicas;
+    for (RsInfo* s : {stable_rs, newest}) {
+      int64_t want = target_of(*s);
+      int64_t room = replicas + max_surge - all;
+      if (s->spec_replicas < want && room > 0) {
+        int64_t n = std::min(room, want - s->spec_replicas);
+        if (scale(*s, s->spec_replicas + n)) all += n;
+      }
+    }
+    int64_t min_available = replicas - max_unavailable;
+    int64_t growing_unavailable = 0, available_all = 0;
+    for (const auto& s : sets) {
+      available_all += std::min(s.available, s.spec_replicas);
+      if (s.spec_replicas <= target_of(s))
+        growing_unavailable += std::max<int64_t>(0, s.spec_replicas - s.available);
+    }
+    int64_t max_down = all - min_available - growing_unavailable;
+    std::vector<RsInfo*> shrinking;  // oldest revision first, the new one last
+    for (auto* o : olds)
+      if (o->spec_replicas > target_of(*o)) shrinking.push_back(o);
+    if (newest->spec_replicas > cap) shrinking.push_back(newest);
+    for (auto* o : shrinking) {  // first the replicas that are not available anyway
+      if (max_down <= 0) break;
+      int64_t unhealthy = std::max<int64_t>(0, o->spec_replicas - o->available);
+      int64_t n = std::min({unhealthy, max_down, o->spec_replicas - target_of(*o)});
+      if (n > 0 && scale(*o, o->spec_replicas - n)) max_down -= n;
+    }
+    int64_t budget = std::min(max_down, available_all - min_available);
+    for (auto* o : shrinking) {
+      if (budget <= 0) break;
+      int64_t n = std::min(o->spec_replicas - target_of(*o), budget);
+      if (n > 0 && scale(*o, o->spec_replicas - n)) budget -= n;
+    }
+  } else if (!paused && newest && !created_new) {
     if (recreate) {
       bool olds_gone = true;
       for (auto* o : olds) {
@@ -299,7 +388,7 @@ Status WorkloadControllers::Impl::reconcile_deployment(const std::string& qkey,
   }
 
   // Revision history: old ReplicaSets with no pods beyond revisionHistoryLimit go.
-  int64_t limit = int_at(d.obj, {"spec", "revisionHistoryLimit"}, 10);
+  int64_t limit = common::json_int_at(d.obj, {"spec", "revisionHistoryLimit"}, 10);
   std::vector<RsInfo*> empty_olds;
   for (auto* o : olds)
     if (o->spec_replicas == 0 && o->replicas == 0 && o->current) empty_olds.push_back(o);
@@ -320,7 +409,7 @@ Status WorkloadControllers::Impl::reconcile_deployment(const std::string& qkey,
     unreachable += s.unreachable;
   }
   int64_t updated = newest ? newest->replicas : 0;
-  status["observedGeneration"] = int_at(d.obj, {"metadata", "generation"}, 1);
+  status["observedGeneration"] = common::json_int_at(d.obj, {"metadata", "generation"}, 1);
   status["replicas"] = total;
   status["updatedReplicas"] = updated;
   status["readyReplicas"] = ready;
@@ -336,10 +425,18 @@ Status WorkloadControllers::Impl::reconcile_deployment(const std::string& qkey,
   std::string new_name = newest ? newest->rec.name : d.name;
   bool complete = newest && updated == replicas && total == updated && available >= updated &&
                   newest->spec_replicas == replicas;
-  int64_t deadline_s = int_at(d.obj, {"spec", "progressDeadlineSeconds"}, 600);
+  int64_t deadline_s = common::json_int_at(d.obj, {"spec", "progressDeadlineSeconds"}, 600);
   std::optional<int64_t> check_deadline_at;
   if (paused) {
     set_condition(status, "Progressing", "Unknown", "DeploymentPaused", "Deployment is paused",
+                  now_ms);
+  } else if ((staged || hold) && !complete) {
+    // The Rollout paces the update (and has its own deadline for pods that do not get Ready).
+    set_condition(status, "Progressing", "True", "RolloutStaged",
+                  fmt::format("rollouts.gantry.io \"{}\" stages the update: {} of {} replicas "
+                              "may run ReplicaSet \"{}\" now",
+                              ro->name, hold ? (newest ? newest->spec_replicas : 0) : cap, replicas,
+                              new_name),
                   now_ms);
   } else if (complete) {
     set_condition(status, "Progressing", "True", "NewReplicaSetAvailable",
@@ -400,6 +497,7 @@ Status WorkloadControllers::Impl::reconcile_deployment(const std::string& qkey,
   if (check_deadline_at)
     queue.add_after(qkey,
                     std::chrono::milliseconds(std::max<int64_t>(1, *check_deadline_at - now_ms)));
+  if (ro) queue.add(queue_key(WKind::kRollout, ro->key));  // its counts follow the replicas
   return failure;
 }
 

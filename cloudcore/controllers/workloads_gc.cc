@@ -11,6 +11,7 @@
 
 #include "cloudcore/controllers/workloads_impl.h"
 #include "cloudcore/registry/keys.h"
+#include "common/base/json.h"
 
 namespace gantry::cloud::controllers {
 
@@ -141,7 +142,7 @@ Status WorkloadControllers::Impl::collect(const std::string& qkey, const std::st
     if (!*kv) continue;
     auto sj = stored_json((*kv)->value);
     json live = sj ? json::parse(*sj, nullptr, false) : json();
-    if (!live.is_object() || str_at(live, {"metadata", "uid"}) != o.uid) continue;
+    if (!live.is_object() || common::json_string_at(live, {"metadata", "uid"}) != o.uid) continue;
     // Alive. Under foreground deletion the owner's dependents go first.
     if (!(live["metadata"].contains("deletionTimestamp") &&
           has_finalizer(live, "foregroundDeletion")))

@@ -4,6 +4,8 @@
 
 #include <thread>
 
+#include "cloudcore/controllers/rollout_json.h"
+#include "cloudcore/controllers/rollout_plan.h"
 #include "cloudcore/controllers/workloads_internal.h"
 
 namespace gantry::cloud::controllers {
@@ -57,6 +59,36 @@ struct WorkloadControllers::Impl {
   Status reconcile_deployment(const std::string& qkey, const std::string& key);
   Status reconcile_daemonset(const std::string& qkey, const std::string& key);
   Status collect(const std::string& qkey, const std::string& key);
+  Status reconcile_rollout(const std::string& qkey, const std::string& key);
+
+  // ----- rollouts (rollout_controller.cc; under `mu`)
+  // Target store key ("/daemonsets/NS/NAME") -> the Rollouts naming it.
+  std::map<std::string, std::set<std::string>> rollouts_by_target;
+  std::map<std::string, std::string> target_of_rollout;
+  // Re-indexes a Rollout (`obj` null: removed) and queues the workloads it concerns.
+  void index_rollout(const std::string& key, const json* obj);
+  // The Rollout that controls a target: the oldest of those naming it (a second one, which the
+  // API refuses but a race could let in, waits with a condition).
+  std::optional<std::string> controlling_rollout_locked(const std::string& target_key) const;
+  // The target DaemonSet's nodes as the rollout plan sees them.
+  std::vector<rollout::NodeInfo> daemonset_fleet_locked(const ObjRec& ds) const;
+  // A target Deployment's replicas as the plan sees them: `spec.replicas` slots, filled with the
+  // Deployment's pods (the update revision's in the order the steps take slots, seeded as the
+  // Rollout's plan), so a step of p % lets p % of the replicas run the update.
+  std::vector<rollout::NodeInfo> deployment_fleet_locked(const ObjRec& d,
+                                                         std::string_view seed) const;
+  std::vector<rollout::NodeInfo> target_fleet_locked(WKind kind, const ObjRec& target,
+                                                     std::string_view seed) const;
+  // The ImagePullJobs Rollouts made for their steps' pre-pulls (labelled with the Rollout's
+  // name): Rollout store key -> job store key -> the job. A change queues the Rollout.
+  std::map<std::string, std::map<std::string, json>> pre_pull_jobs;
+  std::map<std::string, std::string> rollout_of_pre_pull;  // job store key -> Rollout store key
+  void apply_pre_pull_job(const std::string& key, const KeyValue* kv);
+  // Creates the ImagePullJob of `order` for the run of `revision` (and deletes those of the
+  // Rollout's earlier runs).
+  Status start_pre_pull(const ObjRec& ro, const json& tmpl, const std::string& revision,
+                        const rollout::PrePullOrder& order,
+                        const std::map<std::string, json>& jobs);
 
   // Copies, under `mu`, what a reconcile needs about pods.
   PodView view_locked(const PodRec& p) const;

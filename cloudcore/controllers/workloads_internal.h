@@ -28,8 +28,8 @@ struct OwnerRef {
   bool controller = false;
 };
 
-enum class WKind { kReplicaSet, kDeployment, kDaemonSet, kControllerRevision };
-inline constexpr int kWKinds = 4;
+enum class WKind { kReplicaSet, kDeployment, kDaemonSet, kControllerRevision, kRollout };
+inline constexpr int kWKinds = 5;
 
 struct PodRec {
   std::string key, ns, name, uid;
@@ -38,6 +38,8 @@ struct PodRec {
   std::string node;
   bool terminating = false;
   int64_t created_ms = 0;
+  // When it got its current revision: created_ms, or the time of its last in-place update.
+  int64_t revised_ms = 0;
   std::vector<OwnerRef> owners;
   std::string controller_uid;                 // "" when no owner has controller: true
   std::string json;                           // the stored Kubernetes JSON
@@ -50,6 +52,9 @@ struct PodStatusRec {
   int64_t ready_since = 0;
   // container name -> image the edge runs (empty when the edge does not say)
   std::map<std::string, std::string> images;
+  // Why the pod cannot run (a container waiting in CrashLoopBackOff, ErrImagePull, ...; "Failed"
+  // for a failed pod), "" when nothing is wrong. Rollouts count these as failures.
+  std::string failure;
 };
 
 struct NodeStatusRec {
@@ -112,8 +117,6 @@ std::string rfc3339_ms(int64_t unix_ms);
 std::optional<int64_t> parse_rfc3339_ms(const std::string& text);
 std::string random_suffix(size_t n = 5);
 std::string random_uid();
-int64_t int_at(const json& obj, std::initializer_list<const char*> path, int64_t fallback);
-std::string str_at(const json& obj, std::initializer_list<const char*> path);
 // The seconds of kReplaceUnreachableAfter on `obj`, nullopt when absent or not a number.
 std::optional<int64_t> replace_unreachable_after(const json& obj);
 // Conditions: sets (or replaces) the condition of `type`, keeping lastTransitionTime when the
@@ -123,5 +126,26 @@ void set_condition(json& status, const std::string& type, const std::string& val
 const json* find_condition(const json& status, const std::string& type);
 // The stored JSON of a key (StoredObject.json), nullopt when the value does not parse.
 std::optional<std::string> stored_json(const std::string& value);
+
+// gantry.io/v1 ImagePullJob (controllers/imagepull.h); the Rollout's pre-pulls make them.
+inline constexpr std::string_view kPrePullJobsPrefix = "/imagepulljobs/";
+inline constexpr const char* kRolloutNameLabel = "rollout.gantry.io/name";
+inline constexpr const char* kRolloutRevisionLabel = "rollout.gantry.io/revision";
+inline constexpr const char* kRolloutStepLabel = "rollout.gantry.io/step";
+
+// ----- Deployments (workloads_deployment.cc), shared with the Rollout controller
+
+inline constexpr const char* kPodTemplateHash = "pod-template-hash";
+// The revision (pod-template-hash) of a Deployment's pod template.
+std::string deployment_revision(const json& tmpl);
+
+// ----- DaemonSets (workloads_daemonset.cc), shared with the Rollout controller
+
+// The revision (controller-revision-hash) of a DaemonSet's pod template.
+std::string daemonset_revision(const json& tmpl);
+// What a DaemonSet's pod asks of a node (its template's selector, affinity, tolerations plus the
+// ones Kubernetes gives every DaemonSet pod), and whether `node` should run it.
+PodRequest daemonset_pod_request(const json& tmpl);
+bool daemonset_should_run(const PodRequest& req, const NodeState& node);
 
 }  // namespace gantry::cloud::controllers

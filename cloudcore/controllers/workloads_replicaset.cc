@@ -12,6 +12,7 @@
 
 #include "cloudcore/controllers/workloads_impl.h"
 #include "cloudcore/registry/keys.h"
+#include "common/base/json.h"
 
 namespace gantry::cloud::controllers {
 
@@ -60,8 +61,8 @@ Status WorkloadControllers::Impl::reconcile_replicaset(const std::string& qkey,
   }
   const json& spec = rs.obj.contains("spec") ? rs.obj["spec"] : json::object();
   const json selector = spec.value("selector", json::object());
-  int64_t replicas = std::max<int64_t>(0, int_at(rs.obj, {"spec", "replicas"}, 1));
-  int64_t min_ready = int_at(rs.obj, {"spec", "minReadySeconds"}, 0);
+  int64_t replicas = std::max<int64_t>(0, common::json_int_at(rs.obj, {"spec", "replicas"}, 1));
+  int64_t min_ready = common::json_int_at(rs.obj, {"spec", "minReadySeconds"}, 0);
   int64_t now_ms = clock.unix_ms();
   Revision wrote = 0;
   Status failure = common::ok_status();
@@ -191,7 +192,7 @@ Status WorkloadControllers::Impl::reconcile_replicaset(const std::string& qkey,
   status["availableReplicas"] = available;
   status["unreachableReplicas"] = unreachable;
   status["terminatingReplicas"] = terminating;
-  status["observedGeneration"] = int_at(rs.obj, {"metadata", "generation"}, 1);
+  status["observedGeneration"] = common::json_int_at(rs.obj, {"metadata", "generation"}, 1);
   if (unreachable > 0) {
     set_condition(status, "Reachable", "False", "NodesUnreachable",
                   fmt::format("{} of {} replicas are on unreachable nodes; they keep running "

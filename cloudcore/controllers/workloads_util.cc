@@ -5,6 +5,7 @@
 #include <random>
 
 #include "cloudcore/controllers/workloads_internal.h"
+#include "common/base/json.h"
 
 namespace gantry::cloud::controllers {
 
@@ -135,31 +136,9 @@ std::string random_uid() {
                      ((b >> 48) & 0x3fff) | 0x8000, b & 0xffffffffffffULL);
 }
 
-namespace {
-const json* at(const json& obj, std::initializer_list<const char*> path) {
-  const json* cur = &obj;
-  for (const char* p : path) {
-    if (!cur->is_object()) return nullptr;
-    auto it = cur->find(p);
-    if (it == cur->end()) return nullptr;
-    cur = &*it;
-  }
-  return cur;
-}
-}  // namespace
-
-int64_t int_at(const json& obj, std::initializer_list<const char*> path, int64_t fallback) {
-  const json* v = at(obj, path);
-  return v && v->is_number_integer() ? v->get<int64_t>() : fallback;
-}
-
-std::string str_at(const json& obj, std::initializer_list<const char*> path) {
-  const json* v = at(obj, path);
-  return v && v->is_string() ? v->get<std::string>() : "";
-}
-
 std::optional<int64_t> replace_unreachable_after(const json& obj) {
-  std::string v = str_at(obj, {"metadata", "annotations", kReplaceUnreachableAfter});
+  std::string v =
+      common::json_string_at(obj, {"metadata", "annotations", kReplaceUnreachableAfter});
   if (v.empty()) return std::nullopt;
   if (v.back() == 's') v.pop_back();
   char* end = nullptr;

@@ -26,8 +26,10 @@ std::vector<v1::Frame> NodeDispatch::live(const NodeChanges& changes) {
   return split(changes, false);
 }
 
-void NodeDispatch::on_ack(Revision revision) {
+bool NodeDispatch::on_ack(Revision revision) {
+  if (revision > sent_) return false;
   if (revision > acked_) acked_ = revision;
+  return true;
 }
 
 std::vector<v1::Frame> NodeDispatch::split(const NodeChanges& changes, bool snapshot) {

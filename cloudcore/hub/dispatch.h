@@ -20,7 +20,11 @@ class NodeDispatch {
   // A later change; revisions at or below what was already sent are dropped.
   std::vector<v1::Frame> live(const NodeChanges& changes);
 
-  void on_ack(Revision revision);
+  // A cumulative ack. A revision past what was sent on this connection changes nothing (returns
+  // false): the edge's applied revision can be ahead of the cloud (a store restored from an older
+  // backup; the ack it sends while buffering a snapshot), and it must not make the node look
+  // caught up before it has applied what was sent.
+  bool on_ack(Revision revision);
   Revision sent() const { return sent_; }
   Revision acked() const { return acked_; }
   // The node has acknowledged the whole resume (or there was nothing to resume).

@@ -3,6 +3,7 @@
 #include <fmt/chrono.h>
 #include <spdlog/spdlog.h>
 
+#include <deque>
 #include <mutex>
 #include <unordered_map>
 
@@ -39,6 +40,15 @@ v1::StoredObject new_node_object(const std::string& name) {
 }
 
 class SessionCore;
+
+// Input for an exec/attach stream, waiting on the session's strand for the edge's grant.
+struct PendingInput {
+  std::string data;
+  bool eof = false;
+  bool resize = false;
+  uint32_t width = 0, height = 0;
+  std::function<void()> sent;
+};
 
 }  // namespace
 
@@ -87,6 +97,11 @@ struct Hub::Impl : std::enable_shared_from_this<Hub::Impl> {
   int64_t take_renewal_slot(const std::string& node);
   // Why `node` has no session, for a person ("offline since ..."). Called with mu held.
   std::string offline_reason_locked(const std::string& node) const;
+  // The session of `node` while it is connected and its connection is open; null otherwise.
+  // Called with mu held.
+  std::shared_ptr<SessionCore> live_session_locked(const std::string& node) const;
+  // The refusal of one exec/attach session more than a node serves at once.
+  common::Status exec_limit_error(const std::string& node) const;
 };
 
 // Shared by a LogStream handle, its node session (which owns the stream's id and window, on the
@@ -107,6 +122,25 @@ struct LogStream::State {
     if (data.empty() || finished) return;
     auto on_data = callbacks.on_data;  // a copy: the handle may be destroyed during the call
     if (on_data) on_data(std::move(data));
+  }
+  void deliver_output(uint32_t channel, std::string data) {
+    std::lock_guard lock(mu);
+    if (finished) return;
+    deliver_ready_locked();
+    if (data.empty() || finished) return;
+    auto on_output = callbacks.on_output;
+    if (on_output) {
+      on_output(channel, std::move(data));
+    } else if (auto on_data = callbacks.on_data) {
+      on_data(std::move(data));
+    }
+  }
+  void deliver_exit(int code) {
+    std::lock_guard lock(mu);
+    if (finished) return;
+    deliver_ready_locked();
+    auto on_exit = callbacks.on_exit;
+    if (on_exit && !finished) on_exit(code);
   }
   void deliver_ready() {
     std::lock_guard lock(mu);
@@ -171,7 +205,11 @@ class SessionCore : public NodeListener, public std::enable_shared_from_this<Ses
         if (hello_seen_) return violation("a second Hello on one connection");
         return on_hello(frame.hello());
       case v1::Frame::kObjectAck:
-        dispatch_.on_ack(frame.object_ack().revision());
+        if (!dispatch_.on_ack(frame.object_ack().revision())) {
+          spdlog::debug("hub: node {} acked revision {}, past the last one sent ({}): ignored",
+                        node_, frame.object_ack().revision(), dispatch_.sent());
+          return;
+        }
         hub_->record_ack(node_, dispatch_.acked());
         maybe_release_resync_slot();
         return;
@@ -182,9 +220,14 @@ class SessionCore : public NodeListener, public std::enable_shared_from_this<Ses
       case v1::Frame::kStreamClose:
         return on_stream_close(frame.stream_close());
       case v1::Frame::kStreamWindow:
-        return;  // nothing flows from the cloud to the edge on a log stream
+        return on_stream_window(frame.stream_window());
       case v1::Frame::kCertificateRequest:
         return on_certificate_request(frame.certificate_request());
+      case v1::Frame::kImagePullReport:
+        ++hub_->stats.image_pull_reports;
+        if (hub_->options.on_image_pull_report)
+          hub_->options.on_image_pull_report(node_, frame.image_pull_report());
+        return;
       default:
         return violation(fmt::format("frame type {} is not one an edge may send",
                                      static_cast<int>(frame.msg_case())));
@@ -223,26 +266,45 @@ class SessionCore : public NodeListener, public std::enable_shared_from_this<Ses
   // --- log streams (on the strand) ---
 
   void open_log(const std::shared_ptr<LogStream::State>& state, const v1::LogRequest& request) {
-    if (closed_) {
-      return state->deliver_close(
-          fmt::format("the connection to node \"{}\" closed before the log stream opened", node_),
-          503);
-    }
-    {
-      std::lock_guard lock(state->mu);
-      if (state->finished) return;  // the handle is already gone
-    }
-    if (++next_stream_id_ == 0) ++next_stream_id_;
-    state->id = next_stream_id_;
-    const uint32_t window = hub_->options.log_stream_window;
-    logs_[state->id] = OpenLog{state, window, 0};
-    ++hub_->stats.log_streams_opened;
-    ++hub_->stats.log_streams_open;
     v1::Frame frame;
-    auto* open = frame.mutable_stream_open();
-    open->set_id(state->id);
-    open->set_window(window);
-    *open->mutable_logs() = request;
+    *frame.mutable_stream_open()->mutable_logs() = request;
+    open_stream(state, std::move(frame), false);
+  }
+
+  void open_exec(const std::shared_ptr<LogStream::State>& state, const v1::ExecRequest& request) {
+    v1::Frame frame;
+    *frame.mutable_stream_open()->mutable_exec() = request;
+    open_stream(state, std::move(frame), true);
+  }
+
+  // Exec/attach sessions counted against max_exec_streams_per_node: taken by
+  // Hub::open_exec_stream, given back when the stream ends here.
+  bool take_exec_slot() {
+    int n = exec_open_.load();
+    do {
+      if (n >= hub_->options.max_exec_streams_per_node) return false;
+    } while (!exec_open_.compare_exchange_weak(n, n + 1));
+    return true;
+  }
+  void release_exec_slot() { --exec_open_; }
+  int exec_sessions() const { return exec_open_.load(); }
+
+  // The handle asked for input to go to the node (exec/attach).
+  void input(const std::shared_ptr<LogStream::State>& state, PendingInput in) {
+    auto it = logs_.find(state->id);
+    if (it == logs_.end() || it->second.state != state || !it->second.exec) {
+      if (in.sent) in.sent();  // nowhere to go: the caller is not held up
+      return;
+    }
+    it->second.input.push_back(std::move(in));
+    flush_input(it->first, it->second);
+  }
+
+  void send_image_pull(const v1::ImagePullRequest& request) {
+    if (closed_) return;
+    v1::Frame frame;
+    *frame.mutable_image_pull_request() = request;
+    ++hub_->stats.image_pull_requests;
     send(frame);
   }
 
@@ -250,8 +312,7 @@ class SessionCore : public NodeListener, public std::enable_shared_from_this<Ses
   void cancel_log(const std::shared_ptr<LogStream::State>& state) {
     auto it = logs_.find(state->id);
     if (it == logs_.end() || it->second.state != state) return;
-    logs_.erase(it);
-    --hub_->stats.log_streams_open;
+    forget(it);
     if (closed_) return;
     v1::Frame frame;
     frame.mutable_stream_close()->set_id(state->id);
@@ -270,7 +331,89 @@ class SessionCore : public NodeListener, public std::enable_shared_from_this<Ses
     std::shared_ptr<LogStream::State> state;
     uint64_t credit = 0;    // bytes the edge may still send
     uint64_t to_grant = 0;  // consumed, not yet granted back
+    bool exec = false;
+    uint64_t input_credit = 0;       // stdin bytes the edge granted (exec)
+    std::deque<PendingInput> input;  // waiting for input_credit
   };
+
+  void open_stream(const std::shared_ptr<LogStream::State>& state, v1::Frame frame, bool exec) {
+    if (closed_) {
+      if (exec) release_exec_slot();
+      return state->deliver_close(
+          fmt::format("the connection to node \"{}\" closed before the stream opened", node_), 503);
+    }
+    {
+      std::lock_guard lock(state->mu);
+      if (state->finished) {  // the handle is already gone
+        if (exec) release_exec_slot();
+        return;
+      }
+    }
+    if (++next_stream_id_ == 0) ++next_stream_id_;
+    state->id = next_stream_id_;
+    const uint32_t window =
+        exec ? hub_->options.exec_stream_window : hub_->options.log_stream_window;
+    OpenLog log;
+    log.state = state;
+    log.credit = window;
+    log.exec = exec;
+    logs_[state->id] = std::move(log);
+    if (exec) {
+      ++hub_->stats.exec_streams_opened;
+      ++hub_->stats.exec_streams_open;
+    } else {
+      ++hub_->stats.log_streams_opened;
+      ++hub_->stats.log_streams_open;
+    }
+    auto* open = frame.mutable_stream_open();
+    open->set_id(state->id);
+    open->set_window(window);
+    send(frame);
+  }
+
+  // Drops a stream's bookkeeping (no frame, no callback).
+  void forget(std::unordered_map<uint32_t, OpenLog>::iterator it) {
+    if (it->second.exec) {
+      --hub_->stats.exec_streams_open;
+      release_exec_slot();
+      for (auto& in : it->second.input)
+        if (in.sent) in.sent();
+    } else {
+      --hub_->stats.log_streams_open;
+    }
+    logs_.erase(it);
+  }
+
+  // Sends queued input within the edge's grant (a resize costs nothing, but keeps its place).
+  void flush_input(uint32_t id, OpenLog& log) {
+    while (!log.input.empty() && !closed_) {
+      PendingInput& in = log.input.front();
+      const size_t size = in.data.size();
+      if (size > log.input_credit) return;
+      log.input_credit -= size;
+      v1::Frame frame;
+      auto* d = frame.mutable_stream_data();
+      d->set_id(id);
+      d->set_channel(0);
+      d->set_data(std::move(in.data));
+      d->set_eof(in.eof);
+      if (in.resize) {
+        d->mutable_resize()->set_width(in.width);
+        d->mutable_resize()->set_height(in.height);
+      }
+      auto sent = std::move(in.sent);
+      log.input.pop_front();
+      send(frame);
+      if (sent) sent();
+    }
+  }
+
+  void on_stream_window(const v1::StreamWindow& w) {
+    auto it = logs_.find(w.id());
+    if (it == logs_.end() || !it->second.exec) return;  // ended, or a log stream (nothing flows)
+    it->second.input_credit += w.bytes();
+    flush_input(it->first, it->second);
+  }
 
   // Grants consumed bytes back in batches (a quarter window), or at once when the edge is out of
   // credit. credit + to_grant + (delivered, not consumed) stays at the window.
@@ -297,8 +440,7 @@ class SessionCore : public NodeListener, public std::enable_shared_from_this<Ses
           "the stream",
           node_, size, data.id(), log.credit);
       auto state = log.state;
-      logs_.erase(it);
-      --hub_->stats.log_streams_open;
+      forget(it);
       v1::Frame frame;
       frame.mutable_stream_close()->set_id(data.id());
       frame.mutable_stream_close()->set_error("more data than the window allowed");
@@ -310,7 +452,11 @@ class SessionCore : public NodeListener, public std::enable_shared_from_this<Ses
     log.credit -= size;
     hub_->stats.log_stream_bytes += size;
     auto state = log.state;  // the callback may end the stream
-    state->deliver_data(std::move(*data.mutable_data()));
+    if (log.exec) {
+      state->deliver_output(data.channel(), std::move(*data.mutable_data()));
+    } else {
+      state->deliver_data(std::move(*data.mutable_data()));
+    }
     if (auto again = logs_.find(data.id()); again != logs_.end()) {
       maybe_grant(again->first, again->second);
     }
@@ -320,19 +466,21 @@ class SessionCore : public NodeListener, public std::enable_shared_from_this<Ses
     auto it = logs_.find(close.id());
     if (it == logs_.end()) return;
     auto state = it->second.state;
-    logs_.erase(it);
-    --hub_->stats.log_streams_open;
+    forget(it);
     uint32_t code = close.code();
     if (!close.error().empty() && (code < 400 || code > 599)) code = 500;
     if (close.error().empty()) code = 0;
+    if (close.error().empty() && close.exited()) state->deliver_exit(close.exit_code());
     state->deliver_close(close.error(), code);
   }
 
   void end_log_streams(const std::string& why) {
-    auto logs = std::move(logs_);
-    logs_.clear();
-    hub_->stats.log_streams_open -= static_cast<int64_t>(logs.size());
-    for (auto& [id, log] : logs) log.state->deliver_close(why, 503);
+    std::vector<std::shared_ptr<LogStream::State>> states;
+    while (!logs_.empty()) {
+      states.push_back(logs_.begin()->second.state);
+      forget(logs_.begin());
+    }
+    for (auto& state : states) state->deliver_close(why, 503);
   }
 
   void violation(std::string what) {
@@ -409,13 +557,33 @@ class SessionCore : public NodeListener, public std::enable_shared_from_this<Ses
 
   void on_status_delta(v1::StatusDelta delta) {
     ++hub_->stats.status_batches;
+    const size_t bytes = delta.ByteSizeLong();
+    if (status_pending_ + 1 > hub_->options.max_status_batches_pending ||
+        status_pending_bytes_ + bytes > hub_->options.max_status_bytes_pending) {
+      spdlog::warn(
+          "hub: closing node {}: {} status batches ({} bytes) unacknowledged, over the bound of "
+          "{} batches / {} bytes (the store may be unavailable)",
+          node_, status_pending_ + 1, status_pending_bytes_ + bytes,
+          hub_->options.max_status_batches_pending, hub_->options.max_status_bytes_pending);
+      closed_ = true;
+      subscription_.reset();
+      return conn_->close(close_reason(fmt::format(
+          "more than {} status batches unacknowledged; send them again after reconnecting",
+          hub_->options.max_status_batches_pending)));
+    }
+    ++status_pending_;
+    status_pending_bytes_ += bytes;
     auto self = weak_from_this();
     auto conn = conn_;
     hub_->writer->submit(
-        node_, std::move(delta), [self, conn](const UpstreamPlan& plan, const Status& error) {
-          conn->post([self, plan, error] {
+        node_, std::move(delta),
+        [self, conn, bytes](const UpstreamPlan& plan, const Status& error) {
+          conn->post([self, plan, error, bytes] {
             auto s = self.lock();
-            if (!s || s->closed_) return;
+            if (!s) return;
+            --s->status_pending_;
+            s->status_pending_bytes_ -= bytes;
+            if (s->closed_) return;
             if (!plan.violation.ok()) return s->violation(plan.violation.message());
             if (!error.ok()) {
               s->closed_ = true;
@@ -428,6 +596,11 @@ class SessionCore : public NodeListener, public std::enable_shared_from_this<Ses
             *ack.mutable_status_ack() = plan.ack;
             s->send(ack);
           });
+        },
+        // Held for an unavailable store: still worth writing while this session lives.
+        [self] {
+          auto s = self.lock();
+          return s && !s->closed_;
         });
   }
 
@@ -484,11 +657,14 @@ class SessionCore : public NodeListener, public std::enable_shared_from_this<Ses
   NodeDispatch dispatch_;
   std::unique_ptr<Registry::Subscription> subscription_;
   bool hello_seen_ = false;
-  bool closed_ = false;
+  std::atomic<bool> closed_{false};  // also read by the status writer (a held batch's `wanted`)
+  size_t status_pending_ = 0;        // status batches submitted, not yet answered
+  size_t status_pending_bytes_ = 0;
   bool holds_resync_slot_ = false;
   std::chrono::steady_clock::time_point last_seen_;
   std::unordered_map<uint32_t, OpenLog> logs_;
   uint32_t next_stream_id_ = 0;
+  std::atomic<int> exec_open_{0};
   std::chrono::system_clock::time_point certificate_not_after_{};
 };
 
@@ -575,6 +751,7 @@ std::shared_ptr<SessionCore> Hub::Impl::attach(const std::string& node,
   state.seen = true;
   *was_marked = state.marked_unknown;
   state.marked_unknown = false;
+  if (options.on_node_session) options.on_node_session(node, true);
   return older != session ? older : nullptr;
 }
 
@@ -588,6 +765,7 @@ void Hub::Impl::detach(const std::string& node, const SessionCore* session,
   it->second.connected = false;
   it->second.session.reset();
   it->second.last_seen = last_seen;
+  if (options.on_node_session) options.on_node_session(node, false);
 }
 
 namespace {
@@ -602,6 +780,20 @@ std::string human_duration(std::chrono::steady_clock::duration d) {
 }
 
 }  // namespace
+
+std::shared_ptr<SessionCore> Hub::Impl::live_session_locked(const std::string& node) const {
+  auto it = nodes.find(node);
+  if (it == nodes.end() || !it->second.connected) return nullptr;
+  std::shared_ptr<SessionCore> session = it->second.session.lock();
+  return session && session->connection() ? session : nullptr;
+}
+
+common::Status Hub::Impl::exec_limit_error(const std::string& node) const {
+  return make_error(Code::kResourceExhausted,
+                    "node \"{}\" already has {} exec/attach sessions open, the most it serves at "
+                    "once; try again when one ends",
+                    node, options.max_exec_streams_per_node);
+}
 
 std::string Hub::Impl::offline_reason_locked(const std::string& node) const {
   auto it = nodes.find(node);
@@ -627,6 +819,7 @@ std::string Hub::Impl::offline_reason_locked(const std::string& node) const {
 }
 
 void Hub::Impl::sweep() {
+  if (!options.mark_unreachable) return;
   auto now = clock.steady_now();
   std::vector<std::string> to_mark;
   {
@@ -667,7 +860,9 @@ common::Result<std::unique_ptr<Hub>> Hub::start(common::EventLoop& loop,
   auto impl = std::make_shared<Impl>(loop, store, registry, clock, std::move(options));
   impl->writer = std::make_unique<StatusWriter>(
       store, registry, clock, impl->options.events,
-      StatusWriterMetrics{impl->options.status_propagation, impl->options.status_queued});
+      StatusWriterMetrics{impl->options.status_propagation, impl->options.status_queued,
+                          impl->options.status_store_retries, impl->options.status_held},
+      StatusWriterOptions{impl->options.status_retry_initial, impl->options.status_retry_max});
   // Nodes the store knows start as "not connected, last seen now": those that do not come back
   // within the timeout are marked Unknown.
   auto now = clock.steady_now();
@@ -745,9 +940,8 @@ common::Result<std::unique_ptr<LogStream>> Hub::open_log_stream(const std::strin
   std::shared_ptr<SessionCore> session;
   {
     std::lock_guard lock(impl_->mu);
-    auto it = impl_->nodes.find(node);
-    if (it != impl_->nodes.end() && it->second.connected) session = it->second.session.lock();
-    if (!session || !session->connection()) {
+    session = impl_->live_session_locked(node);
+    if (!session) {
       ++impl_->stats.log_streams_offline;
       return make_error(Code::kUnavailable, "{}", impl_->offline_reason_locked(node));
     }
@@ -760,6 +954,83 @@ common::Result<std::unique_ptr<LogStream>> Hub::open_log_stream(const std::strin
   state->conn->post(
       [state, session, request = std::move(request)] { session->open_log(state, request); });
   return std::make_unique<LogStream>(state);
+}
+
+bool Hub::send_image_pull(const std::string& node, v1::ImagePullRequest request) {
+  std::shared_ptr<SessionCore> session;
+  {
+    std::lock_guard lock(impl_->mu);
+    session = impl_->live_session_locked(node);
+  }
+  if (!session || impl_->stopped) return false;
+  auto conn = session->connection();
+  if (!conn) return false;
+  conn->post([session, request = std::move(request)] { session->send_image_pull(request); });
+  return true;
+}
+
+common::Status Hub::exec_available(const std::string& node) const {
+  std::lock_guard lock(impl_->mu);
+  std::shared_ptr<SessionCore> session = impl_->live_session_locked(node);
+  if (!session) return make_error(Code::kUnavailable, "{}", impl_->offline_reason_locked(node));
+  if (session->exec_sessions() >= impl_->options.max_exec_streams_per_node)
+    return impl_->exec_limit_error(node);
+  return common::Status();
+}
+
+common::Result<std::unique_ptr<LogStream>> Hub::open_exec_stream(const std::string& node,
+                                                                 v1::ExecRequest request,
+                                                                 LogStreamCallbacks callbacks) {
+  std::shared_ptr<SessionCore> session;
+  {
+    std::lock_guard lock(impl_->mu);
+    session = impl_->live_session_locked(node);
+    if (!session) {
+      ++impl_->stats.exec_streams_refused;
+      return make_error(Code::kUnavailable, "{}", impl_->offline_reason_locked(node));
+    }
+  }
+  if (impl_->stopped) return make_error(Code::kUnavailable, "cloudcore is shutting down");
+  if (!session->take_exec_slot()) {
+    ++impl_->stats.exec_streams_refused;
+    return impl_->exec_limit_error(node);
+  }
+  auto state = std::make_shared<LogStream::State>();
+  state->callbacks = std::move(callbacks);
+  state->session = session;
+  state->conn = session->connection();
+  state->conn->post(
+      [state, session, request = std::move(request)] { session->open_exec(state, request); });
+  return std::make_unique<LogStream>(state);
+}
+
+void LogStream::send_input(std::string data, bool eof, std::function<void()> sent) {
+  if (!state_->conn) {
+    if (sent) sent();
+    return;
+  }
+  PendingInput in;
+  in.data = std::move(data);
+  in.eof = eof;
+  in.sent = std::move(sent);
+  state_->conn->post([state = state_, in = std::move(in)]() mutable {
+    if (auto session = state->session.lock()) {
+      session->input(state, std::move(in));
+    } else if (in.sent) {
+      in.sent();
+    }
+  });
+}
+
+void LogStream::resize(uint32_t width, uint32_t height) {
+  if (!state_->conn) return;
+  PendingInput in;
+  in.resize = true;
+  in.width = width;
+  in.height = height;
+  state_->conn->post([state = state_, in = std::move(in)]() mutable {
+    if (auto session = state->session.lock()) session->input(state, std::move(in));
+  });
 }
 
 LogStream::~LogStream() {
@@ -779,6 +1050,12 @@ void LogStream::consumed(size_t bytes) {
   state_->conn->post([state = state_, bytes] {
     if (auto session = state->session.lock()) session->grant_log(state, bytes);
   });
+}
+
+void Hub::clear_unreachable(const std::string& node) {
+  if (impl_->stopped) return;
+  std::lock_guard lock(impl_->mu);  // ordered with the sweep's marks, as attach() is
+  if (impl_->writer) impl_->writer->set_unreachable(node, false);
 }
 
 void Hub::stop() {

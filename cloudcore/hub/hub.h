@@ -37,6 +37,10 @@ struct HubOptions {
   // Bytes of log output a node may send on one stream before the reader has taken them: the most
   // the cloud holds per log stream (re-granted as the reader drains).
   uint32_t log_stream_window = 64 << 10;
+  // kubectl exec / attach: sessions open at once per node (more: kResourceExhausted, a 429), and
+  // the output window of each (as log_stream_window).
+  int max_exec_streams_per_node = 8;
+  uint32_t exec_stream_window = 64 << 10;
   // Certificate rotation: signs a new certificate for `node` (the node of the TLS session, never
   // a name from the frame) from the CSR of a CertificateRequest. Unset: requests are answered
   // with an error. Called on the session's thread; must be thread-safe.
@@ -53,6 +57,27 @@ struct HubOptions {
   // the writer's queue.
   common::Histogram status_propagation;
   common::Gauge status_queued;
+  common::Counter status_store_retries;  // rounds written again after the store was unavailable
+  common::Gauge status_held;             // batches held unacknowledged while it is
+  // The store unavailable (etcd down): the status writer holds the batches unacknowledged and
+  // writes them again with this back-off (status_writer.h); the sessions stay open.
+  std::chrono::milliseconds status_retry_initial{100};
+  std::chrono::milliseconds status_retry_max{2000};
+  // Per node: status batches (and their bytes) received and not yet acknowledged. The reference
+  // edge keeps at most 4 batches of at most 64 KiB in flight; a node past either bound has its
+  // connection closed (it sends them again on the next).
+  size_t max_status_batches_pending = 32;
+  size_t max_status_bytes_pending = 8 << 20;
+  // Several replicas (cloudcore/controllers/node_ownership.h): called when a session of `node`
+  // attaches to this hub (held = true) and when that session ends (false), in that order per
+  // node, with the hub's lock held: it must only queue.
+  std::function<void(const std::string& node, bool held)> on_node_session;
+  // false: this hub never marks silent nodes Ready=Unknown; the leader's NodeLifecycle does,
+  // from the ownership records of every replica.
+  bool mark_unreachable = true;
+  // Gets the nodes' ImagePullReports (cloudcore/controllers/imagepull), with the node of the TLS
+  // session. Called on the session's thread; must be quick and thread-safe. Unset: dropped.
+  std::function<void(const std::string& node, const v1::ImagePullReport&)> on_image_pull_report;
 };
 
 struct HubStats {
@@ -74,10 +99,15 @@ struct HubStats {
   std::atomic<int64_t> log_streams_open{0};
   std::atomic<uint64_t> log_stream_bytes{0};     // log output received from nodes
   std::atomic<uint64_t> log_streams_offline{0};  // refused at once: the node is not connected
+  std::atomic<uint64_t> exec_streams_opened{0};  // exec/attach StreamOpen sent to a node
+  std::atomic<int64_t> exec_streams_open{0};
+  std::atomic<uint64_t> exec_streams_refused{0};  // offline node or too many sessions
   std::atomic<uint64_t> certificates_renewed{0};
   std::atomic<uint64_t> certificate_requests_refused{0};  // answered with an error
   std::atomic<uint64_t> refused_expired{0};      // expired node certificates (TLS or upgrade)
   std::atomic<uint64_t> refused_certificate{0};  // other client certificates failing TLS verify
+  std::atomic<uint64_t> image_pull_requests{0};  // ImagePullRequests sent to nodes
+  std::atomic<uint64_t> image_pull_reports{0};   // ImagePullReports received
 };
 
 // What a log stream reports, on the node session's thread, one call at a time.
@@ -89,6 +119,10 @@ struct LogStreamCallbacks {
   // Exactly once, last: an empty error is a normal end; otherwise an HTTP-like code (404: no such
   // container, 503: the node's connection was lost, ...).
   std::function<void(std::string error, uint32_t code)> on_close;
+  // Exec/attach streams: output with its channel (1 stdout, 2 stderr) instead of on_data, and the
+  // process's exit code, right before a normal on_close.
+  std::function<void(uint32_t channel, std::string data)> on_output;
+  std::function<void(int exit_code)> on_exit;
 };
 
 // One open log stream. Destroying it closes the stream (StreamClose to the node if it is still
@@ -104,6 +138,12 @@ class [[nodiscard]] LogStream {
   // `bytes` of data delivered by on_data have been passed on: the node may send that much more.
   // Thread-safe.
   void consumed(size_t bytes);
+  // Exec/attach streams: stdin bytes for the process (`eof`: stdin ends after them). They go to
+  // the node within the window it grants; `sent` runs (on the session's thread) once they went,
+  // so that the caller reads more only then. Thread-safe.
+  void send_input(std::string data, bool eof, std::function<void()> sent);
+  // Exec/attach with a terminal: its new size. Thread-safe.
+  void resize(uint32_t width, uint32_t height);
 
  private:
   std::shared_ptr<State> state_;
@@ -130,6 +170,20 @@ class Hub {
   common::Result<std::unique_ptr<LogStream>> open_log_stream(const std::string& node,
                                                              v1::LogRequest request,
                                                              LogStreamCallbacks callbacks);
+  // Opens an exec or attach stream (`kubectl exec`, `kubectl attach`) to a connected node:
+  // kUnavailable at once as open_log_stream, kResourceExhausted when the node has
+  // max_exec_streams_per_node open. Thread-safe.
+  common::Result<std::unique_ptr<LogStream>> open_exec_stream(const std::string& node,
+                                                              v1::ExecRequest request,
+                                                              LogStreamCallbacks callbacks);
+  // What open_exec_stream would answer now, without opening anything.
+  common::Status exec_available(const std::string& node) const;
+  // Clears a Ready=Unknown mark of `node` if its stored status has one (queued on the status
+  // writer; nothing is written otherwise). Thread-safe.
+  void clear_unreachable(const std::string& node);
+  // Queues an ImagePullRequest on a connected node's tunnel; false when it is not connected.
+  // Thread-safe.
+  bool send_image_pull(const std::string& node, v1::ImagePullRequest request);
   // Stops accepting, closes every session, finishes pending status writes.
   void stop();
 

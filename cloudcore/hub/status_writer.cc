@@ -7,8 +7,11 @@
 #include <chrono>
 #include <map>
 #include <optional>
+#include <random>
+#include <set>
 
 #include "cloudcore/registry/keys.h"
+#include "common/base/parse.h"
 
 namespace gantry::cloud {
 namespace {
@@ -23,12 +26,10 @@ std::string encode_sequence(uint64_t seq) {
   return std::to_string(seq);
 }
 
+// A stored sequence that is not all digits (never written so) reads as 0, as before; stoull took
+// " 12", "-1" (as 2^64-1) and "12abc".
 uint64_t decode_sequence(const std::string& text) {
-  try {
-    return std::stoull(text);
-  } catch (...) {
-    return 0;
-  }
+  return common::parse_uint64(text).value_or(0);
 }
 
 // The node's Ready condition as the API shows it: "True", "False", "Unknown" (silent, or no
@@ -47,12 +48,14 @@ std::string effective_ready(const std::optional<v1::StoredStatus>& st) {
 }  // namespace
 
 StatusWriter::StatusWriter(Store& store, const Registry& registry, common::Clock& clock,
-                           controllers::EventSink events, StatusWriterMetrics metrics)
+                           controllers::EventSink events, StatusWriterMetrics metrics,
+                           StatusWriterOptions options)
     : store_(store),
       registry_(registry),
       clock_(clock),
       events_(std::move(events)),
       metrics_(std::move(metrics)),
+      options_(options),
       thread_([this] { run(); }) {}
 
 std::string StatusWriter::node_uid(const std::string& node) const {
@@ -72,10 +75,12 @@ StatusWriter::~StatusWriter() {
   thread_.join();
 }
 
-void StatusWriter::submit(std::string node, v1::StatusDelta delta, Done done) {
+void StatusWriter::submit(std::string node, v1::StatusDelta delta, Done done,
+                          std::function<bool()> wanted) {
   {
     std::lock_guard lock(mu_);
-    queue_.push_back(Job{std::move(node), false, false, std::move(delta), std::move(done)});
+    queue_.push_back(
+        Job{std::move(node), false, false, std::move(delta), std::move(done), std::move(wanted)});
     metrics_.queued.set(double(queue_.size()));
   }
   cv_.notify_one();
@@ -84,7 +89,7 @@ void StatusWriter::submit(std::string node, v1::StatusDelta delta, Done done) {
 void StatusWriter::set_unreachable(std::string node, bool unreachable) {
   {
     std::lock_guard lock(mu_);
-    queue_.push_back(Job{std::move(node), true, unreachable, {}, nullptr});
+    queue_.push_back(Job{std::move(node), true, unreachable, {}, nullptr, nullptr});
     metrics_.queued.set(double(queue_.size()));
   }
   cv_.notify_one();
@@ -99,36 +104,128 @@ uint64_t StatusWriter::stored_sequence(const std::string& node) {
   return kv.ok() && kv->has_value() ? decode_sequence((*kv)->value) : 0;
 }
 
+Result<uint64_t> StatusWriter::load_sequence(const std::string& node, bool fresh) {
+  if (!fresh) {
+    std::lock_guard lock(mu_);
+    if (auto it = sequences_.find(node); it != sequences_.end()) return it->second;
+  }
+  auto kv = store_.get(keys::hub_sequence_key(node));
+  if (!kv.ok()) return kv.status();
+  return kv->has_value() ? decode_sequence((*kv)->value) : 0;
+}
+
 StatusWriter::Stats StatusWriter::stats() const {
   std::lock_guard lock(mu_);
   return stats_;
 }
 
 void StatusWriter::run() {
-  std::deque<Job> jobs;
+  std::deque<Job> jobs;  // the round; a held one stays here between tries
+  bool retry = false;
+  auto delay = options_.retry_initial;
+  std::mt19937_64 rng(std::random_device{}());
+  std::chrono::steady_clock::time_point outage_since{};
+  uint64_t outage_retries = 0;
   while (true) {
+    bool stopping = false;
     {
       std::unique_lock lock(mu_);
-      cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-      if (queue_.empty() && stopping_) return;
+      if (jobs.empty()) cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (jobs.empty() && queue_.empty() && stopping_) return;
       while (!queue_.empty() && jobs.size() < kMaxJobsPerCommit) {
         jobs.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
       metrics_.queued.set(double(queue_.size()));
+      stopping = stopping_;
     }
-    process(jobs);
-    jobs.clear();
+    if (retry) {
+      // Batches whose session ended meanwhile: the edge sends them again on its next connection.
+      std::erase_if(jobs, [](const Job& j) { return j.wanted && !j.wanted(); });
+      if (jobs.empty()) {
+        // Nothing left to hold; the next failure is a new outage (and logged).
+        metrics_.held.set(0);
+        retry = false;
+        delay = options_.retry_initial;
+        std::lock_guard lock(mu_);
+        stats_.holding = false;
+        continue;
+      }
+    }
+    if (process(jobs, /*hold=*/!stopping, retry)) {
+      if (retry) {
+        const double held_s =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - outage_since).count();
+        if (last_error_.ok())
+          spdlog::info(
+              "hub: the store is back after {:.1f} s: the held status batches are stored and "
+              "acknowledged ({} retries)",
+              held_s, outage_retries);
+        else
+          spdlog::warn("hub: gave up on the held status batches after {:.1f} s: {}", held_s,
+                       last_error_.to_string());
+        std::lock_guard lock(mu_);
+        stats_.holding = false;
+      }
+      metrics_.held.set(0);
+      jobs.clear();
+      retry = false;
+      delay = options_.retry_initial;
+      continue;
+    }
+    // Held: nothing was acknowledged. Logged once per outage, not per node or per try.
+    size_t batches = 0;
+    std::set<std::string> nodes;
+    for (const auto& j : jobs)
+      if (!j.liveness) {
+        ++batches;
+        nodes.insert(j.node);
+      }
+    metrics_.held.set(double(batches));
+    if (!retry) {
+      outage_since = std::chrono::steady_clock::now();
+      outage_retries = 0;
+      spdlog::warn(
+          "hub: the store is unavailable ({}); holding {} status batches of {} nodes "
+          "unacknowledged (the tunnels stay up, the edges keep them) and writing them again "
+          "with back-off up to {} ms",
+          last_error_.to_string(), batches, nodes.size(), options_.retry_max.count());
+      std::lock_guard lock(mu_);
+      ++stats_.store_outages;
+      stats_.holding = true;
+    }
+    retry = true;
+    // Full jitter over the upper half: [delay/2, delay].
+    const auto half = std::max<int64_t>(1, delay.count() / 2);
+    const auto wait =
+        std::chrono::milliseconds(half + int64_t(rng() % uint64_t(delay.count() - half + 1)));
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait_for(lock, wait, [&] { return stopping_; });
+      ++stats_.store_retries;
+    }
+    metrics_.store_retries.inc();
+    ++outage_retries;
+    delay = std::min(delay * 2, options_.retry_max);
   }
 }
 
-void StatusWriter::process(std::deque<Job>& jobs) {
+bool StatusWriter::process(std::deque<Job>& jobs, bool hold, bool retry) {
   // Everything written in this round, on top of the store: later jobs read earlier ones.
   std::map<std::string, std::optional<std::string>> overlay;
+  // The first read that failed: nothing of the round is written or acknowledged (a plan made
+  // on a failed read would take a stored status or sequence for absent). Later reads of the
+  // round do not go to the store.
+  Status read_error;
   auto read = [&](const std::string& key) -> std::optional<std::string> {
     if (auto it = overlay.find(key); it != overlay.end()) return it->second;
+    if (!read_error.ok()) return std::nullopt;
     auto kv = store_.get(key);
-    if (!kv.ok() || !kv->has_value()) return std::nullopt;
+    if (!kv.ok()) {
+      read_error = kv.status();
+      return std::nullopt;
+    }
+    if (!kv->has_value()) return std::nullopt;
     return (*kv)->value;
   };
   StatusLookup lookup = [&](const std::string& key) -> std::optional<v1::StoredStatus> {
@@ -161,8 +258,16 @@ void StatusWriter::process(std::deque<Job>& jobs) {
       overlay[status_key] = next.SerializeAsString();
       continue;
     }
-    uint64_t stored_seq =
-        new_sequences.count(job.node) ? new_sequences[job.node] : stored_sequence(job.node);
+    uint64_t stored_seq = 0;
+    if (new_sequences.count(job.node)) {
+      stored_seq = new_sequences[job.node];
+    } else if (read_error.ok()) {
+      auto seq = load_sequence(job.node, /*fresh=*/retry);
+      if (seq.ok())
+        stored_seq = *seq;
+      else
+        read_error = seq.status();
+    }
     plans[i] = plan_status_delta(job.node, job.delta, stored_seq, registry_, lookup, now_ms);
     const UpstreamPlan& plan = plans[i];
     if (!plan.violation.ok() || plan.duplicate) continue;
@@ -182,14 +287,19 @@ void StatusWriter::process(std::deque<Job>& jobs) {
 
   std::vector<Op> ops;
   for (auto& [key, value] : overlay) {
+    if (!read_error.ok()) break;
     if (value) {
       ops.push_back(Op::put(key, std::move(*value)));
     } else {
       auto existing = store_.get(key);
-      if (existing.ok() && existing->has_value()) ops.push_back(Op::remove(key));
+      if (!existing.ok())
+        read_error = existing.status();
+      else if (existing->has_value())
+        ops.push_back(Op::remove(key));
     }
   }
-  Status commit_error;
+  Status commit_error = read_error;
+  if (!read_error.ok()) ops.clear();
   if (!ops.empty()) {
     // One txn, or several within the store's limits (etcd): then the sequences go last, so a
     // failure between txns leaves statuses without their sequence (the edge sends them again),
@@ -201,12 +311,21 @@ void StatusWriter::process(std::deque<Job>& jobs) {
       auto result = store_.txn(std::move(part));
       if (!result.ok()) {
         commit_error = result.status();
-        spdlog::error("hub: writing {} status batches failed: {}", batches,
-                      commit_error.to_string());
         break;
       }
     }
   }
+  const bool unavailable =
+      commit_error.code() == Code::kUnavailable || commit_error.code() == Code::kDeadlineExceeded;
+  if (!commit_error.ok() && unavailable && hold) {
+    // Held: no ack, no event, no metric; the caller writes the round again (planned anew: a
+    // part of a split round may have landed, and its statuses are read back then).
+    last_error_ = commit_error;
+    return false;
+  }
+  last_error_ = commit_error;
+  if (!commit_error.ok())
+    spdlog::error("hub: writing {} status batches failed: {}", batches, commit_error.to_string());
   if (commit_error.ok()) {
     std::lock_guard lock(mu_);
     for (const auto& [node, seq] : new_sequences) sequences_[node] = seq;
@@ -233,6 +352,7 @@ void StatusWriter::process(std::deque<Job>& jobs) {
   if (commit_error.ok() && events_) record_events(jobs, plans, ready_before, after);
   for (size_t i = 0; i < jobs.size(); ++i)
     if (jobs[i].done) jobs[i].done(plans[i], commit_error);
+  return true;
 }
 
 void StatusWriter::record_events(const std::deque<Job>& jobs,

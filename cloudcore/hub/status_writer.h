@@ -3,6 +3,7 @@
 // batches cost one fsync per round and no two writes of one status race.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -27,6 +28,19 @@ struct StatusWriterMetrics {
   // and the link are not in it.
   common::Histogram propagation;
   common::Gauge queued;  // jobs (batches and liveness marks) waiting for the writer
+  // Rounds written again after the store was unavailable (etcd down: kUnavailable).
+  common::Counter store_retries;
+  // Status batches held (not acknowledged) while the store is unavailable.
+  common::Gauge held;
+};
+
+// A round the store refused with kUnavailable (etcd unreachable) is held and written again, in
+// order, after a jittered back-off doubling from `retry_initial` up to `retry_max`: the batches
+// are acknowledged only once durable, and the edges keep them unacknowledged meanwhile (their
+// window bounds what each node has in flight). Other store errors fail the round at once.
+struct StatusWriterOptions {
+  std::chrono::milliseconds retry_initial{100};
+  std::chrono::milliseconds retry_max{5000};
 };
 
 class StatusWriter {
@@ -35,15 +49,23 @@ class StatusWriter {
   // Ready=Unknown when a node goes silent) and the events the edges send with their batches,
   // once the batch is durable.
   StatusWriter(Store& store, const Registry& registry, common::Clock& clock,
-               controllers::EventSink events = {}, StatusWriterMetrics metrics = {});
-  ~StatusWriter();  // finishes queued work, then stops
+               controllers::EventSink events = {}, StatusWriterMetrics metrics = {},
+               StatusWriterOptions options = {});
+  // Finishes queued work, then stops. A round held for an unavailable store is tried once more;
+  // if that fails too its batches complete with the error (the edges send them again).
+  ~StatusWriter();
   StatusWriter(const StatusWriter&) = delete;
   StatusWriter& operator=(const StatusWriter&) = delete;
 
   // Applies one batch from `node`. `done` runs on the writer thread once the batch is durable
-  // (plan.violation set: nothing written; commit_error set: the store failed).
+  // (plan.violation set: nothing written; commit_error set: the store failed with an error that
+  // is not kUnavailable, or it was still unavailable when the writer stopped). While the store is
+  // unavailable `done` is not called: the batch is held and written when the store is back.
+  // `wanted` (optional) is asked before a held batch is written again: false (its session is
+  // gone; the edge will send it again on its next connection) drops it without `done`.
   using Done = std::function<void(const UpstreamPlan& plan, const Status& commit_error)>;
-  void submit(std::string node, v1::StatusDelta delta, Done done);
+  void submit(std::string node, v1::StatusDelta delta, Done done,
+              std::function<bool()> wanted = {});
 
   // Marks the node's Ready condition Unknown (unreachable) or clears the mark.
   void set_unreachable(std::string node, bool unreachable);
@@ -58,6 +80,9 @@ class StatusWriter {
     uint64_t resyncs = 0;
     uint64_t edge_events = 0;          // events from edges passed to the recorder
     uint64_t edge_events_refused = 0;  // about objects the node does not own
+    uint64_t store_retries = 0;        // rounds written again after kUnavailable
+    uint64_t store_outages = 0;        // times the store became unavailable to the writer
+    bool holding = false;              // a round is held now, waiting for the store
   };
   Stats stats() const;
 
@@ -68,10 +93,17 @@ class StatusWriter {
     bool unreachable = false;
     v1::StatusDelta delta;
     Done done;
+    std::function<bool()> wanted;
     std::chrono::steady_clock::time_point received = std::chrono::steady_clock::now();
   };
   void run();
-  void process(std::deque<Job>& jobs);
+  // Writes one round. false: the store was unavailable and `hold` was set; nothing was
+  // acknowledged (no `done` ran) and the jobs are intact, to be written again.
+  // `retry`: the round was held before; the nodes' sequences are read from the store, not the
+  // cache (another replica may have written meanwhile).
+  bool process(std::deque<Job>& jobs, bool hold, bool retry);
+  // The node's stored sequence: the cache (unless `fresh`), else the store (an error: the read's).
+  Result<uint64_t> load_sequence(const std::string& node, bool fresh);
   using NodeStatuses = std::map<std::string, std::optional<v1::StoredStatus>>;
   void record_events(const std::deque<Job>& jobs, const std::vector<UpstreamPlan>& plans,
                      const std::map<std::string, std::string>& ready_before,
@@ -84,11 +116,13 @@ class StatusWriter {
   common::Clock& clock_;
   controllers::EventSink events_;
   StatusWriterMetrics metrics_;
+  StatusWriterOptions options_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Job> queue_;
   bool stopping_ = false;
   std::unordered_map<std::string, uint64_t> sequences_;  // writer thread (and mu_ for reads)
+  Status last_error_;  // writer thread: why the last held round was held
   Stats stats_;
   std::thread thread_;
 };

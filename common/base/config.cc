@@ -357,6 +357,12 @@ bool ConfigNode::read(std::string_view key, std::vector<std::string>* out) {
   const YAML::Node node = impl_->current;
   out->clear();
   if (node.IsNull()) return true;
+  if (node.IsScalar()) {  // one string stands for a list of one
+    std::string item;
+    if (!scalar_of(*impl_, std::string(key), node, "a string", &item)) return false;
+    out->push_back(std::move(item));
+    return true;
+  }
   if (!node.IsSequence()) {
     impl_->error(key, fmt::format("expected a list of strings, got {}", kind_of(node)));
     return false;

@@ -251,4 +251,26 @@ Result<json> parse_yaml_as_json(std::string_view text, const JsonLimits& limits)
   return converter.convert(root, 0);
 }
 
+const nlohmann::json* json_at(const nlohmann::json& obj, std::initializer_list<const char*> path) {
+  const nlohmann::json* cur = &obj;
+  for (const char* key : path) {
+    if (!cur->is_object()) return nullptr;
+    auto it = cur->find(key);
+    if (it == cur->end()) return nullptr;
+    cur = &*it;
+  }
+  return cur;
+}
+
+std::string json_string_at(const nlohmann::json& obj, std::initializer_list<const char*> path) {
+  const nlohmann::json* v = json_at(obj, path);
+  return v && v->is_string() ? v->get<std::string>() : std::string();
+}
+
+int64_t json_int_at(const nlohmann::json& obj, std::initializer_list<const char*> path,
+                    int64_t fallback) {
+  const nlohmann::json* v = json_at(obj, path);
+  return v && v->is_number_integer() ? v->get<int64_t>() : fallback;
+}
+
 }  // namespace gantry::common

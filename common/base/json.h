@@ -8,7 +8,10 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <initializer_list>
 #include <nlohmann/json.hpp>
+#include <string>
 #include <string_view>
 
 #include "common/base/status.h"
@@ -43,5 +46,12 @@ Result<nlohmann::json> parse_json(std::string_view text, const JsonLimits& limit
 // / integer / float / string by the YAML 1.2 core schema, quoted scalars strings. Bounded like
 // parse_json, plus `max_yaml_values` for alias expansion.
 Result<nlohmann::json> parse_yaml_as_json(std::string_view text, const JsonLimits& limits = {});
+
+// Reading decoded objects: the value at `path` (object keys, outermost first), or nullptr / the
+// fallback when a step is missing, is not an object, or the value has another type.
+const nlohmann::json* json_at(const nlohmann::json& obj, std::initializer_list<const char*> path);
+std::string json_string_at(const nlohmann::json& obj, std::initializer_list<const char*> path);
+int64_t json_int_at(const nlohmann::json& obj, std::initializer_list<const char*> path,
+                    int64_t fallback = 0);
 
 }  // namespace gantry::common

@@ -9,6 +9,8 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
 #include <deque>
 #include <mutex>
 #include <unordered_map>
@@ -19,6 +21,7 @@ namespace {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
+namespace websocket = beast::websocket;
 namespace ssl = asio::ssl;
 using tcp = asio::ip::tcp;
 using boost::system::error_code;
@@ -86,6 +89,7 @@ struct HttpServer::State : std::enable_shared_from_this<HttpServer::State> {
 };
 
 class StreamImpl;
+class UpgradedWebSocket;
 
 // One HTTPS connection: TLS handshake, then requests one at a time on the session's strand.
 class HttpSession : public std::enable_shared_from_this<HttpSession> {
@@ -93,7 +97,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   HttpSession(std::shared_ptr<HttpServer::State> server, tcp::socket socket)
       : server_(std::move(server)),
         tls_(server_->tls),
-        stream_(std::move(socket), tls_->native()) {}
+        stream_(std::move(socket), tls_->native()),
+        executor_(stream_.get_executor()) {}
 
   ~HttpSession() {
     std::lock_guard lock(server_->mu);
@@ -105,10 +110,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   }
 
   // From any thread.
-  void shutdown() {
-    asio::post(stream_.get_executor(),
-               [self = shared_from_this()] { self->abort("server stopping"); });
-  }
+  void shutdown();
 
   // --- used by StreamImpl, on the strand ---
   void pump_stream();
@@ -181,7 +183,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     tcp_layer().expires_never();
     server_->stats.requests++;
 
-    auto& message = parser_->get();
+    http::request<http::string_body> message = parser_->release();
     keep_alive_ = message.keep_alive();
     version_ = message.version();
     Request request;
@@ -220,8 +222,15 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     }
     if (request.taken_stream) return;  // the stream owns the rest of this connection
     if (request.deferred) return;      // answered later (DeferredImpl)
+    if (request.upgrade_handler) {
+      return become_websocket(std::move(message), std::move(request.upgrade_subprotocol),
+                              std::move(request.upgrade_handler));
+    }
     write_response(std::move(response), keep_alive_);
   }
+
+  void become_websocket(http::request<http::string_body> message, std::string subprotocol,
+                        std::unique_ptr<WsHandler> handler);
 
   void write_response(Response response, bool keep_alive) {
     response_.emplace(static_cast<http::status>(response.status), version_);
@@ -278,6 +287,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   std::shared_ptr<HttpServer::State> server_;
   std::shared_ptr<TlsContext> tls_;
   beast::ssl_stream<beast::tcp_stream> stream_;
+  asio::any_io_executor executor_;  // stream_'s, kept: stream_ moves to a WebSocket
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::optional<http::response<http::string_body>> response_;
@@ -299,9 +309,185 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 
   size_t stream_wire_payload_ = 0;  // body bytes in stream_wire_
 
+  std::weak_ptr<UpgradedWebSocket> websocket_;  // after an upgrade
+
   friend class StreamImpl;
   friend class DeferredImpl;
 };
+
+// A connection upgraded to a WebSocket by its handler (Request::upgrade_websocket): binary
+// messages, one write in flight, Beast's idle pings.
+class UpgradedWebSocket : public WsConnection,
+                          public std::enable_shared_from_this<UpgradedWebSocket> {
+ public:
+  static constexpr size_t kMaxMessage = 1 << 20;
+  static constexpr size_t kMaxQueued = 8 << 20;
+
+  UpgradedWebSocket(beast::ssl_stream<beast::tcp_stream>&& stream, PeerInfo peer,
+                    std::unique_ptr<WsHandler> handler, std::shared_ptr<HttpSession> owner)
+      : ws_(std::move(stream)),
+        peer_(std::move(peer)),
+        handler_(std::move(handler)),
+        owner_(std::move(owner)) {}
+
+  void run(http::request<http::string_body> request, std::string subprotocol) {
+    beast::get_lowest_layer(ws_).expires_never();
+    websocket::stream_base::timeout timeouts;
+    timeouts.handshake_timeout = std::chrono::seconds(10);
+    timeouts.idle_timeout = std::chrono::seconds(60);
+    timeouts.keep_alive_pings = true;
+    ws_.set_option(timeouts);
+    ws_.set_option(
+        websocket::stream_base::decorator([subprotocol](websocket::response_type& response) {
+          response.set(http::field::server, kServerName);
+          if (!subprotocol.empty()) response.set(http::field::sec_websocket_protocol, subprotocol);
+        }));
+    ws_.binary(true);
+    ws_.read_message_max(kMaxMessage);
+    ws_.async_accept(request, [self = shared_from_this()](error_code ec) {
+      if (ec) return self->finish("upgrade failed: " + ec.message());
+      self->open_ = true;
+      self->handler_->on_open(self);
+      self->do_read();
+      self->flush();
+    });
+  }
+
+  void send(std::string message) override {
+    asio::post(ws_.get_executor(), [self = shared_from_this(), m = std::move(message)]() mutable {
+      if (self->done_ || self->closing_) return;
+      self->queued_ += m.size();
+      if (self->queued_ > kMaxQueued) return self->abort("send queue full");
+      self->out_.push_back(std::move(m));
+      self->flush();
+    });
+  }
+
+  void close(std::string reason) override {
+    asio::post(ws_.get_executor(), [self = shared_from_this(), r = std::move(reason)]() mutable {
+      if (self->done_ || self->closing_) return;
+      self->closing_ = true;
+      self->close_reason_ = r.substr(0, 123);
+      self->flush();
+    });
+  }
+
+  const PeerInfo& peer() const override { return peer_; }
+  void post(std::function<void()> fn) override { asio::post(ws_.get_executor(), std::move(fn)); }
+  uint64_t bytes_sent() const override { return 0; }
+  uint64_t bytes_received() const override { return 0; }
+  bool is_open() const override { return open_ && !done_; }
+  void pause_reading(bool paused) override {
+    asio::post(ws_.get_executor(), [self = shared_from_this(), paused] {
+      self->paused_ = paused;
+      if (!paused && self->open_ && !self->reading_ && !self->done_) self->do_read();
+    });
+  }
+
+ private:
+  void do_read() {
+    if (paused_ || reading_) return;
+    reading_ = true;
+    ws_.async_read(in_, [self = shared_from_this()](error_code ec, size_t) {
+      self->reading_ = false;
+      if (self->done_) return;
+      if (ec) {
+        const auto& reason = self->ws_.reason().reason;
+        std::string why = ec == websocket::error::closed ? std::string(reason.data(), reason.size())
+                                                         : ec.message();
+        return self->finish(why);
+      }
+      auto data = self->in_.cdata();
+      self->handler_->on_message(
+          std::string_view(static_cast<const char*>(data.data()), data.size()));
+      self->in_.consume(self->in_.size());
+      if (!self->done_) self->do_read();
+    });
+  }
+
+  void flush() {
+    if (!open_ || writing_ || done_) return;
+    if (out_.empty()) {
+      if (closing_ && !close_sent_) {
+        close_sent_ = true;
+        writing_ = true;
+        ws_.async_close(websocket::close_reason(websocket::close_code::normal, close_reason_),
+                        [self = shared_from_this()](error_code) {
+                          self->writing_ = false;
+                          self->finish(self->close_reason_);
+                        });
+      }
+      return;
+    }
+    writing_ = true;
+    ws_.async_write(asio::buffer(out_.front()), [self = shared_from_this()](error_code ec, size_t) {
+      self->writing_ = false;
+      if (self->done_) return;
+      if (ec) return self->finish(ec.message());
+      self->queued_ -= self->out_.front().size();
+      self->out_.pop_front();
+      self->flush();
+    });
+  }
+
+  void abort(std::string why) {
+    error_code ignored;
+    beast::get_lowest_layer(ws_).socket().shutdown(tcp::socket::shutdown_both, ignored);
+    beast::get_lowest_layer(ws_).close();
+    finish(std::move(why));
+  }
+
+  void finish(std::string why) {
+    if (done_) return;
+    done_ = true;
+    out_.clear();
+    if (open_ && handler_) handler_->on_close(why);
+    handler_.reset();
+    if (!writing_) {
+      error_code ignored;
+      beast::get_lowest_layer(ws_).socket().shutdown(tcp::socket::shutdown_both, ignored);
+      beast::get_lowest_layer(ws_).close();
+    }
+    owner_.reset();
+  }
+
+  websocket::stream<beast::ssl_stream<beast::tcp_stream>> ws_;
+  PeerInfo peer_;
+  std::unique_ptr<WsHandler> handler_;
+  std::shared_ptr<HttpSession> owner_;  // for HttpServer::stop(), until the end
+  beast::flat_buffer in_;
+  std::deque<std::string> out_;
+  size_t queued_ = 0;
+  bool open_ = false;
+  bool writing_ = false;
+  bool reading_ = false;
+  bool paused_ = false;
+  bool closing_ = false;
+  bool close_sent_ = false;
+  bool done_ = false;
+  std::string close_reason_;
+
+  friend class HttpSession;
+};
+
+void HttpSession::shutdown() {
+  asio::post(executor_, [self = shared_from_this()] {
+    if (auto ws = self->websocket_.lock()) {
+      ws->abort("server stopping");
+      return;
+    }
+    self->abort("server stopping");
+  });
+}
+
+void HttpSession::become_websocket(http::request<http::string_body> message,
+                                   std::string subprotocol, std::unique_ptr<WsHandler> handler) {
+  closed_ = true;  // the stream belongs to the WebSocket from here
+  auto ws = std::make_shared<UpgradedWebSocket>(std::move(stream_), peer_, std::move(handler),
+                                                shared_from_this());
+  websocket_ = ws;
+  ws->run(std::move(message), std::move(subprotocol));
+}
 
 class StreamImpl : public ResponseStream {
  public:

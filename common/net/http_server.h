@@ -81,11 +81,21 @@ struct Request {
   // handler's return value is then ignored. Nothing is read from the connection meanwhile.
   std::shared_ptr<DeferredResponse> defer();
 
+  // A WebSocket upgrade (GET with Connection: Upgrade and Upgrade: websocket)?
+  bool is_websocket_upgrade() const;
+  // Takes over the connection as a WebSocket: answers 101 (with `subprotocol` as
+  // Sec-WebSocket-Protocol unless empty) once the handler returns, then runs `handler` on it as
+  // WsServer does (binary messages; pings keep it alive; closed at HttpServer::stop()). The
+  // handler's return value is then ignored. Only for is_websocket_upgrade() requests.
+  void upgrade_websocket(std::string subprotocol, std::unique_ptr<WsHandler> handler);
+
   // Set by the server.
   std::function<std::shared_ptr<ResponseStream>(int, HttpHeaders)> stream_factory;
   std::function<std::shared_ptr<DeferredResponse>()> defer_factory;
   std::shared_ptr<ResponseStream> taken_stream;
   bool deferred = false;
+  std::string upgrade_subprotocol;
+  std::unique_ptr<WsHandler> upgrade_handler;  // set: the connection becomes a WebSocket
 };
 
 struct Response {

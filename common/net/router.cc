@@ -79,6 +79,23 @@ std::shared_ptr<ResponseStream> Request::stream(int status, HttpHeaders headers)
   return taken_stream;
 }
 
+bool Request::is_websocket_upgrade() const {
+  auto has_token = [](std::optional<std::string> value, std::string_view token) {
+    if (!value) return false;
+    std::string v = *value;
+    for (auto& c : v) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return v.find(token) != std::string::npos;
+  };
+  return method == "GET" && has_token(header("Upgrade"), "websocket") &&
+         has_token(header("Connection"), "upgrade") && header("Sec-WebSocket-Key").has_value();
+}
+
+void Request::upgrade_websocket(std::string subprotocol, std::unique_ptr<WsHandler> handler) {
+  if (deferred || taken_stream || !is_websocket_upgrade()) return;
+  upgrade_subprotocol = std::move(subprotocol);
+  upgrade_handler = std::move(handler);
+}
+
 std::shared_ptr<DeferredResponse> Request::defer() {
   if (!defer_factory || deferred || taken_stream) return nullptr;
   deferred = true;

@@ -14,9 +14,11 @@
 #include <boost/beast/websocket/ssl.hpp>
 #include <cerrno>
 #include <deque>
+#include <limits>
 #include <mutex>
 #include <unordered_map>
 
+#include "common/base/parse.h"
 #include "common/net/lean_tls_stream.h"
 #include "common/net/tcp_info.h"
 
@@ -500,11 +502,12 @@ class WsSession : public WsConnection, public std::enable_shared_from_this<WsSes
       error.http_status = static_cast<int>(upgrade_response_.result_int());
       auto retry = upgrade_response_.find(http::field::retry_after);
       if (retry != upgrade_response_.end()) {
-        try {
-          error.retry_after_seconds = std::stoi(std::string(retry->value()));
-        } catch (...) {
-          error.retry_after_seconds = 0;  // an HTTP date or garbage: treat as absent
-        }
+        // Delta-seconds only (common/base/parse: digits, nothing else); an HTTP date, "12abc" or
+        // a negative number is treated as absent.
+        auto seconds =
+            common::parse_int64(std::string_view(retry->value().data(), retry->value().size()), 0,
+                                std::numeric_limits<int>::max());
+        error.retry_after_seconds = seconds.ok() ? static_cast<int>(*seconds) : 0;
       }
       error.body = upgrade_response_.body();
       error.message =
@@ -647,7 +650,8 @@ class WsSession : public WsConnection, public std::enable_shared_from_this<WsSes
     last_sent_ = Clock::now();
     queued_bytes_.fetch_sub(queue_.front().size());
     queue_.pop_front();
-    if (!queue_.empty() && phase_ == Phase::kOpen) return do_write();
+    // Closing with a drain: what was queued before close() still goes out, then the close.
+    if (!queue_.empty() && (phase_ == Phase::kOpen || close_after_drain_)) return do_write();
     if (phase_ == Phase::kClosing && close_after_drain_ && queue_.empty()) {
       close_after_drain_ = false;
       send_close();

@@ -46,6 +46,9 @@ class WsConnection {
   virtual uint64_t bytes_sent() const = 0;
   virtual uint64_t bytes_received() const = 0;
   virtual bool is_open() const = 0;
+  // Stops (true) or resumes reading messages: a handler's flow control. Pings still need reads,
+  // so keep pauses short of the idle timeout. Default: not supported (reads go on).
+  virtual void pause_reading(bool paused) { (void)paused; }
 };
 
 // The application side of one connection. Called on the connection's strand, one call at a time.

@@ -21,7 +21,10 @@ struct EdgeHub::Core : std::enable_shared_from_this<Core> {
         options(std::move(options)),
         clock(clock),
         sync(meta, tracker, sync_options()),
-        backoff(this->options.backoff, clock, random) {}
+        backoff(this->options.backoff, clock, random),
+        addresses(shuffled_addresses(this->options, random)) {
+    stats.cloudcore = address_text();
+  }
 
   common::EventLoop& loop;
   std::shared_ptr<common::TlsContext> tls;
@@ -47,6 +50,31 @@ struct EdgeHub::Core : std::enable_shared_from_this<Core> {
   bool events_timer_armed = false;
   std::chrono::steady_clock::time_point last_batch_at;
   EdgeHubStats stats;
+  // The cloudcore addresses in the order tried; `current` is the one in use (or tried next).
+  const std::vector<EdgeHubOptions::Address> addresses;
+  size_t current = 0;
+
+  static std::vector<EdgeHubOptions::Address> shuffled_addresses(const EdgeHubOptions& o,
+                                                                 common::Random& random) {
+    std::vector<EdgeHubOptions::Address> out = o.addresses;
+    if (out.empty()) out.push_back({o.host, o.port});
+    for (size_t i = out.size() - 1; i > 0; --i) std::swap(out[i], out[random.uniform(0, i)]);
+    return out;
+  }
+  const EdgeHubOptions::Address& address() const { return addresses[current]; }
+  std::string address_text() const {
+    const auto& a = address();
+    return a.host.find(':') != std::string::npos ? fmt::format("[{}]:{}", a.host, a.port)
+                                                 : fmt::format("{}:{}", a.host, a.port);
+  }
+  // After a failed attempt or a lost connection: the next address, if there are several.
+  void move_on_locked() {
+    if (addresses.size() < 2) return;
+    current = (current + 1) % addresses.size();
+    ++stats.address_changes;
+    stats.cloudcore = address_text();
+    spdlog::info("tunnel: trying cloudcore at {} next", stats.cloudcore);
+  }
 
   void connect();
   void on_connect_result(uint64_t id, const common::ConnectResult& result);
@@ -122,8 +150,11 @@ void EdgeHub::Core::connect() {
     }
   }
   common::WsClientOptions ws;
-  ws.host = options.host;
-  ws.port = options.port;
+  {
+    std::lock_guard lock(mu);
+    ws.host = address().host;
+    ws.port = address().port;
+  }
   ws.path = options.path;
   ws.max_message_bytes = options.max_message_bytes;
   ws.handshake_timeout = options.handshake_timeout;
@@ -147,8 +178,9 @@ void EdgeHub::Core::on_connect_result(uint64_t id, const common::ConnectResult& 
       backoff.honour_retry_after(std::chrono::seconds(error.retry_after_seconds));
     }
   }
-  spdlog::warn("tunnel: connecting to {}:{} failed ({}): {}", options.host, options.port,
+  spdlog::warn("tunnel: connecting to {} failed ({}): {}", address_text(),
                common::connect_error_kind_name(error.kind), error.message);
+  move_on_locked();
   schedule_reconnect_locked();
 }
 
@@ -162,8 +194,8 @@ void EdgeHub::Core::on_open(uint64_t id, std::shared_ptr<common::WsConnection> c
   connected_at = clock.steady_now();
   backoff.on_connected();
   ++stats.connects;
-  spdlog::info("tunnel: connected to {}:{}{} (TLS session {})", options.host, options.port,
-               options.path, connection->peer().tls_resumed ? "resumed" : "new");
+  spdlog::info("tunnel: connected to {}{} (TLS session {})", address_text(), options.path,
+               connection->peer().tls_resumed ? "resumed" : "new");
   send_locked(sync.hello());
 }
 
@@ -201,10 +233,11 @@ void EdgeHub::Core::on_close(uint64_t id, std::string_view reason) {
   if (id != connection_id) return;
   if (connection) {
     auto up = std::chrono::duration_cast<std::chrono::seconds>(clock.steady_now() - connected_at);
-    spdlog::warn("tunnel: disconnected from {}:{} after {}s: {}", options.host, options.port,
-                 up.count(), reason.empty() ? "no reason given" : reason);
+    spdlog::warn("tunnel: disconnected from {} after {}s: {}", address_text(), up.count(),
+                 reason.empty() ? "no reason given" : reason);
     ++stats.disconnects;
     backoff.on_disconnected();
+    move_on_locked();
   }
   connection.reset();
   stats.connected = false;

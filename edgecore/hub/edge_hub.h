@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 // common/net/tls.h names SSL_SESSION without declaring it.
 #include <openssl/ssl.h>
@@ -25,6 +26,16 @@ namespace gantry::edge {
 struct EdgeHubOptions {
   std::string host;
   uint16_t port = 10000;
+  // Several cloudcore replicas: the tunnel addresses to use (empty: host and port above). The hub
+  // goes through them in a random order, starting at a random one: it stays on an address while
+  // it works and moves to the next after a failed attempt or a lost connection, with the usual
+  // jittered back-off in between. (A host name that resolves to several addresses is tried
+  // address by address by the connect itself.)
+  struct Address {
+    std::string host;
+    uint16_t port = 10000;
+  };
+  std::vector<Address> addresses;
   std::string path = "/v1/tunnel";
   std::chrono::milliseconds ping_interval{std::chrono::seconds(15)};
   std::chrono::milliseconds idle_timeout{std::chrono::seconds(40)};
@@ -64,6 +75,8 @@ struct EdgeHubStats {
   uint64_t certificates_renewed = 0;
   uint64_t certificate_failures = 0;  // refused, unanswered or unusable renewals
   bool connected = false;             // a Welcome arrived on the current connection
+  uint64_t address_changes = 0;       // moved on to another cloudcore address
+  std::string cloudcore;              // the address in use or tried next ("host:port")
 };
 
 class EdgeHub {

@@ -74,10 +74,15 @@ Result<std::vector<v1::Frame>> EdgeSync::on_frame(const v1::Frame& frame) {
       if (!options_.on_certificate) break;
       options_.on_certificate(frame.certificate_response());
       return std::vector<v1::Frame>{};
+    case v1::Frame::kImagePullRequest:
+      if (!options_.on_image_pull) break;
+      options_.on_image_pull(frame.image_pull_request());
+      return std::vector<v1::Frame>{};
     case v1::Frame::kHello:
     case v1::Frame::kObjectAck:
     case v1::Frame::kStatusDelta:
     case v1::Frame::kCertificateRequest:
+    case v1::Frame::kImagePullReport:
       return make_error(Code::kInvalidArgument, "the cloud sent an edge-to-cloud frame (field {})",
                         static_cast<int>(frame.msg_case()));
     case v1::Frame::MSG_NOT_SET:

@@ -35,6 +35,8 @@ struct EdgeSyncOptions {
   EventOutbox* events = nullptr;
   // Gets the cloud's CertificateResponse (certificate rotation). Unset: such frames are ignored.
   std::function<void(const v1::CertificateResponse&)> on_certificate;
+  // Gets the cloud's ImagePullRequests (edgecore/pods/image_puller). Unset: ignored.
+  std::function<void(const v1::ImagePullRequest&)> on_image_pull;
 };
 
 struct EdgeSyncCounters {

@@ -117,11 +117,14 @@ void StatusWrites::delete_outbox(const std::string& key) {
 Result<std::unique_ptr<MetaStore>> MetaStore::open(const std::filesystem::path& dir,
                                                    const MetaOptions& mo) {
   std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec)
-    return make_error(Code::kUnavailable, "meta: creating {}: {}", dir.string(), ec.message());
+  if (mo.env == nullptr) {
+    std::filesystem::create_directories(dir, ec);
+    if (ec)
+      return make_error(Code::kUnavailable, "meta: creating {}: {}", dir.string(), ec.message());
+  }
 
   rocksdb::DBOptions db_options;
+  if (mo.env != nullptr) db_options.env = mo.env;
   db_options.create_if_missing = true;
   db_options.create_missing_column_families = true;
   db_options.paranoid_checks = true;

@@ -26,6 +26,7 @@
 namespace rocksdb {
 class DB;
 class ColumnFamilyHandle;
+class Env;
 }  // namespace rocksdb
 
 namespace gantry::edge {
@@ -46,6 +47,9 @@ struct MetaOptions {
   size_t total_write_buffer_bytes = 4 << 20;  // across column families
   size_t block_cache_bytes = 2 << 20;
   uint64_t max_total_wal_bytes = 8 << 20;
+  // The file system RocksDB uses; null: the real one. Tests and fuzzers give an in-memory Env
+  // (rocksdb::NewMemEnv) or one that injects faults. Must outlive the store.
+  rocksdb::Env* env = nullptr;
 };
 
 // What an incremental batch did.

@@ -992,8 +992,8 @@ void PodManager::relist() {
   }
 }
 
-common::Result<ContainerLog> PodManager::locate_log(const std::string& ns, const std::string& pod,
-                                                    const std::string& container, bool previous) {
+common::Result<std::vector<ContainerInfo>> PodManager::container_attempts(
+    const std::string& ns, const std::string& pod, const std::string& container) {
   auto cached = meta_.get_object(v1::OBJECT_KIND_POD, ns, pod);
   if (!cached.ok()) return cached.status();
   if (!*cached) return make_error(Code::kNotFound, "pod {}/{} is not on this node", ns, pod);
@@ -1002,6 +1002,13 @@ common::Result<ContainerLog> PodManager::locate_log(const std::string& ns, const
   if (!list.ok()) return list.status();
   std::sort(list->begin(), list->end(),
             [](const auto& a, const auto& b) { return a.attempt > b.attempt; });
+  return list;
+}
+
+common::Result<ContainerLog> PodManager::locate_log(const std::string& ns, const std::string& pod,
+                                                    const std::string& container, bool previous) {
+  auto list = container_attempts(ns, pod, container);
+  if (!list.ok()) return list.status();
   size_t index = previous ? 1 : 0;
   if (list->size() <= index) {
     if (previous) {
@@ -1015,6 +1022,18 @@ common::Result<ContainerLog> PodManager::locate_log(const std::string& ns, const
   auto status = runtime_.container_status((*list)[index].id);
   if (!status.ok()) return status.status();
   return ContainerLog{status->log_path, status->info.state == ContainerState::kRunning};
+}
+
+common::Result<std::string> PodManager::running_container(const std::string& ns,
+                                                          const std::string& pod,
+                                                          const std::string& container) {
+  auto list = container_attempts(ns, pod, container);
+  if (!list.ok()) return list.status();
+  if (list->empty() || list->front().state != ContainerState::kRunning) {
+    return make_error(Code::kFailedPrecondition, "container \"{}\" in pod \"{}\" is not running",
+                      container, pod);
+  }
+  return list->front().id;
 }
 
 }  // namespace gantry::edge

@@ -100,9 +100,19 @@ class PodManager {
   common::Result<ContainerLog> locate_log(const std::string& ns, const std::string& pod,
                                           const std::string& container, bool previous);
 
+  // The ID of a running container of a cached pod (kubectl exec / attach). kNotFound for a pod
+  // or container that is not here, kFailedPrecondition "container \"x\" in pod \"p\" is not
+  // running" otherwise.
+  common::Result<std::string> running_container(const std::string& ns, const std::string& pod,
+                                                const std::string& container);
+
   struct Worker;
 
  private:
+  // The runtime's attempts of a container of a cached pod, newest first (kNotFound: no such pod).
+  common::Result<std::vector<ContainerInfo>> container_attempts(const std::string& ns,
+                                                                const std::string& pod,
+                                                                const std::string& container);
   void relist_loop();
   void relist();
   void on_cache_change(const ObjectChange& change);

@@ -297,6 +297,32 @@ Result<ContainerStatus> CriRuntime::container_status(const std::string& containe
   return status;
 }
 
+Result<std::string> CriRuntime::streaming_url(const StreamingRequest& r) {
+  if (r.attach) {
+    v1::AttachRequest request;
+    request.set_container_id(r.container_id);
+    request.set_stdin(r.stdin);
+    request.set_tty(r.tty);
+    request.set_stdout(r.stdout);
+    request.set_stderr(r.stderr && !r.tty);
+    v1::AttachResponse response;
+    GANTRY_RETURN_IF_ERROR(impl_->rt(&v1::RuntimeService::Stub::Attach, request, &response,
+                                     "Attach " + r.container_id));
+    return response.url();
+  }
+  v1::ExecRequest request;
+  request.set_container_id(r.container_id);
+  for (const auto& arg : r.command) request.add_cmd(arg);
+  request.set_stdin(r.stdin);
+  request.set_tty(r.tty);
+  request.set_stdout(r.stdout);
+  request.set_stderr(r.stderr && !r.tty);
+  v1::ExecResponse response;
+  GANTRY_RETURN_IF_ERROR(
+      impl_->rt(&v1::RuntimeService::Stub::Exec, request, &response, "Exec " + r.container_id));
+  return response.url();
+}
+
 // --- Images --------------------------------------------------------------------------------
 
 Result<std::optional<ImageInfo>> CriRuntime::image_status(const std::string& image) {

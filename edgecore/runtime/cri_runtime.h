@@ -59,6 +59,7 @@ class CriRuntime final : public Runtime {
   Status remove_container(const std::string& container_id) override;
   Result<std::vector<ContainerInfo>> list_containers(const ContainerFilter& filter = {}) override;
   Result<ContainerStatus> container_status(const std::string& container_id) override;
+  Result<std::string> streaming_url(const StreamingRequest& request) override;
 
   Result<std::optional<ImageInfo>> image_status(const std::string& image) override;
   Result<std::string> pull_image(const std::string& image) override;

@@ -205,6 +205,25 @@ class Runtime {
       const ContainerFilter& filter = {}) = 0;
   virtual Result<ContainerStatus> container_status(const std::string& container_id) = 0;
 
+  // --- Streaming (kubectl exec / attach) ---------------------------------------------------
+  // The URL of the runtime's streaming server for one exec (a new process running `command`)
+  // or, with `attach`, for the container's own process. The caller connects to it itself
+  // (edgecore/exec). Default: kUnimplemented (runtimes without a streaming server).
+  struct StreamingRequest {
+    std::string container_id;
+    std::vector<std::string> command;  // exec only
+    bool attach = false;
+    bool tty = false;
+    bool stdin = false;
+    bool stdout = true;
+    bool stderr = true;
+  };
+  virtual Result<std::string> streaming_url(const StreamingRequest& request) {
+    (void)request;
+    return common::make_error(common::Code::kUnimplemented,
+                              "this runtime serves no exec or attach");
+  }
+
   // --- Images ----------------------------------------------------------------------------
   // nullopt: not present on the node.
   virtual Result<std::optional<ImageInfo>> image_status(const std::string& image) = 0;

@@ -127,8 +127,55 @@ def text_seeds():
                                  "-----END CERTIFICATE REQUEST-----\n")
 
 
+def varint(v):
+    out = b""
+    while True:
+        b = v & 0x7F
+        v >>= 7
+        out += bytes([b | (0x80 if v else 0)])
+        if not v:
+            return out
+
+
+def pb_field(number, data):
+    data = data if isinstance(data, bytes) else data.encode()
+    return varint(number << 3 | 2) + varint(len(data)) + data
+
+
+def pb_varint(number, v):
+    return varint(number << 3) + varint(v)
+
+
+def protobuf_bodies():
+    """kubectl 1.33's create configmap|secret|namespace bodies; the first byte picks the kind
+    (0 ConfigMap, 1 Secret, 2 Namespace, 3 Pod: refused)."""
+    def envelope(kind, raw):
+        return b"k8s\0" + pb_field(1, pb_field(1, "v1") + pb_field(2, kind)) + pb_field(2, raw) + \
+            pb_field(3, "") + pb_field(4, "")
+
+    def meta(name, extra=b""):
+        return pb_field(1, name) + b"".join(pb_field(n, "") for n in range(2, 7)) + \
+            pb_varint(7, 0) + pb_field(8, "") + extra
+
+    def entry(k, v):
+        return pb_field(1, k) + pb_field(2, v)
+    labels = pb_field(11, entry("app", "web")) + pb_field(12, entry("note", "x"))
+    cm = pb_field(1, meta("c", labels)) + pb_field(2, entry("a", "b")) + \
+        pb_field(3, entry("bin", b"\x7f\x00E"))
+    write("fuzz_protobuf_body", "configmap", b"\x00" + envelope("ConfigMap", cm))
+    secret = pb_field(1, meta("s")) + pb_field(2, entry("a", "b")) + pb_field(3, "Opaque") + \
+        pb_field(4, entry("plain", "text")) + pb_varint(5, 0)
+    write("fuzz_protobuf_body", "secret", b"\x01" + envelope("Secret", secret))
+    owner = pb_field(13, pb_field(1, "v1") + pb_field(2, "ConfigMap") + pb_field(3, "c") +
+                     pb_field(4, "uid-1") + pb_varint(6, 1))
+    ns = pb_field(1, meta("ns", owner + pb_field(14, "kubernetes"))) + pb_field(2, pb_field(1, "x"))
+    write("fuzz_protobuf_body", "namespace", b"\x02" + envelope("Namespace", ns))
+    write("fuzz_protobuf_body", "pod", b"\x03" + envelope("Pod", pb_field(1, meta("p"))))
+
+
 if __name__ == "__main__":
     edge()
     cloud()
     text_seeds()
+    protobuf_bodies()
     print("seeds written under", os.path.join(HERE, "corpus"), file=sys.stderr)

@@ -125,4 +125,13 @@ std::filesystem::path build_dir() {
   return std::filesystem::current_path();
 }
 
+std::vector<std::string> kubectl_binaries() {
+  std::vector<std::string> out;
+  for (const char* p :
+       {"/usr/lib/google-cloud-sdk/bin/kubectl.1.27", "/usr/lib/google-cloud-sdk/bin/kubectl.1.33",
+        "/usr/bin/kubectl", "/usr/local/bin/kubectl"})
+    if (std::filesystem::exists(p)) out.emplace_back(p);
+  return out;
+}
+
 }  // namespace gantry::test

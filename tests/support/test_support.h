@@ -61,4 +61,8 @@ class ChildProcess {
 // Where the build tree is (binaries live there), from the environment ctest sets.
 std::filesystem::path build_dir();
 
+// The kubectl binaries on this machine to test against: the oldest and newest of the kubectl
+// package (1.27, 1.33) and the ones in /usr/bin and /usr/local/bin, those that exist.
+std::vector<std::string> kubectl_binaries();
+
 }  // namespace gantry::test

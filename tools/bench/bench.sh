@@ -8,6 +8,8 @@
 #   tools/bench/bench.sh propagation   pod write (REST) -> edge, and edge status -> cloud watch
 #   tools/bench/bench.sh edge-rss      edgecore's resident memory with 10 and 50 cached pods
 #   tools/bench/bench.sh status-bytes  one pod phase change on the wire vs a Kubernetes status patch
+#   tools/bench/bench.sh prepull       an ImagePullJob over N nodes (29 provinces); edgesim takes
+#                                      PULL_SECONDS (10) per image, PER_PROVINCE (8) nodes at once
 #
 # Environment: GANTRY_BUILD_DIR (build), NODES (1000), PODS (5), DURATION (seconds of
 # measurement, per scenario), THREADS (cloudcore threads, 2), SIM_THREADS (1), KEEP=1 keeps $WORK.
@@ -15,7 +17,7 @@
 # machine, which bounds one cloudcore to ~19,900 nodes: see docs/benchmarks.md).
 set -euo pipefail
 
-SCENARIO=${1:?usage: bench.sh steady|storm|idle-bytes|propagation|edge-rss|status-bytes}
+SCENARIO=${1:?usage: bench.sh steady|storm|idle-bytes|propagation|edge-rss|status-bytes|prepull}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${GANTRY_BUILD_DIR:-build}
 [[ $BUILD = /* ]] || BUILD=$ROOT/$BUILD
@@ -257,6 +259,44 @@ edge-rss)
     wait "$EPID" 2>/dev/null || true
   done
   echo "$line"
+  ;;
+prepull)
+  PULL_SECONDS=${PULL_SECONDS:-10}
+  PER_PROVINCE=${PER_PROVINCE:-8}
+  init_cluster
+  seed "$NODES" 1
+  start_cloudcore
+  start_sampler "$CLOUD_PID" "$WORK/cloud.samples"
+  edgesim "$WORK/sim.json" --nodes "$NODES" --churn-interval 0 --duration 3600 \
+    --connect-timeout 900 --settle 0 --pull-seconds "$PULL_SECONDS" &
+  SIM_PID=$!
+  PIDS+=("$SIM_PID")
+  for _ in $(seq 1 9000); do
+    n=$(curl -sk -H "Authorization: Bearer $TOKEN" "https://127.0.0.1:$API_PORT/metrics" |
+      awk '/^gantry_hub_sessions / {print $2}')
+    [[ ${n%.*} -ge $NODES ]] 2>/dev/null && break
+    sleep 0.2
+  done
+  JOBS="https://127.0.0.1:$API_PORT/apis/gantry.io/v1/namespaces/default/imagepulljobs"
+  START_MS=$(date +%s%3N)
+  curl -skf -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -X POST "$JOBS" \
+    -d "{\"apiVersion\":\"gantry.io/v1\",\"kind\":\"ImagePullJob\",\"metadata\":{\"name\":\"warm\"},
+         \"spec\":{\"images\":[\"registry.local/gateway:2\"],\"parallelism\":{\"perProvince\":$PER_PROVINCE}}}" \
+    >/dev/null
+  while :; do
+    curl -sk -H "Authorization: Bearer $TOKEN" "$JOBS/warm" >"$WORK/job.json"
+    [[ $(j "$WORK/job.json" 'd.get("status",{}).get("phase","")') = Succeeded ]] && break
+    kill -0 "$SIM_PID" 2>/dev/null || { echo "edgesim exited" >&2; exit 1; }
+    sleep 0.5
+  done
+  END_MS=$(date +%s%3N)
+  CPU=$(cpu_between "$WORK/cloud.samples" "$START_MS" "$END_MS")
+  MAXP=$(python3 -c "import collections; c=collections.Counter(i % 29 for i in range($NODES)); print(max(c.values()))")
+  echo "prepull nodes=$NODES provinces=29 per_province=$PER_PROVINCE pull_s=$PULL_SECONDS" \
+    "succeeded=$(j "$WORK/job.json" 'd["status"]["succeeded"]') failed=$(j "$WORK/job.json" 'd["status"]["failed"]')" \
+    "seconds=$(python3 -c "print(round(($END_MS - $START_MS)/1000,1))")" \
+    "bound_s=$(python3 -c "import math; print(math.ceil($MAXP / $PER_PROVINCE) * $PULL_SECONDS)")" \
+    "(largest province $MAXP nodes) cloudcore_cpu_cores=$CPU"
   ;;
 *)
   echo "unknown scenario $SCENARIO" >&2

@@ -34,7 +34,9 @@ int main(int argc, char** argv) {
   int pods = 5;
   double heartbeat_s = 15, base_s = 1, cap_s = 60, churn_s = 600, connect_s = 120, duration_s = 60,
          settle_s = 30;
-  app.add_option("--cloudcore", o.cloudcore, "cloudcore's tunnel address HOST:PORT");
+  app.add_option(
+      "--cloudcore", o.cloudcore,
+      "cloudcore's tunnel address HOST:PORT (several replicas: HOST:PORT,HOST:PORT,...)");
   app.add_option("--data-dir", o.data_dir,
                  "a `gantryadm init` directory (pki/ca.crt, pki/ca.key, admin.kubeconfig)");
   app.add_option("--ca-cert", o.ca_cert,
@@ -45,6 +47,10 @@ int main(int argc, char** argv) {
       "REST API HOST:PORT for the status watch (default: admin.kubeconfig's server; '-': none)");
   app.add_option("--token", o.token, "API bearer token (default: admin.kubeconfig's)");
   app.add_option("--nodes", o.nodes, "simulated nodes")->check(CLI::Range(1, 1000000));
+  double pull_s = 1;
+  app.add_option("--pull-seconds", pull_s, "simulated time one image pull takes (ImagePullJob)");
+  app.add_option("--pull-fail", o.pull_fail,
+                 "images whose name contains this report a failed pull (ImagePullJob)");
   app.add_option("--first-node", o.first_node, "index of the first node (several edgesims)");
   app.add_option("--node-prefix", o.node_prefix, "node names are PREFIX-000123");
   app.add_option("--pods", pods, "with --seed-store: pods per node");
@@ -97,6 +103,7 @@ int main(int argc, char** argv) {
     o.churn_interval = seconds(churn_s);
     o.connect_timeout = seconds(connect_s);
     o.duration = seconds(duration_s);
+    o.pull_time = seconds(pull_s);
     o.settle = seconds(settle_s);
     report = gantry::sim::run_sim(o);
   }

@@ -21,6 +21,7 @@
 #include <memory>
 #include <mutex>
 #include <regex>
+#include <set>
 #include <thread>
 
 #include "common/base/address.h"
@@ -210,7 +211,18 @@ class SimNode {
  private:
   void on_welcome(const v1::Welcome& welcome);
   void on_object_delta(const v1::ObjectDelta& delta);
+  // Log streams (kubectl logs): a pod's container log is "NODE/POD: line K"; three lines, and
+  // with follow one more every kLogFollowInterval until the cloud closes the stream.
+  void on_stream_open(const v1::StreamOpen& open);
+  void on_stream_window(const v1::StreamWindow& window);
+  void flush_log(uint32_t id);
+  void follow_log(uint32_t id);
+  void end_logs();
+  void send_frame(const v1::Frame& frame);
   void on_status_ack(const v1::StatusAck& ack);
+  // Pre-pull as a node reports it: Pulling at once, the result after the simulated pull time.
+  void on_image_pull(const v1::ImagePullRequest& request);
+  void finish_image_pull(const v1::ImagePullRequest& request);
   void try_send();
   void check_resynced();
   void schedule_reconnect();
@@ -223,6 +235,7 @@ class SimNode {
   const std::string local_address_;
 
   std::mutex mu_;
+  size_t tunnel_ = 0;  // index into sim_.tunnels: random start, the next after a failure
   uint64_t conn_id_ = 0;
   std::shared_ptr<common::WsConnection> conn_;
   common::Backoff backoff_;
@@ -238,11 +251,22 @@ class SimNode {
   uint64_t in_flight_sequence_ = 0;
   bool in_snapshot_ = false;
   std::vector<PodSim> snapshot_;
+  std::deque<common::TimerHandle> pull_timers_;
+  std::set<std::string> pulled_;  // "job uid/image": done, answered again at once
   std::vector<PodSim> pods_;
   size_t other_objects_ = 0;  // configmaps and secrets (counted, not kept)
   bool node_acked_ = false;
   uint64_t node_gen_ = 0;
   bool node_in_flight_ = false;
+  struct LogSim {
+    std::string prefix;  // "NODE/POD: "
+    uint64_t window = 0;
+    std::string pending;
+    uint32_t next_line = 1;
+    bool follow = false;
+    common::TimerHandle timer;
+  };
+  std::map<uint32_t, LogSim> logs_;
 };
 
 class Handler : public common::WsHandler {
@@ -319,6 +343,9 @@ class Sim {
   std::shared_ptr<common::TlsContext> tls;
   std::string host;
   uint16_t port = 0;
+  // Several cloudcore replicas (--cloudcore A,B,C): each node starts at a random one and moves
+  // to the next when a connection fails or is lost, as edgecore does.
+  std::vector<std::pair<std::string, uint16_t>> tunnels;
   std::string api_host;
   uint16_t api_port = 0;
   std::string token;
@@ -328,6 +355,8 @@ class Sim {
   std::mutex mu;
   std::deque<SimNode*> connect_queue;
   std::atomic<int> connecting{0};
+  std::atomic<uint64_t> pull_requests{0};  // ImagePullRequests received
+  std::atomic<uint64_t> pulls_done{0};     // ... answered with their result
   std::atomic<bool> stopping{false};
   std::map<std::string, uint64_t> errors;
   std::vector<double> resync_initial_ms;
@@ -387,7 +416,9 @@ SimNode::SimNode(Sim& sim, uint32_t index, std::string name,
       local_address_(std::move(local_address)),
       backoff_(common::BackoffOptions{sim.options.backoff_base, sim.options.backoff_cap}, sim.clock,
                sim.random),
-      lost_at_(SteadyClock::now()) {}
+      lost_at_(SteadyClock::now()) {
+  if (sim.tunnels.size() > 1) tunnel_ = sim.random.uniform(0, sim.tunnels.size() - 1);
+}
 
 void SimNode::connect() {
   uint64_t id;
@@ -400,8 +431,11 @@ void SimNode::connect() {
     id = ++conn_id_;
   }
   common::WsClientOptions o;
-  o.host = sim_.host;
-  o.port = sim_.port;
+  {
+    std::lock_guard lock(mu_);
+    o.host = sim_.tunnels.empty() ? sim_.host : sim_.tunnels[tunnel_].first;
+    o.port = sim_.tunnels.empty() ? sim_.port : sim_.tunnels[tunnel_].second;
+  }
   o.local_address = local_address_;
   o.identity = identity_;
   o.ping_interval = sim_.options.heartbeat;
@@ -427,6 +461,7 @@ void SimNode::on_connected(common::ConnectResult result, uint64_t id) {
   if (id != conn_id_) return;
   if (error.retry_after_seconds > 0)
     backoff_.honour_retry_after(std::chrono::seconds(error.retry_after_seconds));
+  if (!sim_.tunnels.empty()) tunnel_ = (tunnel_ + 1) % sim_.tunnels.size();
   schedule_reconnect();
 }
 
@@ -477,10 +512,73 @@ void SimNode::on_message(uint64_t id, std::string_view data) {
       return on_object_delta(frame.object_delta());
     case v1::Frame::kStatusAck:
       return on_status_ack(frame.status_ack());
+    case v1::Frame::kStreamOpen:
+      return on_stream_open(frame.stream_open());
+    case v1::Frame::kStreamWindow:
+      return on_stream_window(frame.stream_window());
+    case v1::Frame::kStreamClose:
+      if (auto it = logs_.find(frame.stream_close().id()); it != logs_.end()) {
+        it->second.timer.cancel();
+        logs_.erase(it);
+      }
+      return;
+    case v1::Frame::kImagePullRequest:
+      return on_image_pull(frame.image_pull_request());
     default:
       sim_.count_error("unexpected_frame");
       return;
   }
+}
+
+void SimNode::on_image_pull(const v1::ImagePullRequest& request) {
+  sim_.pull_requests++;
+  v1::Frame frame;
+  auto* report = frame.mutable_image_pull_report();
+  report->set_job(request.job());
+  report->set_job_uid(request.job_uid());
+  bool all_done = true;
+  for (const auto& image : request.images()) {
+    auto* r = report->add_images();
+    r->set_image(image);
+    r->set_attempts(1);
+    bool done = pulled_.count(request.job_uid() + "/" + image) > 0;
+    all_done = all_done && done;
+    r->set_phase(done ? v1::IMAGE_PULL_PHASE_SUCCEEDED : v1::IMAGE_PULL_PHASE_PULLING);
+  }
+  if (all_done) return finish_image_pull(request);
+  conn_->send(frame.SerializeAsString());
+  while (pull_timers_.size() > 64) pull_timers_.pop_front();
+  auto delay = sim_.options.pull_time * std::max(1, request.images_size());
+  pull_timers_.push_back(sim_.loop.schedule(delay, [this, request] {
+    std::lock_guard lock(mu_);
+    finish_image_pull(request);
+  }));
+}
+
+void SimNode::finish_image_pull(const v1::ImagePullRequest& request) {
+  // Offline meanwhile: the cloud asks again when the node is back.
+  if (stopped_ || !conn_ || !welcomed_) return;
+  v1::Frame frame;
+  auto* report = frame.mutable_image_pull_report();
+  report->set_job(request.job());
+  report->set_job_uid(request.job_uid());
+  for (const auto& image : request.images()) {
+    auto* r = report->add_images();
+    r->set_image(image);
+    bool fail =
+        !sim_.options.pull_fail.empty() && image.find(sim_.options.pull_fail) != std::string::npos;
+    r->set_attempts(fail ? request.retries() + 1 : 1);
+    if (fail) {
+      r->set_phase(v1::IMAGE_PULL_PHASE_FAILED);
+      r->set_message("edgesim: simulated pull failure");
+      continue;
+    }
+    r->set_phase(v1::IMAGE_PULL_PHASE_SUCCEEDED);
+    r->set_image_id(fmt::format("sha256:{:016x}", std::hash<std::string>{}(image)));
+    pulled_.insert(request.job_uid() + "/" + image);
+  }
+  sim_.pulls_done++;
+  conn_->send(frame.SerializeAsString());
 }
 
 void SimNode::on_welcome(const v1::Welcome& welcome) {
@@ -730,6 +828,7 @@ void SimNode::on_close(uint64_t id, std::string_view reason) {
     }
   }
   conn_.reset();
+  end_logs();
   welcomed_ = false;
   in_snapshot_ = false;
   snapshot_.clear();
@@ -739,7 +838,101 @@ void SimNode::on_close(uint64_t id, std::string_view reason) {
   }
   lost_at_ = SteadyClock::now();
   backoff_.on_disconnected();
+  if (!sim_.tunnels.empty()) tunnel_ = (tunnel_ + 1) % sim_.tunnels.size();
   schedule_reconnect();
+}
+
+constexpr auto kLogFollowInterval = std::chrono::milliseconds(250);
+constexpr uint32_t kLogLines = 3;
+
+void SimNode::send_frame(const v1::Frame& frame) {
+  if (conn_) conn_->send(frame.SerializeAsString());
+}
+
+void SimNode::on_stream_open(const v1::StreamOpen& open) {
+  auto refuse = [&](uint32_t code, std::string error) {
+    v1::Frame f;
+    f.mutable_stream_close()->set_id(open.id());
+    f.mutable_stream_close()->set_code(code);
+    f.mutable_stream_close()->set_error(std::move(error));
+    send_frame(f);
+  };
+  if (!open.has_logs()) return refuse(501, "edgesim serves log streams only");
+  const auto& r = open.logs();
+  auto pod = std::find_if(pods_.begin(), pods_.end(), [&](const PodSim& p) {
+    return p.ns == r.namespace_() && p.name == r.pod();
+  });
+  if (pod == pods_.end())
+    return refuse(404, fmt::format("pod {}/{} is not on node {}", r.namespace_(), r.pod(), name_));
+  if (!r.container().empty() && r.container() != pod->container)
+    return refuse(404, fmt::format("container {} not found in pod {}", r.container(), r.pod()));
+  LogSim& log = logs_[open.id()];
+  log.timer.cancel();
+  log = LogSim{};
+  log.prefix = fmt::format("{}/{}: ", name_, r.pod());
+  log.window = open.window();
+  log.follow = r.follow();
+  uint32_t first = 1;
+  if (r.tail_lines() >= 0 && r.tail_lines() < kLogLines)
+    first = kLogLines - static_cast<uint32_t>(r.tail_lines()) + 1;
+  for (uint32_t k = first; k <= kLogLines; ++k)
+    log.pending += fmt::format("{}line {}\n", log.prefix, k);
+  if (r.limit_bytes() > 0 && log.pending.size() > uint64_t(r.limit_bytes())) {
+    log.pending.resize(size_t(r.limit_bytes()));
+    log.follow = false;
+  }
+  log.next_line = kLogLines + 1;
+  flush_log(open.id());
+  if (auto it = logs_.find(open.id()); it != logs_.end() && it->second.follow) {
+    const uint32_t id = open.id();
+    it->second.timer = sim_.loop.schedule(kLogFollowInterval, [this, id] { follow_log(id); });
+  }
+}
+
+void SimNode::on_stream_window(const v1::StreamWindow& window) {
+  auto it = logs_.find(window.id());
+  if (it == logs_.end()) return;
+  it->second.window += window.bytes();
+  flush_log(window.id());
+}
+
+// Sends what the window allows; a finished stream without follow ends.
+void SimNode::flush_log(uint32_t id) {
+  auto it = logs_.find(id);
+  if (it == logs_.end()) return;
+  LogSim& log = it->second;
+  if (!log.pending.empty() && log.window > 0) {
+    const size_t n = std::min<uint64_t>(log.window, log.pending.size());
+    v1::Frame f;
+    f.mutable_stream_data()->set_id(id);
+    f.mutable_stream_data()->set_data(log.pending.substr(0, n));
+    send_frame(f);
+    log.pending.erase(0, n);
+    log.window -= n;
+  }
+  if (log.pending.empty() && !log.follow) {
+    v1::Frame f;
+    f.mutable_stream_close()->set_id(id);
+    send_frame(f);
+    log.timer.cancel();
+    logs_.erase(it);
+  }
+}
+
+void SimNode::follow_log(uint32_t id) {
+  std::lock_guard lock(mu_);
+  auto it = logs_.find(id);
+  if (it == logs_.end() || stopped_ || !conn_) return;
+  LogSim& log = it->second;
+  log.pending += fmt::format("{}line {}\n", log.prefix, log.next_line++);
+  flush_log(id);
+  if (auto again = logs_.find(id); again != logs_.end())
+    again->second.timer = sim_.loop.schedule(kLogFollowInterval, [this, id] { follow_log(id); });
+}
+
+void SimNode::end_logs() {
+  for (auto& [id, log] : logs_) log.timer.cancel();
+  logs_.clear();
 }
 
 void SimNode::churn(std::mt19937_64& rng) {
@@ -793,6 +986,7 @@ void SimNode::stop() {
     std::lock_guard lock(mu_);
     stopped_ = true;
     timer_.cancel();
+    end_logs();
     conn = conn_;
   }
   if (conn) conn->close("edgesim finished");
@@ -808,10 +1002,19 @@ std::string kubeconfig_field(const std::string& text, const std::string& key) {
 }
 
 common::Status Sim::init() {
-  auto tunnel = common::parse_host_port(options.cloudcore, 10000);
-  if (!tunnel.ok()) return tunnel.status().with_context("--cloudcore");
-  host = tunnel->host;
-  port = tunnel->port;
+  for (size_t at = 0; at <= options.cloudcore.size();) {
+    size_t comma = std::min(options.cloudcore.find(',', at), options.cloudcore.size());
+    std::string one = options.cloudcore.substr(at, comma - at);
+    at = comma + 1;
+    if (one.empty()) continue;
+    auto tunnel = common::parse_host_port(one, 10000);
+    if (!tunnel.ok()) return tunnel.status().with_context("--cloudcore");
+    tunnels.emplace_back(tunnel->host, tunnel->port);
+  }
+  if (tunnels.empty())
+    return common::make_error(common::Code::kInvalidArgument, "--cloudcore: no address");
+  host = tunnels[0].first;
+  port = tunnels[0].second;
   const std::string dir = options.data_dir;
   const std::string ca_cert_path = !options.ca_cert.empty() ? options.ca_cert : dir + "/pki/ca.crt";
   const std::string ca_key_path = !options.ca_key.empty() ? options.ca_key : dir + "/pki/ca.key";
@@ -1147,6 +1350,8 @@ json Sim::run() {
   json report;
   report["nodes"] = total;
   report["pods"] = pods_total;
+  report["image_pull_requests"] = pull_requests.load();
+  report["image_pulls_done"] = pulls_done.load();
   report["connected"] = connected_now;
   report["resynced"] = resynced_now;
   report["all_resynced_at_start"] = all_resynced;

@@ -46,6 +46,10 @@ struct SimOptions {
   // Only measure one pod phase change (Pending -> Running) on one node, against the same change
   // as a Kubernetes JSON status patch.
   bool status_bytes = false;
+  // ImagePullRequests: each image "pulls" this long (nothing is pulled), then reports Succeeded
+  // with a made-up image ID; images whose name contains `pull_fail` (when set) report Failed.
+  std::chrono::milliseconds pull_time{1'000};
+  std::string pull_fail;
   uint16_t tunnel_port_for_ss = 0;  // set from `cloudcore`
 };
 

@@ -24,6 +24,7 @@
 #include "common/base/version.h"
 #include "common/net/tls.h"
 #include "common/pki/pki.h"
+#include "edgecore/runtime/registry_mirrors.h"
 #include "tools/gantryadm/edgecore_unit.h"
 
 namespace gantry::adm {
@@ -183,6 +184,23 @@ std::string find_edgecore() {
   return "/usr/local/bin/edgecore";
 }
 
+// edgecore.yaml's registry section for --registry-mirror; "" when none was given.
+std::string registry_yaml(const JoinOptions& options) {
+  if (options.registry_mirrors.empty() && options.registry_config_path.empty()) return "";
+  std::string out =
+      "# Registry mirrors, tried in order before the registry itself (gantryadm join "
+      "--registry-mirror).\n"
+      "registry:\n";
+  if (!options.registry_config_path.empty()) {
+    out += fmt::format("  config_path: {}\n", yaml_quote(options.registry_config_path));
+  }
+  out += options.registry_mirrors.empty() ? "  mirrors: []\n" : "  mirrors:\n";
+  for (const std::string& m : options.registry_mirrors) {
+    out += fmt::format("    - {}\n", yaml_quote(m));
+  }
+  return out;
+}
+
 std::string edgecore_yaml(const JoinOptions& options, const fs::path& dir,
                           const std::string& tunnel) {
   auto p = [&](std::string_view rel) { return yaml_quote((dir / rel).string()); };
@@ -200,11 +218,13 @@ std::string edgecore_yaml(const JoinOptions& options, const fs::path& dir,
       "# The container runtime (CRI) edgecore runs pods with.\n"
       "runtime:\n"
       "  endpoint: {}\n"
+      "{}"
       "log:\n"
       "  level: info\n"
       "  format: text\n",
       common::kVersion, yaml_quote(options.node_name), yaml_quote(dir.string()), yaml_quote(tunnel),
-      p("pki/node.crt"), p("pki/node.key"), p("pki/ca.crt"), yaml_quote(options.runtime_endpoint));
+      p("pki/node.crt"), p("pki/node.key"), p("pki/ca.crt"), yaml_quote(options.runtime_endpoint),
+      registry_yaml(options));
 }
 
 // A refusal from cloudcore: its JSON message as is, or the status line when there is none.
@@ -310,6 +330,11 @@ Result<JoinResult> join(const JoinOptions& options) {
                       "--runtime-endpoint '{}' must be a unix socket URL, e.g. "
                       "unix:///run/containerd/containerd.sock",
                       options.runtime_endpoint);
+  }
+  for (const std::string& m : options.registry_mirrors) {
+    if (auto parsed = edge::parse_registry_mirror(m); !parsed.ok()) {
+      return make_error(Code::kInvalidArgument, "--registry-mirror {}", parsed.status().message());
+    }
   }
   json labels = json::object();
   for (const std::string& kv : options.labels) {

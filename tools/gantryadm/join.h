@@ -21,6 +21,9 @@ struct JoinOptions {
   std::string runtime_endpoint = "unix:///run/containerd/containerd.sock";
   std::vector<std::string> labels;  // "k=v"
   std::string tunnel_address;       // edgecore's cloudcore address; "": HOST:10000
+  // "[REGISTRY=]URL" in the order they are tried (edgecore.yaml registry.mirrors).
+  std::vector<std::string> registry_mirrors;
+  std::string registry_config_path;  // containerd's registry config_path; "": edgecore's default
   std::chrono::milliseconds timeout{std::chrono::seconds(20)};  // per network step
   // systemd is used when this directory exists (PID 1 is systemd).
   std::filesystem::path systemd_marker = "/run/systemd/system";

@@ -83,6 +83,12 @@ int run(int argc, char** argv) {
   join_cmd->add_option("--tunnel-address", join.tunnel_address,
                        "cloudcore's tunnel address edgecore dials (default: the --cloudcore host, "
                        "port 10000)");
+  join_cmd->add_option("--registry-mirror", join.registry_mirrors,
+                       "[REGISTRY=]URL of a registry mirror, tried before the registry itself; "
+                       "repeat it for several, nearest first (the URL alone: every registry)");
+  join_cmd->add_option("--registry-config-path", join.registry_config_path,
+                       "containerd's registry config_path, where edgecore writes the mirrors' "
+                       "hosts.toml (default /etc/containerd/certs.d)");
 
   gantry::adm::ResetOptions reset;
   std::string reset_dir;

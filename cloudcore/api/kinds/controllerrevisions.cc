@@ -4,6 +4,7 @@
 
 #include "cloudcore/api/kinds/kinds.h"
 #include "cloudcore/api/kinds/workload_common.h"
+#include "common/base/json.h"
 
 namespace gantry::cloud::api::kinds {
 
@@ -28,7 +29,7 @@ Kind controller_revision() {
       return common::make_error(Code::kInvalidArgument,
                                 "ControllerRevision.apps \"{}\" is invalid: data: Invalid value: "
                                 "field is immutable",
-                                string_at(new_obj, {"metadata", "name"}));
+                                common::json_string_at(new_obj, {"metadata", "name"}));
     return common::ok_status();
   };
   k.columns = {

@@ -4,6 +4,7 @@
 
 #include "cloudcore/api/kinds/kinds.h"
 #include "cloudcore/api/kinds/workload_common.h"
+#include "common/base/json.h"
 
 namespace gantry::cloud::api::kinds {
 
@@ -84,8 +85,8 @@ Kind deployment() {
       name_column(),
       {"Ready", "string", "Number of the pods ready / desired.", 0, "",
        [](const json& obj, SystemTime) {
-         return json(fmt::format("{}/{}", int_field(obj, {"status", "readyReplicas"}),
-                                 int_field(obj, {"spec", "replicas"}, 1)));
+         return json(fmt::format("{}/{}", common::json_int_at(obj, {"status", "readyReplicas"}),
+                                 common::json_int_at(obj, {"spec", "replicas"}, 1)));
        }},
       int_column("Up-to-date", "Total number of pods with the desired template.",
                  {"status", "updatedReplicas"}),

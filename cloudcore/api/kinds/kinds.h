@@ -12,12 +12,14 @@ Kind namespace_();
 Kind config_map();
 Kind secret();
 Kind event();
-Kind province();
+Kind event_v1();  // events.k8s.io/v1: the same stored events in that version's shape
+Kind province();  // gantry.io/v1 aggregates, computed (not stored); served by the server itself
 // apps/v1 (controllers in cloudcore/controllers/workloads*)
 Kind deployment();
 Kind replica_set();
 Kind daemon_set();
-Kind controller_revision();  // gantry.io/v1 aggregates, computed (not stored); served by the server
-                             // itself
+Kind controller_revision();
+// gantry.io/v1 Rollout (controller in cloudcore/controllers/rollout*)
+Kind rollout();
 
 }  // namespace gantry::cloud::api::kinds

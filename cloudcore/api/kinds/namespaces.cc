@@ -1,6 +1,7 @@
 // core/v1 Namespace: readable by every user; removed only when empty (no cascading yet).
 #include "cloudcore/api/kinds/kinds.h"
 #include "cloudcore/registry/keys.h"
+#include "common/base/json.h"
 
 namespace gantry::cloud::api::kinds {
 
@@ -27,7 +28,7 @@ Kind namespace_() {
   k.columns = {name_column(),
                {"Status", "string", "The namespace's phase.", 0, "",
                 [](const json& obj, SystemTime) {
-                  return json(string_at(obj, {"status", "phase"}));
+                  return json(common::json_string_at(obj, {"status", "phase"}));
                 }},
                age_column()};
   return k;

@@ -2,6 +2,7 @@
 // is what the node's edgecore reports through the hub (a StoredStatus), rendered on every read.
 #include "cloudcore/api/kinds/kinds.h"
 #include "cloudcore/registry/keys.h"
+#include "common/base/json.h"
 
 namespace gantry::cloud::api::kinds {
 namespace {
@@ -83,7 +84,7 @@ Kind node() {
   k.write_status = write_node_status;
   auto info = [](const char* field) {
     return [field](const json& obj, SystemTime) {
-      return json(or_none(string_at(obj, {"status", "nodeInfo", field})));
+      return json(or_none(common::json_string_at(obj, {"status", "nodeInfo", field})));
     };
   };
   k.columns = {

@@ -8,6 +8,7 @@
 #include "cloudcore/api/kinds/kinds.h"
 #include "cloudcore/api/validation.h"
 #include "cloudcore/registry/keys.h"
+#include "common/base/json.h"
 
 namespace gantry::cloud::api::kinds {
 namespace {
@@ -153,7 +154,7 @@ common::Status check_pod_spec_update(const json& old_obj, const json& new_obj) {
         "`spec.tolerations` (only additions to existing tolerations),"
         "`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously "
         "negative)",
-        string_at(new_obj, {"metadata", "name"}));
+        common::json_string_at(new_obj, {"metadata", "name"}));
   };
   for (const char* list : {"containers", "initContainers"}) {
     if (!sa.contains(list) || !sb.contains(list)) continue;
@@ -206,7 +207,9 @@ Kind pod() {
   k.tracks_generation = true;
   k.graceful_delete = true;
   k.delete_returns_object = true;
-  k.subresources = {{"eviction", "policy", "v1", "Eviction", kCreate},
+  k.subresources = {{"attach", "", "v1", "PodAttachOptions", kGet | kCreate},
+                    {"eviction", "policy", "v1", "Eviction", kCreate},
+                    {"exec", "", "v1", "PodExecOptions", kGet | kCreate},
                     {"log", "", "v1", "Pod", kGet},
                     {"status", "", "v1", "Pod", kGet | kPatch | kUpdate}};
   k.write_status = write_pod_status;
@@ -215,13 +218,13 @@ Kind pod() {
     obj["status"] = render_pod_status(obj, observed);
   };
   k.validate_update = [](const json& old_obj, const json& new_obj) -> common::Status {
-    std::string old_node = string_at(old_obj, {"spec", "nodeName"});
-    if (!old_node.empty() && string_at(new_obj, {"spec", "nodeName"}) != old_node)
+    std::string old_node = common::json_string_at(old_obj, {"spec", "nodeName"});
+    if (!old_node.empty() && common::json_string_at(new_obj, {"spec", "nodeName"}) != old_node)
       return common::make_error(
           common::Code::kInvalidArgument,
           "Pod \"{}\" is invalid: spec.nodeName: cannot be changed once the pod is bound (bound "
           "to \"{}\"); delete and re-create the pod to move it",
-          string_at(new_obj, {"metadata", "name"}), old_node);
+          common::json_string_at(new_obj, {"metadata", "name"}), old_node);
     return check_pod_spec_update(old_obj, new_obj);
   };
   k.warnings = pod_warnings;

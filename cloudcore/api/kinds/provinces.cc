@@ -1,6 +1,7 @@
 // gantry.io/v1 Province: per-province aggregates computed from the registry and the statuses
 // (docs/api.md, "Provinces"). Not stored: the server answers get and list itself.
 #include "cloudcore/api/kinds/kinds.h"
+#include "common/base/json.h"
 
 namespace gantry::cloud::api::kinds {
 
@@ -29,7 +30,7 @@ Kind province() {
   k.columns = {
       {"Name", "string", "The province.", 0, "name",
        [](const json& obj, SystemTime) {
-         return json(string_at(obj, {"metadata", "name"}));
+         return json(common::json_string_at(obj, {"metadata", "name"}));
        }},
       {"Nodes", "string", "Nodes labelled with the province.", 0, "",
        count({"status", "nodes", "total"})},
@@ -43,7 +44,7 @@ Kind province() {
        count({"status", "pods", "total"})},
       {"Last-Change", "string", "The last status change reported.", 0, "",
        [](const json& obj, SystemTime) {
-         return json(or_none(string_at(obj, {"status", "lastChange"})));
+         return json(or_none(common::json_string_at(obj, {"status", "lastChange"})));
        }},
   };
   return k;

@@ -3,27 +3,13 @@
 #include <fmt/format.h>
 
 #include "cloudcore/registry/objects.h"
+#include "common/base/json.h"
 
 namespace gantry::cloud::api::kinds {
 
 using common::Code;
 using common::make_error;
 using nlohmann::json;
-
-namespace {
-
-const json* at(const json& obj, std::initializer_list<const char*> path) {
-  const json* cur = &obj;
-  for (const char* p : path) {
-    if (!cur->is_object()) return nullptr;
-    auto it = cur->find(p);
-    if (it == cur->end()) return nullptr;
-    cur = &*it;
-  }
-  return cur;
-}
-
-}  // namespace
 
 common::Status prepare_pod_template(json& tmpl, const std::string& path) {
   if (!tmpl.is_object()) return make_error(Code::kInvalidArgument, "{}: Required value", path);
@@ -71,7 +57,7 @@ common::Status prepare_pod_template(json& tmpl, const std::string& path) {
 }
 
 common::Status check_selector(const json& obj) {
-  const json* sel = at(obj, {"spec", "selector"});
+  const json* sel = common::json_at(obj, {"spec", "selector"});
   if (!sel || !sel->is_object())
     return make_error(Code::kInvalidArgument, "spec.selector: Required value");
   bool has_labels = sel->contains("matchLabels") && (*sel)["matchLabels"].is_object() &&
@@ -81,9 +67,10 @@ common::Status check_selector(const json& obj) {
   if (!has_labels && !has_exprs)
     return make_error(Code::kInvalidArgument,
                       "spec.selector: Invalid value: {}: empty selector is invalid for {}",
-                      sel->dump(), string_at(obj, {"kind"}));
+                      sel->dump(), common::json_string_at(obj, {"kind"}));
   std::map<std::string, std::string> labels;
-  if (const json* l = at(obj, {"spec", "template", "metadata", "labels"}); l && l->is_object())
+  if (const json* l = common::json_at(obj, {"spec", "template", "metadata", "labels"});
+      l && l->is_object())
     for (auto it = l->begin(); it != l->end(); ++it)
       if (it->is_string()) labels[it.key()] = it->get<std::string>();
   bool ok = true;
@@ -152,14 +139,14 @@ common::Status check_int_or_percent(const json& v, const std::string& path) {
 
 common::Status check_selector_unchanged(const std::string& kind, const json& old_obj,
                                         const json& new_obj) {
-  const json* a = at(old_obj, {"spec", "selector"});
-  const json* b = at(new_obj, {"spec", "selector"});
+  const json* a = common::json_at(old_obj, {"spec", "selector"});
+  const json* b = common::json_at(new_obj, {"spec", "selector"});
   json na = a ? *a : json(), nb = b ? *b : json();
   if (na == nb) return common::ok_status();
   return make_error(Code::kInvalidArgument,
                     "{}.apps \"{}\" is invalid: spec.selector: Invalid value: {}: field is "
                     "immutable",
-                    kind, string_at(new_obj, {"metadata", "name"}), nb.dump());
+                    kind, common::json_string_at(new_obj, {"metadata", "name"}), nb.dump());
 }
 
 std::string selector_string(const json& selector) {
@@ -189,27 +176,22 @@ std::string selector_string(const json& selector) {
   return out;
 }
 
-int64_t int_field(const json& obj, std::initializer_list<const char*> path, int64_t fallback) {
-  const json* v = at(obj, path);
-  return v && v->is_number_integer() ? v->get<int64_t>() : fallback;
-}
-
 json scale_of(const json& obj) {
   json meta = json::object();
   for (const char* f : {"name", "namespace", "uid", "resourceVersion", "creationTimestamp"})
     if (obj["metadata"].contains(f)) meta[f] = obj["metadata"][f];
-  const json* sel = at(obj, {"spec", "selector"});
+  const json* sel = common::json_at(obj, {"spec", "selector"});
   return {{"kind", "Scale"},
           {"apiVersion", "autoscaling/v1"},
           {"metadata", meta},
-          {"spec", {{"replicas", int_field(obj, {"spec", "replicas"}, 1)}}},
+          {"spec", {{"replicas", common::json_int_at(obj, {"spec", "replicas"}, 1)}}},
           {"status",
-           {{"replicas", int_field(obj, {"status", "replicas"}, 0)},
+           {{"replicas", common::json_int_at(obj, {"status", "replicas"}, 0)},
             {"selector", sel ? selector_string(*sel) : ""}}}};
 }
 
 common::Result<int64_t> replicas_of_scale(const json& scale) {
-  const json* r = at(scale, {"spec", "replicas"});
+  const json* r = common::json_at(scale, {"spec", "replicas"});
   if (!r || !r->is_number_integer())
     return make_error(Code::kInvalidArgument, "spec.replicas: Required value: an integer");
   if (r->get<int64_t>() < 0)
@@ -221,7 +203,7 @@ common::Result<int64_t> replicas_of_scale(const json& scale) {
 
 namespace {
 std::string join_containers(const json& obj, const char* field) {
-  const json* cs = at(obj, {"spec", "template", "spec", "containers"});
+  const json* cs = common::json_at(obj, {"spec", "template", "spec", "containers"});
   std::string out;
   if (!cs || !cs->is_array()) return out;
   for (const auto& c : *cs)

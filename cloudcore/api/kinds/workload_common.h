@@ -36,8 +36,6 @@ nlohmann::json scale_of(const nlohmann::json& obj);
 common::Result<int64_t> replicas_of_scale(const nlohmann::json& scale);
 
 // Table cells.
-int64_t int_field(const nlohmann::json& obj, std::initializer_list<const char*> path,
-                  int64_t fallback = 0);
 std::string template_containers(const nlohmann::json& obj);  // "a,b"
 std::string template_images(const nlohmann::json& obj);      // "nginx:1.25,busybox"
 TableColumn int_column(const char* name, const char* description,

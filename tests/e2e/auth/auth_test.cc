@@ -6,50 +6,12 @@
 #include <fstream>
 
 #include "tests/unit/cloudcore/api/api_fixture.h"
+#include "tests/unit/cloudcore/api/kubectl_runner.h"
 
 using namespace gantry;
 using namespace gantry::test;
 
 namespace {
-
-std::vector<std::string> kubectl_binaries() {
-  std::vector<std::string> out;
-  for (const char* p :
-       {"/usr/lib/google-cloud-sdk/bin/kubectl.1.27", "/usr/lib/google-cloud-sdk/bin/kubectl.1.33",
-        "/usr/bin/kubectl", "/usr/local/bin/kubectl"})
-    if (std::filesystem::exists(p)) out.emplace_back(p);
-  return out;
-}
-
-struct Kubectl {
-  ApiFixture& api;
-  std::string binary;
-  std::string kubeconfig;
-  int runs = 0;
-
-  Kubectl(ApiFixture& a, std::string bin, const std::string& token)
-      : api(a), binary(std::move(bin)) {
-    kubeconfig =
-        (api.dir() / ("kubeconfig-" + std::to_string(std::hash<std::string>{}(token)))).string();
-    std::ofstream(kubeconfig)
-        << "apiVersion: v1\nkind: Config\nclusters:\n- name: gantry\n  cluster:\n"
-        << "    server: " << api.url("") << "\n    certificate-authority: " << api.ca_path()
-        << "\nusers:\n- name: user\n  user:\n    token: " << token
-        << "\ncontexts:\n- name: gantry\n  context:\n    cluster: gantry\n    user: user\n"
-        << "current-context: gantry\n";
-  }
-
-  std::pair<int, std::string> run(const std::vector<std::string>& args) {
-    std::vector<std::string> argv = {binary, "--kubeconfig", kubeconfig, "--cache-dir",
-                                     (api.dir() / "kube-cache").string()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    // One log per run of any Kubectl of the fixture (a name per object would be reused).
-    ChildProcess p(argv, api.dir() / (std::filesystem::path(kubeconfig).filename().string() +
-                                      "-run-" + std::to_string(++runs) + ".log"));
-    int code = p.wait(std::chrono::seconds(120));
-    return {code, p.log()};
-  }
-};
 
 bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;

@@ -114,6 +114,7 @@ std::string edge_sample_for(const fs::path& dir) {
   std::string yaml = read_text(source_dir() / "deploy" / "edgecore.yaml");
   REQUIRE(yaml.find("/var/lib/gantry/edgecore") != std::string::npos);
   yaml = replace_all(yaml, "/var/lib/gantry/edgecore", dir.string());
+  yaml = replace_all(yaml, "/etc/containerd/certs.d", (dir / "certs.d").string());
   return replace_all(yaml, "\"cloud.example.com:10000\"",
                      "\"127.0.0.1:" + std::to_string(test::free_port()) + "\"");
 }
@@ -404,10 +405,26 @@ TEST_CASE("deploy/edgecore.yaml sets every option and loads in edgecore", "[e2e]
   const fs::path dir = scratch / "edge";
   make_edge_pki(dir / "pki", "gantry-01");
   const std::string yaml = edge_sample_for(dir);
-  for (const char* key :
-       {"node_name:", "data_dir:", "cloudcore:", "cert:", "key:", "ca:", "heartbeat:", "base:",
-        "cap:", "level:", "format:", "endpoint:", "timeout:", "pull_timeout:", "relist_interval:",
-        "crash_backoff_base:", "crash_backoff_cap:", "node_status_interval:"}) {
+  for (const char* key : {"node_name:",
+                          "data_dir:",
+                          "cloudcore:",
+                          "cert:",
+                          "key:",
+                          "ca:",
+                          "heartbeat:",
+                          "base:",
+                          "cap:",
+                          "level:",
+                          "format:",
+                          "endpoint:",
+                          "timeout:",
+                          "pull_timeout:",
+                          "relist_interval:",
+                          "crash_backoff_base:",
+                          "crash_backoff_cap:",
+                          "node_status_interval:",
+                          "config_path:",
+                          "mirrors:"}) {
     INFO(key);
     CHECK(yaml.find(key) != std::string::npos);
   }

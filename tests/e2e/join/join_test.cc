@@ -192,7 +192,13 @@ TEST_CASE(
   Cluster c;
   const std::string token = c.token("zhejiang");
   const fs::path edge = c.tmp / "edge";
-  Run r = c.join(edge, "edge-1", "zhejiang", token, {"--labels", "site=g17,lane=3"});
+  // Mirrors: the station's, then the province's, for one registry; a national one for all.
+  const fs::path certs = c.tmp / "certs.d";
+  Run r = c.join(edge, "edge-1", "zhejiang", token,
+                 {"--labels", "site=g17,lane=3", "--registry-config-path", certs.string(),
+                  "--registry-mirror", "registry.example.cn=http://10.1.0.5:5000",
+                  "--registry-mirror", "registry.example.cn=https://mirror.zj.example.cn/",
+                  "--registry-mirror", "https://mirror.example.cn"});
   INFO(r.output << "\ncloudcore:\n" << c.log());
   REQUIRE(r.exit_code == 0);
   CHECK(r.output.find("Node edge-1 joined province zhejiang") != std::string::npos);
@@ -214,6 +220,13 @@ TEST_CASE(
       [&] { return c.log().find("hub: node edge-1 connected") != std::string::npos; }, 60s);
   INFO("edgecore:\n" << read_text(c.tmp / "edgecore.log"));
   CHECK(connected);
+  // edgecore wrote containerd's hosts.toml per registry, mirrors in the order given.
+  const std::string station = read_text(certs / "registry.example.cn" / "hosts.toml");
+  CHECK(station.find("[host.\"http://10.1.0.5:5000\"]") <
+        station.find("[host.\"https://mirror.zj.example.cn\"]"));
+  CHECK(station.find("https://mirror.zj.example.cn\"]") != std::string::npos);
+  CHECK(read_text(certs / "_default" / "hosts.toml").find("[host.\"https://mirror.example.cn\"]") !=
+        std::string::npos);
   // The node reads Ready in the API once its first status arrived.
   std::string node_json;
   bool ready = test::eventually(
@@ -318,6 +331,13 @@ TEST_CASE("each refusal prints its message and leaves the data dir without confi
        "this token is for province jiangsu"},
       {"invalid node name", "Edge_2", "zhejiang", any, {}, "--node-name 'Edge_2' is not valid"},
       {"not a token", "edge-2", "zhejiang", "garbage", {}, "--token is not a join token"},
+      {"a mirror URL that does not parse",
+       "edge-2",
+       "zhejiang",
+       any,
+       {"--registry-mirror", "docker.io=ftp://mirror.zj"},
+       "--registry-mirror 'docker.io=ftp://mirror.zj': the mirror must be an http:// or https:// "
+       "URL"},
   };
   for (const Case& k : cases) {
     const fs::path dir = c.tmp / ("edge-" + std::to_string(&k - cases.data()));

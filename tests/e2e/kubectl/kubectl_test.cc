@@ -2,58 +2,20 @@
 // API server with a real store; edge reports are simulated by writing StoredStatus records the
 // way the hub does.
 #include <catch2/catch.hpp>
+#include <chrono>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "cloudcore/registry/keys.h"
 #include "tests/unit/cloudcore/api/api_fixture.h"
+#include "tests/unit/cloudcore/api/kubectl_runner.h"
 
 using namespace gantry;
 using namespace gantry::test;
 
 namespace {
-
-std::vector<std::string> kubectl_binaries() {
-  std::vector<std::string> out;
-  for (const char* p :
-       {"/usr/lib/google-cloud-sdk/bin/kubectl.1.27", "/usr/lib/google-cloud-sdk/bin/kubectl.1.33",
-        "/usr/bin/kubectl", "/usr/local/bin/kubectl"})
-    if (std::filesystem::exists(p)) out.emplace_back(p);
-  return out;
-}
-
-struct Kubectl {
-  ApiFixture& api;
-  std::string binary;
-  std::string kubeconfig;
-  int runs = 0;
-
-  Kubectl(ApiFixture& a, std::string bin, const std::string& token)
-      : api(a), binary(std::move(bin)) {
-    kubeconfig =
-        (api.dir() / ("kubeconfig-" + std::to_string(std::hash<std::string>{}(token)))).string();
-    std::ofstream(kubeconfig)
-        << "apiVersion: v1\nkind: Config\nclusters:\n- name: gantry\n  cluster:\n"
-        << "    server: " << api.url("") << "\n    certificate-authority: " << api.ca_path()
-        << "\nusers:\n- name: user\n  user:\n    token: " << token
-        << "\ncontexts:\n- name: gantry\n  context:\n    cluster: gantry\n    user: user\n"
-        << "current-context: gantry\n";
-  }
-
-  std::vector<std::string> argv(const std::vector<std::string>& args) const {
-    std::vector<std::string> out = {binary, "--kubeconfig", kubeconfig, "--cache-dir",
-                                    (api.dir() / "kube-cache").string()};
-    out.insert(out.end(), args.begin(), args.end());
-    return out;
-  }
-
-  // Runs to completion; returns exit code and combined output.
-  std::pair<int, std::string> run(const std::vector<std::string>& args) {
-    ChildProcess p(argv(args), api.dir() / ("kubectl-" + std::to_string(++runs) + ".log"));
-    int code = p.wait(std::chrono::seconds(120));
-    return {code, p.log()};
-  }
-};
 
 bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
@@ -363,8 +325,6 @@ TEST_CASE("kubectl delete --all removes a collection", "[e2e][kubectl][delete]")
   ApiFixture api;
   Kubectl k(api, binary, kAdminToken);
   INFO(binary);
-  // (`kubectl create configmap` of kubectl >= 1.3x sends protobuf, which cloudcore refuses with
-  // 415: manifests are JSON/YAML.)
   auto configmaps = [&](std::initializer_list<const char*> names) {
     std::string text;
     for (const char* name : names)
@@ -434,4 +394,205 @@ TEST_CASE("kubectl drain cordons the node and evicts its pods through pods/evict
   auto node = api.call("GET", "/api/v1/nodes/hz-1", kAdminToken).json();
   CHECK(node["spec"]["unschedulable"] == true);
   CHECK(api.call("GET", "/api/v1/namespaces/default/pods/other", kAdminToken).code == 200);
+}
+
+TEST_CASE("a typo'd field reaches kubectl as a Warning and is dropped, and Strict refuses it",
+          "[e2e][kubectl][validation]") {
+  auto binaries = kubectl_binaries();
+  REQUIRE_FALSE(binaries.empty());
+  auto binary = GENERATE_COPY(from_range(binaries));
+  ApiFixture api;
+  api.put_node("hz-1", "zhejiang");
+  Kubectl k(api, binary, kAdminToken);
+  INFO(binary);
+  auto manifest = [](const std::string& name) {
+    return "apiVersion: v1\nkind: Pod\nmetadata:\n  name: " + name +
+           "\nspec:\n  nodeName: hz-1\n  contaners: []\n  containers:\n  - name: main\n"
+           "    image: nginx:1.25\n";
+  };
+  // kubectl's default (--validate=strict) sends fieldValidation=Strict: kube-apiserver's 400.
+  {
+    auto [code, out] = k.run({"apply", "-f", write_file(api, "strict.yaml", manifest("typo"))});
+    INFO(out);
+    CHECK(code != 0);
+    CHECK(contains(out,
+                   "Pod in version \"v1\" cannot be handled as a Pod: strict decoding "
+                   "error: unknown field \"spec.contaners\""));
+    CHECK(api.call("GET", "/api/v1/namespaces/default/pods/typo", kAdminToken).code == 404);
+  }
+  // --validate=warn: dropped, and kubectl prints the server's Warning; --validate=false: dropped.
+  for (const char* validate : {"--validate=warn", "--validate=false"}) {
+    std::string name = std::string("typo-") + (validate[11] == 'w' ? "warn" : "off");
+    auto [code, out] =
+        k.run({"create", validate, "-f", write_file(api, name + ".yaml", manifest(name))});
+    INFO(validate << "\n" << out);
+    CHECK(code == 0);
+    CHECK(contains(out, "Warning: unknown field \"spec.contaners\"") == (validate[11] == 'w'));
+    auto got = api.call("GET", "/api/v1/namespaces/default/pods/" + name, kAdminToken);
+    REQUIRE(got.code == 200);
+    CHECK_FALSE(got.json()["spec"].contains("contaners"));
+  }
+  // A client that asks for Strict (here kubectl's raw POST) gets kube-apiserver's 400.
+  nlohmann::json pod = {{"apiVersion", "v1"},
+                        {"kind", "Pod"},
+                        {"metadata", {{"name", "strict"}}},
+                        {"spec",
+                         {{"nodeName", "hz-1"},
+                          {"contaners", nlohmann::json::array()},
+                          {"containers", {{{"name", "main"}, {"image", "nginx:1.25"}}}}}}};
+  auto [code, out] =
+      k.run({"create", "--raw", "/api/v1/namespaces/default/pods?fieldValidation=Strict", "-f",
+             write_file(api, "strict.json", pod.dump())});
+  INFO(out);
+  CHECK(code != 0);
+  CHECK(contains(out, "strict decoding error: unknown field"));
+  CHECK(contains(out, "spec.contaners"));
+  CHECK(api.call("GET", "/api/v1/namespaces/default/pods/strict", kAdminToken).code == 404);
+}
+
+namespace {
+
+// RFC 3339 in UTC, `micros` with six fraction digits (metav1.MicroTime), `ago` before now.
+std::string utc_time(std::chrono::seconds ago, bool micros = false) {
+  auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now() - ago);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[40];
+  std::strftime(buf, sizeof buf, micros ? "%Y-%m-%dT%H:%M:%S.000000Z" : "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+}  // namespace
+
+TEST_CASE("kubectl get events.v1.events.k8s.io, kubectl events and describe show the same events",
+          "[e2e][kubectl][events]") {
+  auto binaries = kubectl_binaries();
+  REQUIRE_FALSE(binaries.empty());
+  auto binary = GENERATE_COPY(from_range(binaries));
+  ApiFixture api;
+  api.put_node("hz-1", "zhejiang");
+  api.put_pod("default", "web", "hz-1");
+  std::string uid = api.pod_uid("default", "web");
+  Kubectl k(api, binary, kAdminToken);
+  INFO(binary);
+  // One event as the edge's kubelet writes it (core v1) ...
+  nlohmann::json core = {{"apiVersion", "v1"},
+                         {"kind", "Event"},
+                         {"metadata", {{"name", "web.backoff"}, {"namespace", "default"}}},
+                         {"involvedObject",
+                          {{"kind", "Pod"},
+                           {"namespace", "default"},
+                           {"name", "web"},
+                           {"uid", uid},
+                           {"apiVersion", "v1"},
+                           {"fieldPath", "spec.containers{main}"}}},
+                         {"reason", "BackOff"},
+                         {"message", "Back-off restarting failed container main"},
+                         {"type", "Warning"},
+                         {"count", 4},
+                         {"firstTimestamp", utc_time(std::chrono::seconds(600))},
+                         {"lastTimestamp", utc_time(std::chrono::seconds(120))},
+                         {"source", {{"component", "kubelet"}, {"host", "hz-1"}}},
+                         {"reportingComponent", "kubelet"},
+                         {"reportingInstance", "hz-1"}};
+  auto posted = api.call("POST", "/api/v1/namespaces/default/events", kAdminToken, core.dump());
+  INFO(posted.body);
+  REQUIRE(posted.code == 201);
+  // ... and one created through events.k8s.io/v1 by kubectl, as a newer controller would.
+  std::string manifest =
+      "apiVersion: events.k8s.io/v1\nkind: Event\nmetadata:\n  name: web.sched\n"
+      "eventTime: \"" +
+      utc_time(std::chrono::seconds(300), true) +
+      "\"\nreportingController: gantry.io/scheduler\n"
+      "reportingInstance: cloudcore-0\naction: Binding\nreason: Scheduled\n"
+      "type: Normal\nnote: Successfully assigned default/web to hz-1\n"
+      "regarding:\n  kind: Pod\n  apiVersion: v1\n  namespace: default\n"
+      "  name: web\n  uid: " +
+      uid + "\n";
+  auto [c0, o0] = k.run({"create", "-f", write_file(api, "event.yaml", manifest)});
+  INFO(o0);
+  REQUIRE(c0 == 0);
+  CHECK(contains(o0, "event.events.k8s.io/web.sched created"));
+
+  // The events.k8s.io/v1 shape, with that version's columns.
+  auto [c1, o1] = k.run({"get", "events.v1.events.k8s.io"});
+  INFO(o1);
+  REQUIRE(c1 == 0);
+  CHECK(contains(o1, "LAST SEEN"));
+  CHECK(contains(o1, "BackOff"));
+  CHECK(contains(o1, "Scheduled"));
+  CHECK(contains(o1, "pod/web"));
+  CHECK(contains(o1, "Back-off restarting failed container main"));
+  auto [c2, o2] = k.run({"get", "events.v1.events.k8s.io", "web.backoff", "-o",
+                         "jsonpath={.note}|{.deprecatedCount}"});
+  INFO(o2);
+  REQUIRE(c2 == 0);
+  CHECK(contains(o2, "Back-off restarting failed container main|4"));
+
+  // kubectl events (core v1 under the hood): both, oldest first; --for and --types filter.
+  auto [c3, o3] = k.run({"events"});
+  INFO(o3);
+  REQUIRE(c3 == 0);
+  CHECK(contains(o3, "LAST SEEN"));
+  CHECK(contains(o3, "Pod/web"));
+  CHECK(contains(o3, "Successfully assigned default/web to hz-1"));
+  REQUIRE(contains(o3, "BackOff"));
+  CHECK(o3.find("Scheduled") < o3.find("BackOff"));
+  auto [c4, o4] = k.run({"events", "--for", "pod/web", "--types=Warning"});
+  INFO(o4);
+  REQUIRE(c4 == 0);
+  CHECK(contains(o4, "BackOff"));
+  CHECK_FALSE(contains(o4, "Scheduled"));
+  auto [c5, o5] = k.run({"events", "--for", "pod/other"});
+  INFO(o5);
+  CHECK(c5 == 0);
+  CHECK_FALSE(contains(o5, "BackOff"));
+
+  // describe reads them through core v1's involvedObject field selector.
+  auto [c6, o6] = k.run({"describe", "pod", "web"});
+  INFO(o6);
+  REQUIRE(c6 == 0);
+  CHECK(contains(o6, "Events:"));
+  CHECK(contains(o6, "BackOff"));
+  CHECK(contains(o6, "Scheduled"));
+  CHECK(contains(o6, "Successfully assigned default/web to hz-1"));
+}
+
+TEST_CASE("kubectl create configmap, secret and namespace work though kubectl 1.33 sends protobuf",
+          "[e2e][kubectl][protobuf]") {
+  auto binaries = kubectl_binaries();
+  REQUIRE_FALSE(binaries.empty());
+  auto binary = GENERATE_COPY(from_range(binaries));
+  ApiFixture api;
+  Kubectl k(api, binary, kAdminToken);
+  INFO(binary);
+  // Not UTF-8, so kubectl puts it in binaryData.
+  std::string file = write_file(api, "settings.bin", std::string("\xff\xfe\0\x01", 4));
+  auto [c1, o1] = k.run({"create", "configmap", "app-config", "--from-literal=mode=fast",
+                         "--from-file=settings.bin=" + file, "-v=7"});
+  INFO(o1);
+  REQUIRE(c1 == 0);
+  CHECK(contains(o1, "configmap/app-config created"));
+  // What kubectl 1.33's typed clients send (older ones send JSON): this is the case being tested.
+  if (contains(binary, "1.33"))
+    CHECK(contains(o1, "Content-Type: application/vnd.kubernetes.protobuf"));
+  auto cm = api.call("GET", "/api/v1/namespaces/default/configmaps/app-config", kAdminToken);
+  REQUIRE(cm.code == 200);
+  CHECK(cm.json()["data"] == nlohmann::json{{"mode", "fast"}});
+  CHECK(cm.json()["binaryData"]["settings.bin"] == "//4AAQ==");
+
+  auto [c2, o2] = k.run({"create", "secret", "generic", "db", "--from-literal=password=s3cret"});
+  INFO(o2);
+  REQUIRE(c2 == 0);
+  CHECK(contains(o2, "secret/db created"));
+  auto secret = api.call("GET", "/api/v1/namespaces/default/secrets/db", kAdminToken);
+  REQUIRE(secret.code == 200);
+  CHECK(secret.json()["data"]["password"] == "czNjcmV0");
+  CHECK(secret.json()["type"] == "Opaque");
+
+  auto [c3, o3] = k.run({"create", "namespace", "team-a"});
+  INFO(o3);
+  REQUIRE(c3 == 0);
+  CHECK(contains(o3, "namespace/team-a created"));
+  CHECK(api.call("GET", "/api/v1/namespaces/team-a", kAdminToken).code == 200);
 }

@@ -229,7 +229,11 @@ def main():
     binary = build_renderer(args.source, args.build)
     print("chartrender built in %.1f s" % (time.monotonic() - started))
     with open(os.path.join(args.source, "deploy/cloudcore.yaml")) as f:
-        documented = key_paths(yaml.safe_load(f))
+        text = f.read()
+    documented = key_paths(yaml.safe_load(text))
+    # The ha: section is there commented out (it needs etcd): its options count as documented.
+    block = text[text.index("\n# ha:\n") + 1:].split("\n\n")[0]
+    documented |= key_paths(yaml.safe_load("\n".join(line[2:] for line in block.splitlines())))
     scratch = tempfile.mkdtemp(prefix="gantry-chart-")
     r = Renderer(binary, os.path.join(args.source, "charts/cloudcore"), scratch)
     secrets = {"pki": {"existingSecret": "cloudcore-pki"},
@@ -244,6 +248,7 @@ def main():
     assert claim["metadata"]["name"] == "data"
     assert claim["spec"]["resources"]["requests"]["storage"] == "20Gi"
     assert config["store"]["backend"] == "rocksdb" and "etcd" not in config["store"]
+    assert "ha" not in config  # one replica on its own store
     assert one(docs, "PodDisruptionBudget")["spec"] == {
         "maxUnavailable": 1, "selector": one(docs, "PodDisruptionBudget")["spec"]["selector"]}
     assert {d["kind"] for d in docs} == {"ConfigMap", "StatefulSet", "Service",
@@ -281,6 +286,14 @@ def main():
     assert volumes["etcd-tls"]["secret"]["secretName"] == "etcd-client"
     assert pod["affinity"]["podAntiAffinity"]
     assert config["store"]["backend"] == "etcd"
+    # ha: the replica link on every pod and the headless Service, advertised by the pod's name.
+    assert config["ha"] == {"lease_ttl": "15s", "link_listen": "0.0.0.0:10004",
+                            "link_advertise": "{name}.%s-cloudcore-headless.%s.svc:10004"
+                                              % (RELEASE, NAMESPACE)}
+    ports = {p["name"]: p for p in pod["containers"][0]["ports"]}
+    assert ports["link"]["containerPort"] == 10004
+    headless = one(docs, "Service", RELEASE + "-cloudcore-headless")["spec"]
+    assert {"name": "link", "port": 10004, "targetPort": "link"} in headless["ports"]
     assert config["store"]["etcd"]["endpoints"] == ["https://10.0.0.1:2379",
                                                     "https://10.0.0.2:2379"]
     assert config["store"]["etcd"]["tls"] == {"ca": "/etc/gantry/etcd/ca.crt",

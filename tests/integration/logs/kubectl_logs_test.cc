@@ -11,14 +11,6 @@ using namespace gantry::test;
 
 namespace {
 
-std::vector<std::string> kubectl_binaries() {
-  std::vector<std::string> out;
-  for (const char* p : {"/usr/lib/google-cloud-sdk/bin/kubectl.1.27",
-                        "/usr/lib/google-cloud-sdk/bin/kubectl.1.33", "/usr/bin/kubectl"})
-    if (std::filesystem::exists(p)) out.emplace_back(p);
-  return out;
-}
-
 std::string cri(int sec, const std::string& content, bool partial = false) {
   return edge::format_rfc3339_nanos((1704067200LL + sec) * 1'000'000'000LL) +
          (partial ? " stderr P " : " stdout F ") + content + "\n";

@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
 #include <catch2/catch.hpp>
 #include <fstream>
 #include <future>
@@ -14,7 +16,10 @@
 #include <sstream>
 #include <thread>
 
+#include "edgecore/exec/exec_streams.h"
+#include "edgecore/exec/spdy_exec.h"
 #include "edgecore/runtime/cri_runtime.h"
+#include "edgecore/runtime/registry_mirrors.h"
 #include "tests/support/containerd_fixture.h"
 #include "tests/support/test_support.h"
 
@@ -477,6 +482,44 @@ TEST_CASE_METHOD(RuntimeFixture,
 }
 
 TEST_CASE_METHOD(RuntimeFixture,
+                 "registry mirrors written by edgecore serve pulls of registries nobody can reach",
+                 "[containerd]") {
+  // The mirror: a loopback registry holding app:v2. The images' own registries do not exist
+  // (.invalid never resolves): a pull succeeds only through the hosts.toml edgecore wrote.
+  auto mirror = containerd_.start_registry();
+  auto archive = containerd_.build_image("gantry.test/app", "v2", "app-v2");
+  containerd_.push_image(archive, "app:v2");
+  const fs::path certs = containerd_.dir() / "certs.d";  // the fixture's containerd config_path
+  CHECK_FALSE(rt_->pull_image("registry.gantry.invalid/app:v2").ok());
+
+  // A dead station mirror first, then the working one: containerd moves on in order.
+  auto dead = parse_registry_mirror(
+      fmt::format("registry.gantry.invalid=http://127.0.0.1:{}", test::free_port()));
+  auto live = parse_registry_mirror("registry.gantry.invalid=http://" + mirror);
+  REQUIRE(dead.ok());
+  REQUIRE(live.ok());
+  REQUIRE(write_registry_mirrors(certs, {*dead, *live}).ok());
+  auto id = rt_->pull_image("registry.gantry.invalid/app:v2");
+  INFO(id.status().to_string());
+  REQUIRE(id.ok());
+  CHECK_THAT(*id, Catch::StartsWith("sha256:"));
+
+  // A mirror of every registry (_default) serves any other registry name.
+  auto every = parse_registry_mirror("http://" + mirror);
+  REQUIRE(every.ok());
+  REQUIRE(write_registry_mirrors(certs, {*every}).ok());
+  auto other = rt_->pull_image("other.gantry.invalid/app:v2");
+  INFO(other.status().to_string());
+  CHECK(other.ok());
+
+  // Without mirrors the unreachable registry is unreachable again (the files are gone).
+  REQUIRE(write_registry_mirrors(certs, {}).ok());
+  CHECK(rt_->remove_image("registry.gantry.invalid/app:v2").ok());
+  CHECK_FALSE(rt_->pull_image("registry.gantry.invalid/app:v2").ok());
+  CHECK(fs::exists(certs / mirror / "hosts.toml"));  // the fixture's own file is untouched
+}
+
+TEST_CASE_METHOD(RuntimeFixture,
                  "after containerd restarts the same client works again and the pod is still "
                  "running",
                  "[containerd]") {
@@ -554,6 +597,262 @@ TEST_CASE_METHOD(RuntimeFixture, "cancel_calls ends a call in flight and every l
   CHECK(s.code() == Code::kCancelled);
   CHECK(elapsed < 5s);
   CHECK((*patient)->version().status().code() == Code::kCancelled);
+}
+
+// --- exec / attach through containerd's streaming server (edgecore/exec) --------------------
+
+// An io_context on a thread of its own, for SpdyExec and ExecStreams.
+struct IoThread {
+  boost::asio::io_context ioc;
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> guard{
+      ioc.get_executor()};
+  std::thread thread{[this] { ioc.run(); }};
+  ~IoThread() {
+    guard.reset();
+    ioc.stop();
+    thread.join();
+  }
+};
+
+struct ExecOutcome {
+  std::mutex mu;
+  std::string out, err;
+  std::optional<ExecResult> result;
+  bool ready = false;
+  std::string text() {
+    std::lock_guard lock(mu);
+    return out;
+  }
+  bool done() {
+    std::lock_guard lock(mu);
+    return result.has_value();
+  }
+};
+
+std::shared_ptr<SpdyExec> run_exec(boost::asio::io_context& ioc, const std::string& url,
+                                   SpdyExecOptions options, ExecOutcome& outcome) {
+  SpdyExec::Callbacks cbs;
+  cbs.on_ready = [&outcome] {
+    std::lock_guard lock(outcome.mu);
+    outcome.ready = true;
+  };
+  cbs.on_output = [&outcome](uint32_t channel, std::string data) {
+    std::lock_guard lock(outcome.mu);
+    (channel == 1 ? outcome.out : outcome.err) += data;
+  };
+  cbs.on_end = [&outcome](ExecResult r) {
+    std::lock_guard lock(outcome.mu);
+    outcome.result = std::move(r);
+  };
+  return SpdyExec::start(ioc, url, options, std::move(cbs));
+}
+
+TEST_CASE_METHOD(RuntimeFixture,
+                 "exec in a running container relays stdout, stderr, stdin with its end, a "
+                 "terminal and the exit code",
+                 "[containerd][exec]") {
+  auto sandbox = sandbox_config("exec");
+  auto sandbox_id = run_sandbox(sandbox);
+  auto id = start(sandbox_id, sandbox, container_config("app", "sleep 3600"));
+  REQUIRE(test::eventually([&] { return in_state(id, ContainerState::kRunning); }));
+  IoThread io;
+
+  SECTION("stdout, stderr and a non-zero exit code") {
+    auto url = rt_->streaming_url(
+        {.container_id = id, .command = {"sh", "-c", "echo hi; echo err >&2; exit 3"}});
+    INFO(url.status().to_string());
+    REQUIRE(url.ok());
+    CHECK_THAT(*url, Catch::StartsWith("http://127.0.0.1:"));
+    ExecOutcome o;
+    auto exec = run_exec(io.ioc, *url, {}, o);
+    REQUIRE(test::eventually([&] { return o.done(); }, 30s));
+    std::lock_guard lock(o.mu);
+    INFO(o.result->error);
+    CHECK(o.result->exited);
+    CHECK(o.result->exit_code == 3);
+    CHECK(o.out == "hi\n");
+    CHECK(o.err == "err\n");
+  }
+
+  SECTION("stdin until its end, and exit code 0") {
+    auto url = rt_->streaming_url({.container_id = id, .command = {"cat"}, .stdin = true});
+    REQUIRE(url.ok());
+    ExecOutcome o;
+    auto exec = run_exec(io.ioc, *url, {.stdin = true}, o);
+    std::atomic<bool> written{false};
+    exec->write_stdin("abc\n", [&] { written = true; });
+    exec->write_stdin("def\n", nullptr);
+    exec->close_stdin();
+    REQUIRE(test::eventually([&] { return o.done(); }, 30s));
+    std::lock_guard lock(o.mu);
+    INFO(o.result->error);
+    CHECK(o.result->exited);
+    CHECK(o.result->exit_code == 0);
+    CHECK(o.out == "abc\ndef\n");
+    CHECK(written);
+  }
+
+  SECTION("a terminal, resized") {
+    auto url = rt_->streaming_url(
+        {.container_id = id, .command = {"sh"}, .tty = true, .stdin = true, .stderr = false});
+    REQUIRE(url.ok());
+    ExecOutcome o;
+    auto exec = run_exec(io.ioc, *url, {.stdin = true, .tty = true}, o);
+    exec->resize(123, 45);
+    REQUIRE(test::eventually([&] {
+      std::lock_guard lock(o.mu);
+      return o.ready;
+    }));
+    exec->write_stdin("tty; stty size; exit 5\n", nullptr);
+    REQUIRE(test::eventually([&] { return o.done(); }, 30s));
+    std::lock_guard lock(o.mu);
+    INFO(o.out);
+    CHECK(o.result->exited);
+    CHECK(o.result->exit_code == 5);
+    CHECK_THAT(o.out, Catch::Contains("/dev/pts/"));
+    CHECK_THAT(o.out, Catch::Contains("45 123"));
+  }
+
+  SECTION("output past the socket buffers waits while paused and arrives whole") {
+    auto url = rt_->streaming_url(
+        {.container_id = id, .command = {"sh", "-c", "seq 1 100000"}, .stderr = false});
+    REQUIRE(url.ok());
+    ExecOutcome o;
+    auto exec = run_exec(io.ioc, *url, {.stderr = false}, o);
+    exec->pause_output(true);
+    std::this_thread::sleep_for(300ms);  // the process fills the buffers and blocks meanwhile
+    CHECK(o.text().size() < 588895);
+    exec->pause_output(false);
+    REQUIRE(test::eventually([&] { return o.done(); }, 30s));
+    std::lock_guard lock(o.mu);
+    CHECK(o.result->exited);
+    CHECK(o.out.size() == 588895);  // seq 1 100000 | wc -c
+    CHECK(o.out.substr(o.out.size() - 7) == "100000\n");
+  }
+
+  SECTION("a command that is not there is an error, not an exit code") {
+    auto url = rt_->streaming_url({.container_id = id, .command = {"/no/such/binary"}});
+    REQUIRE(url.ok());
+    ExecOutcome o;
+    auto exec = run_exec(io.ioc, *url, {}, o);
+    REQUIRE(test::eventually([&] { return o.done(); }, 30s));
+    std::lock_guard lock(o.mu);
+    INFO(o.result->error);
+    CHECK(!o.result->exited);
+    CHECK_THAT(o.result->error, Catch::Contains("/no/such/binary"));
+  }
+
+  SECTION("through ExecStreams: the tunnel's frames, windows both ways") {
+    std::mutex mu;
+    std::vector<v1::Frame> sent;
+    ExecStreams streams(
+        io.ioc,
+        [&](const v1::ExecRequest& r) -> common::Result<std::string> {
+          if (r.container() != "app")
+            return common::make_error(Code::kNotFound, "container \"{}\" not found", r.container());
+          return rt_->streaming_url({.container_id = id,
+                                     .command = {r.command().begin(), r.command().end()},
+                                     .stdin = r.stdin()});
+        },
+        {.max_streams = 2});
+    streams.set_sender([&](const v1::Frame& f) {
+      std::lock_guard lock(mu);
+      sent.push_back(f);
+    });
+    auto open = [&](uint32_t stream_id, std::string container, std::vector<std::string> cmd,
+                    bool stdin, uint32_t window) {
+      v1::Frame f;
+      f.mutable_stream_open()->set_id(stream_id);
+      f.mutable_stream_open()->set_window(window);
+      auto* e = f.mutable_stream_open()->mutable_exec();
+      e->set_namespace_("ns");
+      e->set_pod("p");
+      e->set_container(std::move(container));
+      for (auto& a : cmd) e->add_command(a);
+      e->set_stdin(stdin);
+      e->set_stdout(true);
+      e->set_stderr(true);
+      streams.on_frame(f);
+    };
+    auto closed = [&](uint32_t stream_id) -> std::optional<v1::StreamClose> {
+      std::lock_guard lock(mu);
+      for (const auto& f : sent)
+        if (f.has_stream_close() && f.stream_close().id() == stream_id) return f.stream_close();
+      return std::nullopt;
+    };
+    auto output = [&](uint32_t stream_id, uint32_t channel) {
+      std::lock_guard lock(mu);
+      std::string out;
+      for (const auto& f : sent)
+        if (f.has_stream_data() && f.stream_data().id() == stream_id &&
+            f.stream_data().channel() == channel)
+          out += f.stream_data().data();
+      return out;
+    };
+    auto stdin_granted = [&](uint32_t stream_id) {
+      std::lock_guard lock(mu);
+      uint64_t n = 0;
+      for (const auto& f : sent)
+        if (f.has_stream_window() && f.stream_window().id() == stream_id)
+          n += f.stream_window().bytes();
+      return n;
+    };
+
+    open(1, "nope", {"true"}, false, 1024);
+    REQUIRE(test::eventually([&] { return closed(1).has_value(); }));
+    CHECK(closed(1)->code() == 404);
+    CHECK(closed(1)->error() == "container \"nope\" not found");
+
+    // 10 output bytes of window, stdout and stderr together: the rest waits until granted.
+    // (Which of the two streams containerd delivers first is its own: stderr's "e\n" may come
+    // before stdout's line and take 2 of the 10 bytes.)
+    open(3, "app", {"sh", "-c", "echo 0123456789abcdef; echo e >&2; exit 4"}, false, 10);
+    auto out_bytes = [&] { return output(3, 1).size() + output(3, 2).size(); };
+    REQUIRE(test::eventually([&] { return out_bytes() == 10; }));
+    std::this_thread::sleep_for(200ms);  // nothing more may come without a grant
+    CHECK(out_bytes() == 10);
+    CHECK(std::string_view("0123456789abcdef\n").starts_with(output(3, 1)));
+    CHECK(std::string_view("e\n").starts_with(output(3, 2)));
+    CHECK(!closed(3).has_value());
+    v1::Frame grant;
+    grant.mutable_stream_window()->set_id(3);
+    grant.mutable_stream_window()->set_bytes(1000);
+    streams.on_frame(grant);
+    REQUIRE(test::eventually([&] { return closed(3).has_value(); }));
+    CHECK(output(3, 1) == "0123456789abcdef\n");
+    CHECK(output(3, 2) == "e\n");
+    CHECK(closed(3)->exited());
+    CHECK(closed(3)->exit_code() == 4);
+    CHECK(closed(3)->error().empty());
+
+    // stdin: granted at once, re-granted as written, ended by eof.
+    open(5, "app", {"cat"}, true, 1 << 16);
+    REQUIRE(test::eventually([&] { return stdin_granted(5) == 64 * 1024; }));
+    v1::Frame in;
+    in.mutable_stream_data()->set_id(5);
+    in.mutable_stream_data()->set_data("abc\n");
+    in.mutable_stream_data()->set_eof(true);
+    streams.on_frame(in);
+    REQUIRE(test::eventually([&] { return closed(5).has_value(); }));
+    CHECK(output(5, 1) == "abc\n");
+    CHECK(closed(5)->exited());
+    CHECK(closed(5)->exit_code() == 0);
+    CHECK(stdin_granted(5) == 64 * 1024 + 4);
+
+    // At most two at once: the third is a 429; ending one by StreamClose frees a place.
+    open(7, "app", {"sleep", "60"}, false, 1024);
+    open(9, "app", {"sleep", "60"}, false, 1024);
+    open(11, "app", {"true"}, false, 1024);
+    REQUIRE(test::eventually([&] { return closed(11).has_value(); }));
+    CHECK(closed(11)->code() == 429);
+    REQUIRE(test::eventually([&] { return streams.open_streams() == 2; }));
+    v1::Frame cancel;
+    cancel.mutable_stream_close()->set_id(7);
+    streams.on_frame(cancel);
+    REQUIRE(test::eventually([&] { return streams.open_streams() == 1; }));
+    streams.on_disconnect();
+    REQUIRE(test::eventually([&] { return streams.open_streams() == 0; }));
+  }
 }
 
 }  // namespace

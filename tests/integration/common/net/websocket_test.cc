@@ -116,6 +116,27 @@ TEST_CASE(
   CHECK(client->reason() == "bye");
 }
 
+TEST_CASE("close() after several sends delivers every queued message, then the close",
+          "[net][websocket]") {
+  ServerFixture fixture({}, /*echo=*/false);
+  auto tls = client_tls(fixture.ca_, &fixture.ca_, "system:node:edge-1");
+  auto client = std::make_shared<Inbox>();
+  auto result = connect_and_wait(fixture.client_loop_, tls, fixture.client_options(), client);
+  REQUIRE(result.ok());
+  REQUIRE(eventually([&] { return fixture.server_inboxes().size() == 1; }));
+  auto server_side = fixture.server_inboxes()[0];
+  REQUIRE(eventually([&] { return server_side->conn() != nullptr; }));
+  // Several messages queued behind a large one still in flight when close() comes.
+  server_side->conn()->send(std::string(1 << 20, 'x'));
+  for (int i = 0; i < 5; ++i) server_side->conn()->send("m" + std::to_string(i));
+  server_side->conn()->close("end");
+  REQUIRE(eventually([&] { return client->closed.load(); }, std::chrono::seconds(20)));
+  auto got = client->snapshot();
+  REQUIRE(got.size() == 6);
+  CHECK(got[5] == "m4");
+  CHECK(client->reason() == "end");
+}
+
 TEST_CASE("a client without a certificate is refused with a TLS failure", "[net][websocket]") {
   ServerFixture fixture;
   auto tls = client_tls(fixture.ca_, nullptr, "");

@@ -7,6 +7,7 @@
 
 #include "cloudcore/api/discovery.h"
 #include "cloudcore/api/kind.h"
+#include "common/base/json.h"
 #include "tests/unit/cloudcore/api/api_fixture.h"
 
 using namespace gantry;
@@ -37,7 +38,7 @@ Kind widget_kind() {
   k.columns = {name_column(),
                {"Size", "string", "The widget's size.", 0, "",
                 [](const json& obj, SystemTime) {
-                  return json(string_at(obj, {"spec", "size"}));
+                  return json(common::json_string_at(obj, {"spec", "size"}));
                 }},
                age_column()};
   return k;
@@ -123,10 +124,12 @@ TEST_CASE("legacy discovery lists each kind of a group version", "[api][kinds]")
   CHECK_FALSE(api_resource_list(kinds, "apps", "v2"));
 
   json groups = api_group_list(kinds);
-  REQUIRE(groups["groups"].size() == 2);  // gantry.io, then apps (workloads)
+  REQUIRE(groups["groups"].size() == 3);  // gantry.io, apps (workloads), events.k8s.io
   CHECK(groups["groups"][0]["name"] == "gantry.io");
   CHECK(groups["groups"][0]["preferredVersion"]["groupVersion"] == "gantry.io/v1");
   CHECK(groups["groups"][1]["name"] == "apps");
+  CHECK(groups["groups"][2]["name"] == "events.k8s.io");
+  CHECK(api_group(kinds, "events.k8s.io"));
   CHECK(api_group(kinds, "gantry.io"));
   CHECK(api_group(kinds, "apps"));
   CHECK_FALSE(api_group(kinds, "batch"));
@@ -160,7 +163,7 @@ TEST_CASE("aggregated discovery is chosen by the Accept header, as client-go ask
     CHECK(r["responseKind"] == json({{"group", ""}, {"version", "v1"}, {"kind", "Pod"}}));
     std::set<std::string> subs;
     for (const auto& sub : r["subresources"]) subs.insert(sub["subresource"]);
-    CHECK(subs == std::set<std::string>{"eviction", "log", "status"});
+    CHECK(subs == std::set<std::string>{"attach", "eviction", "exec", "log", "status"});
   }
   CHECK(saw_pods);
   json groups = aggregated_discovery(builtin_kinds(), false, "v2beta1");

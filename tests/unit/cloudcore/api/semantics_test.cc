@@ -136,6 +136,62 @@ TEST_CASE_METHOD(ApiFixture, "a bad gracePeriodSeconds is a 400 and does not for
   CHECK_FALSE(pod["metadata"].contains("deletionTimestamp"));
 }
 
+TEST_CASE_METHOD(ApiFixture,
+                 "every query parameter is parsed strictly: a bad value is a 400 naming it",
+                 "[api][semantics][params]") {
+  put_node("n1", "zhejiang");
+  REQUIRE(call("POST", kPods, kAdminToken, pod_body("web", "n1")).code == 201);
+  REQUIRE(call("POST", kConfigMaps, kAdminToken, config_map("cm", "web")).code == 201);
+  const std::string pod = std::string(kPods) + "/web";
+  struct Case {
+    const char* method;
+    std::string path;
+    const char* names;  // the parameter the message must name
+  };
+  const std::vector<Case> cases = {
+      {"GET", std::string(kPods) + "?limit=ten", "limit"},
+      {"GET", std::string(kPods) + "?limit=-1", "limit"},
+      {"GET", std::string(kPods) + "?limit=1e3", "limit"},
+      {"GET", std::string(kPods) + "?watch=maybe", "watch"},
+      {"GET", std::string(kPods) + "?resourceVersion=abc", "resourceVersion"},
+      {"GET", std::string(kPods) + "?watch=1&timeoutSeconds=soon", "timeoutSeconds"},
+      {"GET", std::string(kPods) + "?watch=true&allowWatchBookmarks=yes", "allowWatchBookmarks"},
+      {"DELETE", pod + "?gracePeriodSeconds=0x10", "gracePeriodSeconds"},
+      {"DELETE", pod + "?orphanDependents=perhaps", "orphanDependents"},
+      {"GET", pod + "/log?follow=sometimes", "follow"},
+      {"GET", pod + "/log?timestamps=2", "timestamps"},
+      {"GET", pod + "/log?previous=no", "previous"},
+      {"GET", pod + "/log?tailLines=-1", "tailLines"},
+      {"GET", pod + "/log?tailLines=10lines", "tailLines"},
+      {"GET", pod + "/log?limitBytes=0", "limitBytes"},
+      {"GET", pod + "/log?sinceSeconds=a", "sinceSeconds"},
+      {"GET", pod + "/log?sinceTime=yesterday", "sinceTime"},
+  };
+  for (const auto& c : cases) {
+    INFO(c.method << " " << c.path);
+    auto r = call(c.method, c.path, kAdminToken);
+    CHECK(r.code == 400);
+    CHECK(r.json()["kind"] == "Status");
+    CHECK(r.json()["reason"] == "BadRequest");
+    CHECK_THAT(r.json()["message"].get<std::string>(), Catch::Matchers::Contains(c.names));
+  }
+  // Nothing was deleted by the refused DELETEs.
+  CHECK_FALSE(call("GET", pod, kAdminToken).json()["metadata"].contains("deletionTimestamp"));
+  // The values Go's strconv.ParseBool takes are all accepted (watch=1 streams: not tried here).
+  for (const char* yes_no : {"0", "f", "F", "false", "FALSE", "False"})
+    CHECK(call("GET", std::string(kPods) + "?watch=" + yes_no, kAdminToken).code == 200);
+  // A resourceVersion in a body that is not a revision is a 400 naming the field.
+  auto cm = call("GET", std::string(kConfigMaps) + "/cm", kAdminToken).json();
+  cm["metadata"]["resourceVersion"] = "12abc";
+  auto put = call("PUT", std::string(kConfigMaps) + "/cm", kAdminToken, cm.dump());
+  CHECK(put.code == 400);
+  CHECK_THAT(put.json()["message"].get<std::string>(),
+             Catch::Matchers::Contains("metadata.resourceVersion"));
+  auto patched = call("PATCH", std::string(kConfigMaps) + "/cm", kAdminToken,
+                      R"({"metadata":{"resourceVersion":"-3"}})", "application/merge-patch+json");
+  CHECK(patched.code == 400);
+}
+
 TEST_CASE_METHOD(ApiFixture, "deletecollection deletes what the selectors match",
                  "[api][semantics]") {
   for (auto [name, app] : {std::pair{"a1", "a"}, {"a2", "a"}, {"b1", "b"}})

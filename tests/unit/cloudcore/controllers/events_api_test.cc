@@ -132,5 +132,82 @@ TEST_CASE_METHOD(EventsApiFixture, "kubectl get events prints type, reason, obje
   CHECK(cells[4] == "0/3 nodes are available: 3 node(s) didn't match node selector.");
 }
 
+TEST_CASE_METHOD(EventsApiFixture, "the same events are served as events.k8s.io/v1",
+                 "[events][api]") {
+  put_node("n1", "zhejiang");
+  put_pod("default", "web", "n1");
+  std::string uid = pod_uid("default", "web");
+  record(pod_reference("default", "web", uid, "main"), "BackOff",
+         "Back-off restarting failed container main", KubeEventType::kWarning, 2);
+
+  auto discovery = call("GET", "/apis/events.k8s.io/v1", kAdminToken);
+  REQUIRE(discovery.code == 200);
+  json resources = discovery.json()["resources"];
+  bool listed = false;
+  for (const auto& r : resources)
+    listed = listed || (r["name"] == "events" && r["kind"] == "Event" && r["namespaced"] == true);
+  CHECK(listed);
+
+  auto r = call("GET",
+                "/apis/events.k8s.io/v1/namespaces/default/events?fieldSelector=" +
+                    url_escape("regarding.name=web,regarding.uid=" + uid),
+                kAdminToken);
+  REQUIRE(r.code == 200);
+  json list = r.json();
+  CHECK(list["apiVersion"] == "events.k8s.io/v1");
+  REQUIRE(list["items"].size() == 1);
+  const json& ev = list["items"][0];
+  CHECK(ev["apiVersion"] == "events.k8s.io/v1");
+  CHECK(ev["regarding"]["name"] == "web");
+  CHECK(ev["regarding"]["fieldPath"] == "spec.containers{main}");
+  CHECK(ev["note"] == "Back-off restarting failed container main");
+  CHECK(ev["reportingController"] == "kubelet");
+  CHECK(ev["deprecatedCount"] == 2);
+  CHECK_FALSE(ev.contains("involvedObject"));
+  CHECK_FALSE(ev["metadata"]["resourceVersion"].get<std::string>().empty());
+}
+
+TEST_CASE_METHOD(EventsApiFixture,
+                 "an events.k8s.io/v1 create is checked, stored once and read in both versions",
+                 "[events][api]") {
+  put_node("n1", "zhejiang");
+  json ev = {{"apiVersion", "events.k8s.io/v1"},
+             {"kind", "Event"},
+             {"metadata", {{"name", "rollout.1"}}},
+             {"eventTime", "2026-12-02T15:00:00.000000Z"},
+             {"reportingController", "example.com/deployer"},
+             {"reportingInstance", "deployer-1"},
+             {"action", "Rollout"},
+             {"reason", "Started"},
+             {"regarding", {{"kind", "Node"}, {"name", "n1"}}},
+             {"note", "rolling out"},
+             {"type", "Normal"}};
+  json bad = ev;
+  bad.erase("eventTime");
+  auto refused =
+      call("POST", "/apis/events.k8s.io/v1/namespaces/default/events", kAdminToken, bad.dump());
+  CHECK(refused.code == 422);
+  CHECK_THAT(refused.json()["message"].get<std::string>(),
+             Catch::Contains("eventTime: Required value"));
+
+  auto created =
+      call("POST", "/apis/events.k8s.io/v1/namespaces/default/events", kAdminToken, ev.dump());
+  REQUIRE(created.code == 201);
+  CHECK(created.json()["note"] == "rolling out");
+  auto core = call("GET", "/api/v1/namespaces/default/events/rollout.1", kAdminToken);
+  REQUIRE(core.code == 200);
+  CHECK(core.json()["apiVersion"] == "v1");
+  CHECK(core.json()["involvedObject"]["name"] == "n1");
+  CHECK(core.json()["message"] == "rolling out");
+  CHECK(core.json()["reportingComponent"] == "example.com/deployer");
+  // A merge patch through events.k8s.io/v1 changes the note, kept in the core shape.
+  auto patched = call("PATCH", "/apis/events.k8s.io/v1/namespaces/default/events/rollout.1",
+                      kAdminToken, R"({"note":"rolled out"})", "application/merge-patch+json");
+  REQUIRE(patched.code == 200);
+  CHECK(patched.json()["note"] == "rolled out");
+  CHECK(call("GET", "/api/v1/namespaces/default/events/rollout.1", kAdminToken).json()["message"] ==
+        "rolled out");
+}
+
 }  // namespace
 }  // namespace gantry::test

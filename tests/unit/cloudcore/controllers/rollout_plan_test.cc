@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 
 namespace gantry::cloud::controllers::rollout {
@@ -37,6 +38,7 @@ struct Sim {
   std::set<std::string> bad;          // revisions whose pods crash-loop
   std::set<std::string> pull_fails;   // nodes where pulling the update fails
   std::set<std::string> never_ready;  // revisions whose pods stay not Ready (no error)
+  std::map<int, PrePullView> pulls;   // the pre-pull jobs' reports, by step
   Decision last;
 
   explicit Sim(int n, const std::vector<std::string>& provinces = {"zhejiang", "jiangsu"}) {
@@ -83,7 +85,7 @@ struct Sim {
 
   // One controller pass: decide, write back the spec changes, let the DaemonSet act.
   void pass() {
-    last = plan(spec, status, target, nodes, now, seed);
+    last = plan(spec, status, target, nodes, now, seed, pulls);
     status = last.status;
     if (last.reset_controls) {
       spec.approved_step = 0;
@@ -481,6 +483,167 @@ TEST_CASE("rollout: a template change the controller has not seen yet holds the 
   CHECK_FALSE(back.hold);
   CHECK(back.allowed.empty());
   CHECK(back.stable == "v1");
+}
+
+PrePullView pulled(int64_t desired, int64_t succeeded, int64_t pending, int64_t offline = 0,
+                   int64_t failed = 0) {
+  PrePullView v;
+  v.observed = true;
+  v.desired = desired;
+  v.succeeded = succeeded;
+  v.pending = pending;
+  v.waiting_offline = offline;
+  v.failed = failed;
+  v.finished = pending == 0 && offline == 0;
+  return v;
+}
+
+TEST_CASE("rollout: a step with prePull replaces nothing until its new nodes have the images") {
+  Sim sim(20);
+  Step first = pct(10);
+  first.pre_pull = true;
+  Step last = pct(100, false);
+  last.pre_pull = true;
+  sim.spec.steps = {first, last};
+  sim.settle();
+  sim.set_image("v2");
+  sim.settle();
+  CHECK(sim.status.phase == Phase::kProgressing);
+  CHECK(sim.status.reason == kReasonPrePulling);
+  CHECK(sim.running("v2") == 0);
+  REQUIRE(sim.last.pre_pull);
+  CHECK(sim.last.pre_pull->step == 1);
+  CHECK(sim.last.pre_pull->nodes.size() == 2);  // 10 % of 20, the step's nodes
+  auto step1 = step_nodes(sim.spec, 1, sim.nodes, sim.seed);
+  for (const auto& n : sim.last.pre_pull->nodes) CHECK(step1.count(n));
+  CHECK(sim.last.pre_pull->deadline_ms == sim.status.step_started_ms + 600'000);
+  CHECK(sim.last.wake_at_ms == sim.last.pre_pull->deadline_ms);
+
+  // Half pulled: still waiting, the count shows it.
+  sim.pulls[1] = pulled(2, 1, 1);
+  sim.settle();
+  CHECK(sim.status.reason == kReasonPrePulling);
+  CHECK(sim.status.counts.pre_pulled == 1);
+  CHECK(sim.running("v2") == 0);
+
+  // Both have the images: the step replaces its pods, then waits for approval.
+  sim.pulls[1] = pulled(2, 2, 0);
+  sim.settle();
+  CHECK(sim.status.phase == Phase::kWaitingApproval);
+  CHECK(sim.status.pre_pull_step == 1);
+  CHECK(sim.status.pre_pull_result == "step 1: 2 of 2 node(s) pre-pulled");
+  CHECK(sim.status.counts.pre_pulled == 2);
+  CHECK(sim.running("v2") == 2);
+  REQUIRE(sim.last.pre_pull);  // step 2's pre-pull starts during the wait
+  CHECK(sim.last.pre_pull->step == 2);
+  CHECK(sim.last.pre_pull->nodes.size() == 18);
+
+  // Step 2 pre-pulls the other 18 before replacing them; the first two keep v2.
+  sim.approve();
+  sim.settle();
+  CHECK(sim.status.current_step == 2);
+  CHECK(sim.status.reason == kReasonPrePulling);
+  REQUIRE(sim.last.pre_pull);
+  CHECK(sim.last.pre_pull->step == 2);
+  CHECK(sim.last.pre_pull->nodes.size() == 18);
+  CHECK(sim.running("v2") == 2);
+  CHECK(sim.status.counts.pre_pulled == 0);  // step 2's job has not reported yet
+  sim.pulls[2] = pulled(18, 17, 0, 0, 1);    // one node's pull failed
+  sim.settle();
+  CHECK(sim.status.phase == Phase::kCompleted);
+  CHECK(sim.running("v2") == 20);
+  CHECK(sim.status.pre_pull_result == "step 2: 17 of 18 node(s) pre-pulled, 1 failed");
+
+  // A new run starts its pre-pulls over (its jobs are new ones).
+  sim.pulls.clear();
+  sim.set_image("v3");
+  sim.settle();
+  CHECK(sim.status.pre_pull_step == 0);
+  CHECK(sim.status.reason == kReasonPrePulling);
+  CHECK(sim.running("v3") == 0);
+}
+
+TEST_CASE("rollout: the next step's pre-pull runs while a step waits for its approval") {
+  Sim sim(20);
+  Step first = pct(10);
+  Step second = pct(100, false);
+  second.pre_pull = true;
+  sim.spec.steps = {first, second};
+  sim.settle();
+  sim.set_image("v2");
+  sim.settle();
+  CHECK(sim.status.phase == Phase::kWaitingApproval);  // step 1 has no pre-pull of its own
+  CHECK(sim.running("v2") == 2);
+  REQUIRE(sim.last.pre_pull);
+  CHECK(sim.last.pre_pull->step == 2);
+  CHECK(sim.last.pre_pull->nodes.size() == 18);
+  CHECK_THAT(sim.status.message, Catch::Contains("step 2's images are pre-pulled meanwhile"));
+  CHECK(sim.running("v2") == 2);  // nothing of step 2 moves before the approval
+  sim.pulls[2] = pulled(18, 18, 0);
+  sim.settle();
+  CHECK(sim.status.phase == Phase::kWaitingApproval);
+  CHECK_THAT(sim.status.message, Catch::Contains("pre-pulled meanwhile (18 of 18 done)"));
+  // Approved after the pulls: step 2 goes on at once.
+  sim.approve();
+  sim.settle();
+  CHECK(sim.status.phase == Phase::kCompleted);
+  CHECK(sim.running("v2") == 20);
+  CHECK(sim.status.pre_pull_result == "step 2: 18 of 18 node(s) pre-pulled");
+}
+
+TEST_CASE("rollout: prePull skips offline nodes and gives up at the progress deadline") {
+  Sim sim(10);
+  Step only = pct(100, false);
+  only.pre_pull = true;
+  sim.spec.steps = {only};
+  sim.settle();
+  sim.node("n003").reachable = false;
+  sim.set_image("v2");
+  sim.settle();
+  REQUIRE(sim.last.pre_pull);
+  CHECK(sim.last.pre_pull->nodes.size() == 9);  // not the offline one
+  CHECK(std::find(sim.last.pre_pull->nodes.begin(), sim.last.pre_pull->nodes.end(), "n003") ==
+        sim.last.pre_pull->nodes.end());
+  // The job's node that went offline meanwhile does not hold it: the rest have pulled.
+  sim.node("n005").reachable = false;
+  sim.pulls[1] = pulled(9, 8, 0, 1);
+  sim.settle();
+  CHECK(sim.status.pre_pull_step == 1);
+  CHECK(sim.status.pre_pull_result ==
+        "step 1: 8 of 9 node(s) pre-pulled, 1 offline (pull when they return)");
+  CHECK(sim.running("v2") == 8);
+  // They catch up when they return, as any offline node of a rollout does.
+  sim.node("n003").reachable = true;
+  sim.node("n005").reachable = true;
+  sim.settle();
+  CHECK(sim.running("v2") == 10);
+  CHECK(sim.status.phase == Phase::kCompleted);
+
+  // A pre-pull that never reports (no job controller) holds the step until the deadline only.
+  sim.set_image("v3");
+  sim.pulls.clear();
+  sim.settle();
+  CHECK(sim.status.reason == kReasonPrePulling);
+  sim.now += 599'000;
+  sim.settle();
+  CHECK(sim.running("v3") == 0);
+  sim.now += 1'000;
+  sim.settle();
+  CHECK(sim.running("v3") == 10);
+  CHECK(sim.status.phase == Phase::kCompleted);
+  CHECK_THAT(sim.status.pre_pull_result, Catch::Contains("did not report within"));
+
+  // One still pulling at the deadline: the step goes on and says so.
+  sim.set_image("v4");
+  sim.settle();
+  sim.pulls[1] = pulled(10, 9, 1);
+  sim.settle();
+  CHECK(sim.running("v4") == 0);
+  sim.now += 600'000;
+  sim.settle();
+  CHECK(sim.running("v4") == 10);
+  CHECK(sim.status.pre_pull_result ==
+        "step 1: 9 of 10 node(s) pre-pulled, 1 not done after progressDeadlineSeconds (600 s)");
 }
 
 TEST_CASE("rollout: phases have their Kubernetes-style names") {

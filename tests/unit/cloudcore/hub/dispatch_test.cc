@@ -34,8 +34,27 @@ TEST_CASE("a snapshot larger than one frame is split, only the last frame ends i
   }
   CHECK(objects == 10);
   CHECK_FALSE(d.caught_up());
-  d.on_ack(42);
+  CHECK(d.on_ack(42));
   CHECK(d.caught_up());
+}
+
+TEST_CASE("an ack past the last revision sent changes nothing") {
+  // Found by fuzz_cloud_frames: such an ack made a node look caught up (its resync slot released,
+  // its acked revision recorded) before it had applied anything. An edge ahead of the cloud (a
+  // store restored from an older backup) sends one while it buffers the snapshot: ignored, not a
+  // reason to close.
+  NodeDispatch d(1 << 20);
+  Resume snap;
+  snap.mode = v1::RESUME_MODE_SNAPSHOT;
+  snap.changes.revision = 7;
+  REQUIRE(d.resume(snap).size() == 1);
+  CHECK_FALSE(d.on_ack(8));
+  CHECK(d.acked() == 0);
+  CHECK_FALSE(d.caught_up());
+  CHECK(d.on_ack(7));
+  CHECK(d.caught_up());
+  CHECK(d.on_ack(3));  // an old ack again: harmless, the cursor never goes back
+  CHECK(d.acked() == 7);
 }
 
 TEST_CASE("an empty snapshot is still sent, an empty incremental resume is not") {

@@ -86,6 +86,14 @@ log: {level: debug, format: json}
   CHECK(cfg.log.format == "json");
 }
 
+TEST_CASE("a single string where a list of strings is expected is a list of one") {
+  EdgeConfig cfg;
+  REQUIRE(load("node_name: n1\ntunnel: {address: x}\naddresses: 10.0.0.9\n", &cfg).ok());
+  CHECK(cfg.addresses == std::vector<std::string>{"10.0.0.9"});
+  EdgeConfig bad;
+  CHECK_FALSE(load("node_name: n1\ntunnel: {address: x}\naddresses: {a: b}\n", &bad).ok());
+}
+
 TEST_CASE("optional keys that are absent keep their defaults") {
   EdgeConfig cfg;
   REQUIRE(load("node_name: n1\ntunnel: {address: x}\n", &cfg).ok());

@@ -5,6 +5,7 @@
 
 #include <catch2/catch.hpp>
 #include <mutex>
+#include <set>
 
 #include "common/net/websocket.h"
 #include "common/pki/pki.h"
@@ -216,6 +217,84 @@ TEST_CASE("hub: a 503 at the upgrade is counted and retried") {
   CHECK(stats.connect_failures == 1);
   hub.stop();
   (*server)->stop();
+  loop.stop();
+}
+
+TEST_CASE("hub: several cloudcore addresses: a random start, stays while it works, moves on") {
+  Pki pki;
+  test::TempDir dir;
+  common::EventLoop loop(1);
+  loop.run();
+  auto server_tls = common::TlsContext::create(
+      common::TlsRole::kServer,
+      {.cert_pem = pki.server_cert, .key_pem = pki.server_key, .ca_pem = pki.ca_pem});
+  REQUIRE(server_tls.ok());
+  // Two live replicas and an address where nothing listens.
+  std::vector<std::shared_ptr<CloudLog>> logs;
+  std::vector<std::unique_ptr<common::WsServer>> servers;
+  for (int i = 0; i < 2; ++i) {
+    auto log = std::make_shared<CloudLog>();
+    common::WsServerOptions so;
+    so.address = "127.0.0.1";
+    so.handler_factory = [log](const common::PeerInfo&) {
+      return std::make_unique<ScriptedCloud>(log);
+    };
+    auto server = common::WsServer::start(loop, *server_tls, so);
+    REQUIRE(server.ok());
+    logs.push_back(log);
+    servers.push_back(std::move(server).value());
+  }
+  const uint16_t dead = test::free_port();
+  EdgeHubOptions options;
+  options.addresses = {
+      {"127.0.0.1", dead}, {"127.0.0.1", servers[0]->port()}, {"127.0.0.1", servers[1]->port()}};
+  options.backoff = {20ms, 100ms};
+  options.batch_interval = 0ms;
+
+  auto meta = std::move(MetaStore::open(dir / "meta")).value();
+  auto tracker = std::move(StatusTracker::load(*meta, {.node_name = "e1"})).value();
+  auto client_tls = common::TlsContext::create(
+      common::TlsRole::kClient,
+      {.cert_pem = pki.client_cert, .key_pem = pki.client_key, .ca_pem = pki.ca_pem});
+  REQUIRE(client_tls.ok());
+
+  // The first address is random: over a few seeds every one of the three comes first.
+  std::set<std::string> firsts;
+  for (uint64_t seed = 1; seed <= 30; ++seed) {
+    common::SeededRandom r(seed);
+    EdgeHub probe(loop, *client_tls, *meta, *tracker, options, common::system_clock(), r);
+    firsts.insert(probe.stats().cloudcore);
+  }
+  CHECK(firsts.size() == 3);
+
+  common::SeededRandom random(11);
+  EdgeHub hub(loop, *client_tls, *meta, *tracker, options, common::system_clock(), random);
+  hub.start();
+  REQUIRE(test::eventually([&] { return hub.stats().connected; }));
+  auto hellos = [&](int i) { return logs[i]->of(v1::Frame::kHello).size(); };
+  const int first = hellos(0) == 1 ? 0 : 1;
+  CHECK(hellos(first) == 1);
+  CHECK(hellos(1 - first) == 0);
+  CHECK(hub.stats().cloudcore == "127.0.0.1:" + std::to_string(servers[first]->port()));
+
+  // It stays: nothing moves while the connection works.
+  const uint64_t changes = hub.stats().address_changes;
+  CHECK_FALSE(test::eventually([&] { return hub.stats().address_changes != changes; }, 300ms));
+
+  // The replica it is on dies: the hub moves on (past the dead address if it comes next) to the
+  // other live replica and resumes there.
+  servers[first]->stop();
+  {
+    std::lock_guard lock(logs[first]->mu);
+    if (logs[first]->last) logs[first]->last->close("test: replica killed");
+  }
+  REQUIRE(test::eventually([&] { return hellos(1 - first) == 1 && hub.stats().connected; }));
+  CHECK(hub.stats().address_changes > changes);
+  CHECK(hub.stats().cloudcore == "127.0.0.1:" + std::to_string(servers[1 - first]->port()));
+  CHECK(logs[1 - first]->of(v1::Frame::kHello).back().hello().applied_revision() == 5);
+
+  hub.stop();
+  for (auto& s : servers) s->stop();
   loop.stop();
 }
 

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <map>
 #include <mutex>
 #include <set>
@@ -26,6 +27,22 @@ class FakeRuntime final : public Runtime {
   void add_pullable(const std::string& image) {
     std::lock_guard lock(mu_);
     pullable_.insert(image);
+  }
+  // While held, pull_image waits (a slow registry); counts the pulls in flight.
+  void hold_pulls(bool hold) {
+    {
+      std::lock_guard lock(mu_);
+      hold_ = hold;
+    }
+    pull_cv_.notify_all();
+  }
+  size_t pulls_in_flight() const {
+    std::lock_guard lock(mu_);
+    return in_flight_;
+  }
+  size_t max_pulls_in_flight() const {
+    std::lock_guard lock(mu_);
+    return max_in_flight_;
   }
   void set_down(bool down) {
     std::lock_guard lock(mu_);
@@ -211,9 +228,13 @@ class FakeRuntime final : public Runtime {
     return std::optional<ImageInfo>(ImageInfo{image, {image}, {}, 1});
   }
   Result<std::string> pull_image(const std::string& image) override {
-    std::lock_guard lock(mu_);
+    std::unique_lock lock(mu_);
     if (down_) return down();
     calls_.push_back("pull_image " + image);
+    ++in_flight_;
+    max_in_flight_ = std::max(max_in_flight_, in_flight_);
+    pull_cv_.wait(lock, [&] { return !hold_; });
+    --in_flight_;
     if (!pullable_.count(image)) {
       return common::make_error(common::Code::kNotFound, "{}: not found in the registry", image);
     }
@@ -251,6 +272,9 @@ class FakeRuntime final : public Runtime {
   bool down_ = false;
   int next_ = 0;
   std::set<std::string> images_, pullable_, image_ids_;
+  std::condition_variable pull_cv_;
+  bool hold_ = false;
+  size_t in_flight_ = 0, max_in_flight_ = 0;
   std::map<std::string, SandboxStatus> sandboxes_;
   std::map<std::string, ContainerStatus> containers_;
   std::map<std::string, ContainerConfig> configs_;
