@@ -1,6 +1,8 @@
-// National view: every province the token sees, trouble first, live from the summaries watch.
+// National view: every province the token sees, trouble first, live from the summaries watch;
+// and the rollouts in progress, live from the rollouts watch.
 import * as api from '../api.js';
 import { el, link, stat, readyBar, phases, versions, ago } from '../ui.js';
+import { rolloutsCard } from './rollouts.js';
 
 function troubleScore(s) {
   const n = s.status.nodes;
@@ -19,12 +21,13 @@ export function nationalView(ctx) {
   const provinces = new Map();
   const totals = el('div', { class: 'cards' });
   const body = el('tbody', { testid: 'provinces' });
+  const rollouts = rolloutsCard(ctx);
   ctx.main.replaceChildren(
     el('h1', {}, 'Fleet'), totals,
     el('div', { class: 'card' }, el('h2', {}, 'Provinces (trouble first)'),
       el('table', {}, el('thead', {}, el('tr', {},
         ['Province', 'Nodes', 'Ready', 'NotReady', 'Unknown', '', 'Pods', 'Pods by phase', 'Edgecore versions', 'Last change']
-          .map((h) => el('th', {}, h)))), body)));
+          .map((h) => el('th', {}, h)))), body)), rollouts.card);
 
   let rendered = false;
   function render() {
@@ -72,5 +75,5 @@ export function nationalView(ctx) {
       else ctx.showBanner(ctx.explain(err, 'Live updates stopped'), 'error');
     }
   });
-  return stop;
+  return () => { stop(); rollouts.stop(); };
 }
