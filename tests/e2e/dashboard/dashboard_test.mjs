@@ -205,7 +205,7 @@ if (withEdge) {
 // --- a Rollout waiting for approval, on the real edge node ---------------------------------
 // A DaemonSet on the real node (edgesim does not run pods' graceful deletion), replaced rather
 // than updated in place, staged by a Rollout of two steps: 50 % then a wait for approval, then
-// 100 %. Its template changes once, so the rollout stops at step 1/2, WaitingApproval.
+// 100 % with a pre-pull (of no node here: the one node is in step 1). Its template changes once, so the rollout stops at step 1/2, WaitingApproval.
 const RO = '/apis/gantry.io/v1/namespaces/default/rollouts/gw';
 let rolloutReady = false;
 if (withEdge) {
@@ -221,7 +221,7 @@ if (withEdge) {
   await eventually('the DaemonSet runs on the real node', async () => (await apiGet('/apis/apps/v1/namespaces/default/daemonsets/gw')).json?.status?.numberReady === 1, 60_000, 250);
   await mustSend('create the Rollout', 'POST', '/apis/gantry.io/v1/namespaces/default/rollouts', {
     apiVersion: 'gantry.io/v1', kind: 'Rollout', metadata: { name: 'gw', namespace: 'default' },
-    spec: { targetRef: { apiVersion: 'apps/v1', kind: 'DaemonSet', name: 'gw' }, steps: [{ percent: 50, pause: {} }, { percent: 100 }] },
+    spec: { targetRef: { apiVersion: 'apps/v1', kind: 'DaemonSet', name: 'gw' }, steps: [{ percent: 50, pause: {} }, { percent: 100, prePull: true }] },
   });
   await eventually('the Rollout takes the running revision as stable', async () => (await apiGet(RO)).json?.status?.stableRevision, 20_000, 100);
   await mustSend('change the template', 'PATCH', '/apis/apps/v1/namespaces/default/daemonsets/gw',
@@ -482,6 +482,12 @@ if (rolloutReady) {
     await eventually('Completed in the API', async () => (await roStatus()).status.phase === 'Completed', 30_000, 250);
     await admin.getByTestId('ro-phase').filter({ hasText: 'Completed' }).waitFor({ timeout: 10_000 });
     if ((await text(admin, 'ro-step')) !== '2/2') fail(`step ${await text(admin, 'ro-step')}`);
+    const st = (await roStatus()).status;
+    await admin.getByTestId('ro-prePullResult').filter({ hasText: st.prePullResult || '—' }).waitFor({ timeout: 5_000 });
+    const pre = { prePulled: await text(admin, 'ro-prePulled'), prePullStep: await text(admin, 'ro-prePullStep') };
+    const preWant = { prePulled: String(st.prePulled), prePullStep: st.prePullStep ? `step ${st.prePullStep}` : '—' };
+    if (JSON.stringify(pre) !== JSON.stringify(preWant)) fail(`pre-pull ${JSON.stringify(pre)} != API ${JSON.stringify(preWant)}`);
+    log(`pre-pull shown: ${pre.prePullStep}, "${st.prePullResult}"`);
     await shot(admin, 'rollout-approved');
     if (admin.errors.length) fail(`page errors: ${admin.errors.join('; ')}`);
   });

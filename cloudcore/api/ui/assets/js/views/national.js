@@ -63,7 +63,7 @@ export function nationalView(ctx) {
   }
 
   const stop = api.watchLines(`${api.FLEET}/fleetsummaries?watch=1`, (ev) => {
-    if (ev.type === 'BOOKMARK') return;
+    if (ev.type === 'BOOKMARK') { if (!rendered) render(); return; }
     if (ev.type === 'DELETED') provinces.delete(ev.object.metadata.name);
     else provinces.set(ev.object.metadata.name, ev.object);
     render();
@@ -75,5 +75,8 @@ export function nationalView(ctx) {
       else ctx.showBanner(ctx.explain(err, 'Live updates stopped'), 'error');
     }
   });
-  return () => { stop(); rollouts.stop(); };
+  // A fleet without provinces sends no ADDED event: one read says so at once.
+  let stopped = false;
+  api.get(`${api.FLEET}/fleetsummaries`).then((l) => { if (!stopped && !rendered && !l.items.length) render(); }, () => {});
+  return () => { stopped = true; stop(); rollouts.stop(); };
 }
