@@ -34,7 +34,8 @@ export function nodeView(ctx, name) {
     render();
     const watches = [
       { path: nodePath, resourceVersion: nodes.metadata.resourceVersion, onEvent: (type, o) => {
-        if (type !== 'DELETED') { node = o; later(); }
+        if (type === 'DELETED') ctx.showBanner(`Node ${name} was deleted.`);
+        else { node = o; later(); }
       } },
       { path: podsPath, resourceVersion: podList.metadata.resourceVersion, onEvent: (type, o) => { pods.apply(type, o); later(); } },
     ];
