@@ -1,4 +1,5 @@
-// The Gantry dashboard: sign-in, a hash router (#/, #/province/P, #/node/N, #/pod/NS/NAME) and
+// The Gantry dashboard: sign-in, a hash router (#/, #/province/P, #/node/N, #/pod/NS/NAME,
+// #/workloads, #/rollouts, #/rollout/NS/NAME) and
 // the message shown when something goes wrong (never a blank page).
 import * as api from './api.js';
 import { el, link } from './ui.js';
@@ -6,6 +7,8 @@ import { nationalView } from './views/national.js';
 import { provinceView } from './views/province.js';
 import { nodeView } from './views/node.js';
 import { podView } from './views/pod.js';
+import { rolloutsView, rolloutView } from './views/rollouts.js';
+import { workloadsView } from './views/workloads.js';
 
 const main = document.getElementById('main');
 const banner = document.getElementById('banner');
@@ -113,6 +116,9 @@ function route() {
   if (parts[0] === 'province' && parts[1]) stop = provinceView(ctx, parts[1]);
   else if (parts[0] === 'node' && parts[1]) stop = nodeView(ctx, parts[1]);
   else if (parts[0] === 'pod' && parts[1] && parts[2]) stop = podView(ctx, parts[1], parts[2]);
+  else if (parts[0] === 'rollouts') stop = rolloutsView(ctx);
+  else if (parts[0] === 'rollout' && parts[1] && parts[2]) stop = rolloutView(ctx, parts[1], parts[2]);
+  else if (parts[0] === 'workloads') stop = workloadsView(ctx);
   else stop = nationalView(ctx);
   stopView = stop || (() => {});
   whoami().then((n) => {
@@ -124,6 +130,8 @@ document.getElementById('signout').addEventListener('click', () => {
   api.clearToken();
   signIn('Signed out.');
 });
+window.gantryStarted = true;  // js/boot.js: the modules loaded
+sessionStorage.removeItem('gantry.bootRetry');
 window.addEventListener('hashchange', route);
 window.addEventListener('error', (e) => showBanner(`The page hit an error: ${e.message}`, 'error'));
 window.addEventListener('unhandledrejection', (e) => showBanner(`The page hit an error: ${e.reason && e.reason.message}`, 'error'));

@@ -1,6 +1,8 @@
-// National view: every province the token sees, trouble first, live from the summaries watch.
+// National view: every province the token sees, trouble first, live from the summaries watch;
+// and the rollouts in progress, live from the rollouts watch.
 import * as api from '../api.js';
 import { el, link, stat, readyBar, phases, versions, ago } from '../ui.js';
+import { rolloutsCard } from './rollouts.js';
 
 function troubleScore(s) {
   const n = s.status.nodes;
@@ -19,12 +21,13 @@ export function nationalView(ctx) {
   const provinces = new Map();
   const totals = el('div', { class: 'cards' });
   const body = el('tbody', { testid: 'provinces' });
+  const rollouts = rolloutsCard(ctx);
   ctx.main.replaceChildren(
     el('h1', {}, 'Fleet'), totals,
     el('div', { class: 'card' }, el('h2', {}, 'Provinces (trouble first)'),
       el('table', {}, el('thead', {}, el('tr', {},
         ['Province', 'Nodes', 'Ready', 'NotReady', 'Unknown', '', 'Pods', 'Pods by phase', 'Edgecore versions', 'Last change']
-          .map((h) => el('th', {}, h)))), body)));
+          .map((h) => el('th', {}, h)))), body)), rollouts.card);
 
   let rendered = false;
   function render() {
@@ -60,7 +63,7 @@ export function nationalView(ctx) {
   }
 
   const stop = api.watchLines(`${api.FLEET}/fleetsummaries?watch=1`, (ev) => {
-    if (ev.type === 'BOOKMARK') return;
+    if (ev.type === 'BOOKMARK') { if (!rendered) render(); return; }
     if (ev.type === 'DELETED') provinces.delete(ev.object.metadata.name);
     else provinces.set(ev.object.metadata.name, ev.object);
     render();
@@ -72,5 +75,8 @@ export function nationalView(ctx) {
       else ctx.showBanner(ctx.explain(err, 'Live updates stopped'), 'error');
     }
   });
-  return stop;
+  // A fleet without provinces sends no ADDED event: one read says so at once.
+  let stopped = false;
+  api.get(`${api.FLEET}/fleetsummaries`).then((l) => { if (!stopped && !rendered && !l.items.length) render(); }, () => {});
+  return () => { stopped = true; stop(); rollouts.stop(); };
 }

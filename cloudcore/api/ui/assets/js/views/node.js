@@ -1,4 +1,6 @@
-// Node view: conditions, capacity, info, its pods and events; re-read every few seconds.
+// Node view: conditions, capacity, info, its pods and events; live from three watches (the
+// node by metadata.name, its pods by spec.nodeName, its events by involvedObject), each from the
+// resourceVersion of the list it follows, re-listed when a watch ends or fails.
 import * as api from '../api.js';
 import { el, link, labels, conditionTable, eventsTable, ago } from '../ui.js';
 
@@ -10,35 +12,52 @@ function readyOf(node) {
 function podPhase(p) { return p.status?.phase || 'Pending'; }
 
 export function nodeView(ctx, name) {
-  const province = () => ctx.node?.metadata?.labels?.['topology.gantry.io/province'];
-  let stopped = false, loaded = false, timer = null;
-  async function load() {
-    let node, pods, events;
-    try {
-      [node, pods, events] = await Promise.all([
-        api.get(`/api/v1/nodes/${api.enc(name)}`),
-        api.get(`/api/v1/pods?fieldSelector=${api.enc(`spec.nodeName=${name}`)}&limit=500`),
-        api.get(`/api/v1/events?fieldSelector=${api.enc(`involvedObject.kind=Node,involvedObject.name=${name}`)}`).catch(() => ({ items: [] })),
-      ]);
-    } catch (e) {
-      if (stopped) return;
-      if (!loaded) ctx.failView(e, `Node ${name}`);
-      else ctx.showBanner(ctx.explain(e, `Node ${name}`), 'error');
-      return schedule();
-    }
+  let node = null, shown = false, stopped = false;
+  const pods = new api.Objects(), events = new api.Objects();
+  const nodePath = `/api/v1/nodes?fieldSelector=${api.enc(`metadata.name=${name}`)}`;
+  const podsPath = `/api/v1/pods?fieldSelector=${api.enc(`spec.nodeName=${name}`)}`;
+  const eventsPath = `/api/v1/events?fieldSelector=${api.enc(`involvedObject.kind=Node,involvedObject.name=${name}`)}`;
+
+  async function load(signal) {
+    // The first read is a GET, so that a node this token may not see, or one that does not
+    // exist, answers with the API's own 403 or 404.
+    if (!shown) await api.get(`/api/v1/nodes/${api.enc(name)}`, { signal });
+    const [nodes, podList, eventList] = await Promise.all([
+      api.get(nodePath, { signal }),
+      api.get(`${podsPath}&limit=500`, { signal }),
+      api.get(eventsPath, { signal }).catch((e) => { if (e.name === 'AbortError') throw e; return null; }),
+    ]);
+    if (!nodes.items.length) throw new api.ApiError(404, 'NotFound', `nodes "${name}" not found`, nodePath);
+    node = nodes.items[0];
+    pods.reset(podList.items);
+    events.reset(eventList ? eventList.items : []);
+    render();
+    const watches = [
+      { path: nodePath, resourceVersion: nodes.metadata.resourceVersion, onEvent: (type, o) => {
+        if (type === 'DELETED') ctx.showBanner(`Node ${name} was deleted.`);
+        else { node = o; later(); }
+      } },
+      { path: podsPath, resourceVersion: podList.metadata.resourceVersion, onEvent: (type, o) => { pods.apply(type, o); later(); } },
+    ];
+    if (eventList) watches.push({ path: eventsPath, resourceVersion: eventList.metadata.resourceVersion,
+      onEvent: (type, o) => { events.apply(type, o); later(); } });
+    return watches;
+  }
+
+  function render() {
     if (stopped) return;
-    ctx.node = node;
-    ctx.showBanner('');
-    const p = province();
+    const p = node.metadata?.labels?.['topology.gantry.io/province'];
     ctx.setCrumbs([['#/', 'Fleet'], p ? [`#/province/${api.enc(p)}`, p] : [null, '—'], [null, name]]);
     const st = node.status || {};
     const info = st.nodeInfo || {};
     const cap = st.capacity || {}, alloc = st.allocatable || {};
     const ready = readyOf(node);
+    const podItems = pods.items.sort((a, b) => api.Objects.key(a).localeCompare(api.Objects.key(b)));
     ctx.main.replaceChildren(
-      el('h1', {}, `Node ${name} `, el('span', { class: ready, testid: 'node-state' }, ready)),
+      el('h1', {}, `Node ${name} `, el('span', { class: ready, testid: 'node-state' }, ready),
+        node.spec?.unschedulable ? el('span', { class: 'muted' }, ' (cordoned)') : null),
       el('div', { class: 'grid2' },
-        el('div', { class: 'card' }, el('h2', {}, 'Conditions'), conditionTable(st.conditions)),
+        el('div', { class: 'card' }, el('h2', {}, 'Conditions'), el('div', { testid: 'node-conditions' }, conditionTable(st.conditions))),
         el('div', { class: 'card' }, el('h2', {}, 'Capacity'),
           el('table', {}, el('thead', {}, el('tr', {}, ['', 'Capacity', 'Allocatable'].map((h) => el('th', {}, h)))),
             el('tbody', {}, ['cpu', 'memory', 'pods', 'ephemeral-storage'].map((r) => el('tr', {}, el('td', {}, r), el('td', {}, cap[r] ?? '—'), el('td', {}, alloc[r] ?? '—')))))),
@@ -49,25 +68,30 @@ export function nodeView(ctx, name) {
           el('dt', {}, 'runtime'), el('dd', {}, info.containerRuntimeVersion || '—'),
           el('dt', {}, 'addresses'), el('dd', {}, (st.addresses || []).map((a) => `${a.type} ${a.address}`).join(', ') || '—'),
           el('dt', {}, 'created'), el('dd', {}, ago(node.metadata.creationTimestamp)),
-          el('dt', {}, 'labels'), el('dd', {}, labels(node.metadata.labels))))),
-      el('div', { class: 'card' }, el('h2', {}, `Pods (${pods.items.length})`),
+          el('dt', {}, 'labels'), el('dd', { testid: 'node-labels' }, labels(node.metadata.labels))))),
+      el('div', { class: 'card' }, el('h2', {}, `Pods (${podItems.length})`),
         el('table', {}, el('thead', {}, el('tr', {}, ['Pod', 'Phase', 'Ready', 'Restarts', 'Started'].map((h) => el('th', {}, h)))),
-          el('tbody', { testid: 'node-pods' }, pods.items.map((p) => {
-            const cs = p.status?.containerStatuses || [];
+          el('tbody', { testid: 'node-pods' }, podItems.map((pod) => {
+            const cs = pod.status?.containerStatuses || [];
             return el('tr', {},
-              el('td', {}, link(`#/pod/${api.enc(p.metadata.namespace)}/${api.enc(p.metadata.name)}`, `${p.metadata.namespace}/${p.metadata.name}`, { testid: `open-pod-${p.metadata.name}` })),
-              el('td', { class: podPhase(p) }, podPhase(p)),
-              el('td', {}, `${cs.filter((c) => c.ready).length}/${(p.spec?.containers || []).length}`),
+              el('td', {}, link(`#/pod/${api.enc(pod.metadata.namespace)}/${api.enc(pod.metadata.name)}`, `${pod.metadata.namespace}/${pod.metadata.name}`, { testid: `open-pod-${pod.metadata.name}` })),
+              el('td', { class: podPhase(pod) }, pod.metadata.deletionTimestamp ? 'Terminating' : podPhase(pod)),
+              el('td', {}, `${cs.filter((c) => c.ready).length}/${(pod.spec?.containers || []).length}`),
               el('td', {}, cs.reduce((n, c) => n + (c.restartCount || 0), 0)),
-              el('td', {}, ago(p.status?.startTime)));
+              el('td', {}, ago(pod.status?.startTime)));
           })))),
-      el('div', { class: 'card' }, el('h2', {}, 'Events'), eventsTable(events.items || [])));
+      el('div', { class: 'card' }, el('h2', {}, 'Events'), eventsTable(events.items)));
+    shown = true;
     ctx.main.dataset.rendered = 'node';
-    loaded = true;
-    schedule();
   }
-  function schedule() { if (!stopped) timer = setTimeout(load, 3000); }
-  load();
-  ctx.setLive(true);
-  return () => { stopped = true; clearTimeout(timer); };
+  const later = api.throttle(() => { if (node) render(); }, 200);
+
+  const stop = api.listWatch(load, (ok, err, first) => {
+    if (stopped) return;
+    ctx.setLive(ok);
+    if (ok) ctx.showBanner('');
+    else if (first || !shown) ctx.failView(err, `Node ${name}`);
+    else ctx.showBanner(ctx.explain(err, `Node ${name}: live updates stopped`), 'error');
+  });
+  return () => { stopped = true; stop(); };
 }

@@ -11,7 +11,7 @@ function stateText(s) {
 }
 
 export function podView(ctx, ns, name) {
-  let stopped = false, timer = null, stopLogs = () => {}, container = null, built = false;
+  let stopped = false, stopLogs = () => {}, container = null, built = false;
   const logBox = el('pre', { class: 'logs', testid: 'logs' });
   const logState = el('span', { class: 'muted', testid: 'logs-state' });
   const follow = el('input', { type: 'checkbox', checked: true, testid: 'follow', on: { change: () => openLogs() } });
@@ -44,28 +44,42 @@ export function podView(ctx, ns, name) {
     });
   }
 
-  async function load() {
-    let pod, events;
-    try {
-      [pod, events] = await Promise.all([
-        api.get(`/api/v1/namespaces/${api.enc(ns)}/pods/${api.enc(name)}`),
-        api.get(`/api/v1/namespaces/${api.enc(ns)}/events?fieldSelector=${api.enc(`involvedObject.name=${name}`)}`).catch(() => ({ items: [] })),
-      ]);
-    } catch (e) {
-      if (stopped) return;
-      if (!built) ctx.failView(e, `Pod ${ns}/${name}`);
-      else ctx.showBanner(ctx.explain(e, `Pod ${ns}/${name}`), 'error');
-      return schedule();
-    }
-    if (stopped) return;
-    ctx.showBanner('');
+  let pod = null;
+  const events = new api.Objects();
+  const podPath = `/api/v1/namespaces/${api.enc(ns)}/pods?fieldSelector=${api.enc(`metadata.name=${name}`)}`;
+  const eventsPath = `/api/v1/namespaces/${api.enc(ns)}/events?fieldSelector=${api.enc(`involvedObject.name=${name}`)}`;
+
+  // Live from two watches (the pod by metadata.name, its events), each from its list's
+  // resourceVersion; the first read is a GET so that a 403 or 404 is the API's own.
+  async function load(signal) {
+    if (!built) await api.get(`/api/v1/namespaces/${api.enc(ns)}/pods/${api.enc(name)}`, { signal });
+    const [pods, eventList] = await Promise.all([
+      api.get(podPath, { signal }),
+      api.get(eventsPath, { signal }).catch((e) => { if (e.name === 'AbortError') throw e; return null; }),
+    ]);
+    if (!pods.items.length) throw new api.ApiError(404, 'NotFound', `pods "${name}" not found in namespace "${ns}"`, podPath);
+    pod = pods.items[0];
+    events.reset(eventList ? eventList.items : []);
+    render();
+    const watches = [{ path: podPath, resourceVersion: pods.metadata.resourceVersion, onEvent: (type, o) => {
+      if (type === 'DELETED') { ctx.showBanner(`Pod ${ns}/${name} was deleted.`); return; }
+      pod = o; later();
+    } }];
+    if (eventList) watches.push({ path: eventsPath, resourceVersion: eventList.metadata.resourceVersion,
+      onEvent: (type, o) => { events.apply(type, o); later(); } });
+    return watches;
+  }
+
+  function render() {
+    if (stopped || !pod) return;
     const node = pod.spec?.nodeName;
     ctx.setCrumbs([['#/', 'Fleet'], node ? [`#/node/${api.enc(node)}`, node] : [null, 'unscheduled'], [null, `${ns}/${name}`]]);
     const st = pod.status || {};
     const cs = st.containerStatuses || [];
     const phase = st.phase || 'Pending';
     top.replaceChildren(
-      el('h1', {}, `Pod ${ns}/${name} `, el('span', { class: phase, testid: 'pod-phase' }, phase)),
+      el('h1', {}, `Pod ${ns}/${name} `, el('span', { class: phase, testid: 'pod-phase' }, phase),
+        pod.metadata.deletionTimestamp ? el('span', { class: 'muted' }, ' (terminating)') : null),
       el('div', { class: 'grid2' },
         el('div', { class: 'card' }, el('h2', {}, 'Status'), el('dl', { class: 'kv' },
           el('dt', {}, 'node'), el('dd', {}, node ? link(`#/node/${api.enc(node)}`, node) : '—'),
@@ -79,7 +93,7 @@ export function podView(ctx, ns, name) {
               return el('tr', {}, el('td', {}, c.name), el('td', {}, c.image), el('td', {}, stateText(s.state)),
                 el('td', { class: s.ready ? 'True' : 'False' }, s.ready ? 'yes' : 'no'), el('td', {}, s.restartCount ?? 0));
             }))))),
-      el('div', { class: 'card' }, el('h2', {}, 'Events'), eventsTable(events.items || [])));
+      el('div', { class: 'card' }, el('h2', {}, 'Events'), eventsTable(events.items)));
     if (!built) {
       built = true;
       const names = (pod.spec?.containers || []).map((c) => c.name);
@@ -90,10 +104,15 @@ export function podView(ctx, ns, name) {
       openLogs();
       ctx.main.dataset.rendered = 'pod';
     }
-    schedule();
   }
-  function schedule() { if (!stopped) timer = setTimeout(load, 3000); }
-  load();
-  ctx.setLive(true);
-  return () => { stopped = true; clearTimeout(timer); stopLogs(); };
+  const later = api.throttle(render, 200);
+
+  const stop = api.listWatch(load, (ok, err, first) => {
+    if (stopped) return;
+    ctx.setLive(ok);
+    if (ok) ctx.showBanner('');
+    else if (first || !built) ctx.failView(err, `Pod ${ns}/${name}`);
+    else ctx.showBanner(ctx.explain(err, `Pod ${ns}/${name}: live updates stopped`), 'error');
+  });
+  return () => { stopped = true; stop(); stopLogs(); };
 }
