@@ -54,6 +54,23 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "deps: done"
 fi
 
+# Debian's kubectl 1.20 (kubernetes-client) beside the machine's own, for the e2e tests' oldest
+# client: unpacked, not installed (it would own /usr/bin/kubectl).
+kubectl_old=/var/cache/gantry-kubectl/1.20
+if [ ! -x "$kubectl_old/usr/bin/kubectl" ]; then
+  echo "deps: unpacking Debian's kubernetes-client into $kubectl_old"
+  sudo_cmd=()
+  [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+  work=$(mktemp -d)
+  if ! (cd "$work" && apt-get download kubernetes-client >/dev/null 2>&1); then
+    "${sudo_cmd[@]}" apt-get update -qq
+    (cd "$work" && apt-get download kubernetes-client >/dev/null 2>&1)
+  fi
+  "${sudo_cmd[@]}" mkdir -p "$kubectl_old"
+  "${sudo_cmd[@]}" dpkg -x "$work"/kubernetes-client_*.deb "$kubectl_old"
+  rm -rf "$work"
+fi
+
 # The dashboard tests' npm packages, exactly as locked (npm ci), when the lock changed.
 dash=$(cd "$(dirname "$0")/.." && pwd)/tests/e2e/dashboard
 if [ -f "$dash/package-lock.json" ] && ! cmp -s "$dash/package-lock.json" "$dash/node_modules/.gantry-lock" 2>/dev/null; then

@@ -15,6 +15,7 @@
 #include "cloudcore/api/discovery.h"
 #include "cloudcore/api/kind.h"
 #include "cloudcore/api/kinds/workload_common.h"
+#include "cloudcore/api/openapi.h"
 #include "cloudcore/api/patch.h"
 #include "cloudcore/api/protobuf_body.h"
 #include "cloudcore/api/render.h"
@@ -2257,29 +2258,6 @@ Response ApiServer::Impl::provinces(const Request& req, const std::string& name,
 // ---------------------------------------------------------------------------------------------
 // Discovery.
 
-namespace {
-
-// A minimal OpenAPI v2 document as the protobuf kubectl asks for (gnostic openapi_v2.Document:
-// swagger = 1, info = 2 {title = 1, version = 2}, paths = 8). No definitions: kubectl's
-// client-side validation skips kinds the document does not describe.
-std::string openapi_v2_protobuf() {
-  auto field = [](int number, const std::string& bytes) {
-    std::string out;
-    out += static_cast<char>((number << 3) | 2);
-    size_t n = bytes.size();
-    while (n >= 0x80) {
-      out += static_cast<char>((n & 0x7f) | 0x80);
-      n >>= 7;
-    }
-    out += static_cast<char>(n);
-    return out + bytes;
-  };
-  std::string info = field(1, "Gantry") + field(2, kGitVersion);
-  return field(1, "2.0") + field(2, info) + field(8, "");
-}
-
-}  // namespace
-
 Response ApiServer::Impl::handle(Request& req) {
   ++stats.requests;
   const std::string& path = req.path;
@@ -2338,15 +2316,12 @@ Response ApiServer::Impl::handle(Request& req) {
       if (accept.find("protobuf") != std::string::npos) {
         Response r;
         r.status = 200;
-        r.body = openapi_v2_protobuf();
+        r.body = openapi_v2_protobuf(kinds, kGitVersion);
         r.headers.emplace_back("Content-Type",
                                "application/com.github.proto-openapi.spec.v2.v1.0+protobuf");
         return r;
       }
-      return json_response(200, {{"swagger", "2.0"},
-                                 {"info", {{"title", "Gantry"}, {"version", kGitVersion}}},
-                                 {"paths", json::object()},
-                                 {"definitions", json::object()}});
+      return json_response(200, openapi_v2_json(kinds, kGitVersion));
     }
   }
   constexpr std::string_view kProvinces = "/apis/gantry.io/v1/provinces";

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 namespace gantry::cloud::api {
 namespace {
 
@@ -116,7 +118,15 @@ std::optional<json> api_group(const KindRegistry& kinds, std::string_view group)
 std::optional<json> api_resource_list(const KindRegistry& kinds, std::string_view group,
                                       std::string_view version) {
   auto of = kinds.of(group, version);
-  if (of.empty()) return std::nullopt;
+  if (of.empty()) {
+    // A group served only for a subresource's body (policy/v1) has an empty list.
+    auto groups = kinds.groups();
+    bool served = std::any_of(groups.begin(), groups.end(), [&](const KindRegistry::Group& g) {
+      return g.name == group &&
+             std::find(g.versions.begin(), g.versions.end(), version) != g.versions.end();
+    });
+    if (!served) return std::nullopt;
+  }
   json resources = json::array();
   for (const Kind* k : of) {
     resources.push_back(legacy_resource(*k));

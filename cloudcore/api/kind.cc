@@ -107,6 +107,16 @@ std::vector<KindRegistry::Group> KindRegistry::groups() const {
       it->versions.push_back(k->version);
     }
   }
+  // Groups that only name a subresource's body (policy/v1 for pods/eviction): served with no
+  // resources of their own, as kubectl before 1.22 looks for the policy group before it evicts.
+  for (const auto& k : kinds_) {
+    for (const auto& s : k->subresources) {
+      if (s.group.empty() || s.version.empty()) continue;
+      auto it =
+          std::find_if(out.begin(), out.end(), [&](const Group& g) { return g.name == s.group; });
+      if (it == out.end()) out.push_back({s.group, {s.version}});
+    }
+  }
   return out;
 }
 

@@ -127,9 +127,9 @@ std::filesystem::path build_dir() {
 
 std::vector<std::string> kubectl_binaries() {
   std::vector<std::string> out;
-  for (const char* p :
-       {"/usr/lib/google-cloud-sdk/bin/kubectl.1.27", "/usr/lib/google-cloud-sdk/bin/kubectl.1.33",
-        "/usr/bin/kubectl", "/usr/local/bin/kubectl"})
+  for (const char* p : {"/usr/lib/google-cloud-sdk/bin/kubectl.1.27",
+                        "/usr/lib/google-cloud-sdk/bin/kubectl.1.33", "/usr/bin/kubectl",
+                        "/usr/local/bin/kubectl", "/var/cache/gantry-kubectl/1.20/usr/bin/kubectl"})
     if (std::filesystem::exists(p)) out.emplace_back(p);
   return out;
 }

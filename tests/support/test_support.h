@@ -62,7 +62,8 @@ class ChildProcess {
 std::filesystem::path build_dir();
 
 // The kubectl binaries on this machine to test against: the oldest and newest of the kubectl
-// package (1.27, 1.33) and the ones in /usr/bin and /usr/local/bin, those that exist.
+// package (1.27, 1.33), the ones in /usr/bin and /usr/local/bin, and Debian's 1.20 that
+// tools/deps.sh unpacks into /var/cache/gantry-kubectl/1.20, those that exist.
 std::vector<std::string> kubectl_binaries();
 
 }  // namespace gantry::test

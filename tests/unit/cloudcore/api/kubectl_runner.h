@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <regex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -19,6 +20,7 @@ struct Kubectl {
   std::string binary;
   std::string kubeconfig;  // one per token, in the fixture's directory
   int runs = 0;
+  int minor_ = -1;
 
   Kubectl(ApiFixture& a, std::string bin, const std::string& token)
       : api(a), binary(std::move(bin)) {
@@ -38,6 +40,18 @@ struct Kubectl {
                                     (api.dir() / "kube-cache").string()};
     out.insert(out.end(), args.begin(), args.end());
     return out;
+  }
+
+  // The client's minor version (20 for Debian's 1.20, 27..33 for the kubectl package), read once
+  // from `kubectl version --client -o json`; 0 when it cannot be read.
+  int minor() {
+    if (minor_ < 0) {
+      auto [code, out] = run({"version", "--client", "-o", "json"});
+      std::smatch m;
+      static const std::regex kMinor(R"re("minor":\s*"(\d+))re");
+      minor_ = code == 0 && std::regex_search(out, m, kMinor) ? std::stoi(m[1].str()) : 0;
+    }
+    return minor_;
   }
 
   // Runs `kubectl ARGS...` to completion: the exit code and the combined output. Each run keeps
