@@ -86,7 +86,9 @@ Etcd::Etcd(EtcdOptions options) : options_(std::move(options)) {
 }
 
 Etcd::~Etcd() {
-  for (int i = 0; i < members(); ++i) stop_member(i);
+  // The data goes with the directory: no need for a graceful stop (a member stopping gracefully
+  // without a quorum, or handing its leadership over, takes seconds).
+  stop(/*kill=*/true);
 }
 
 std::vector<std::string> Etcd::endpoints() const {
@@ -166,10 +168,8 @@ bool Etcd::launch(const std::vector<int>& which) {
   throw std::runtime_error("etcd did not answer /health within the start timeout:\n" + log());
 }
 
-void Etcd::stop_member(int i, bool kill) {
+void Etcd::reap(int i) {
   Member& m = members_[size_t(i)];
-  if (!m.process) return;
-  m.process->signal(kill ? SIGKILL : SIGTERM);
   if (m.process->wait(std::chrono::seconds(10)) == -1) {
     m.process->signal(SIGKILL);
     m.process->wait();
@@ -177,8 +177,18 @@ void Etcd::stop_member(int i, bool kill) {
   m.process.reset();
 }
 
+void Etcd::stop_member(int i, bool kill) {
+  if (!members_[size_t(i)].process) return;
+  members_[size_t(i)].process->signal(kill ? SIGKILL : SIGTERM);
+  reap(i);
+}
+
 void Etcd::stop(bool kill) {
-  for (int i = 0; i < members(); ++i) stop_member(i, kill);
+  // Every member signalled first, then waited for: together, as a cluster goes down.
+  for (auto& m : members_)
+    if (m.process) m.process->signal(kill ? SIGKILL : SIGTERM);
+  for (int i = 0; i < members(); ++i)
+    if (members_[size_t(i)].process) reap(i);
 }
 
 void Etcd::start_member(int i) {

@@ -80,6 +80,7 @@ class Etcd {
   // stopped, the caller picks new ports.
   bool launch(const std::vector<int>& which);
   bool member_healthy(int i) const;
+  void reap(int i);  // waits for a signalled member's exit (SIGKILL after 10 s)
 
   EtcdOptions options_;
   TempDir dir_;
