@@ -570,9 +570,10 @@ class SessionCore : public NodeListener, public std::enable_shared_from_this<Ses
           status_backlog_.max_batches(), status_backlog_.max_bytes());
       closed_ = true;
       subscription_.reset();
-      return conn_->close(close_reason(fmt::format(
-          "more than {} status batches unacknowledged; send them again after reconnecting",
-          hub_->options.max_status_batches_pending)));
+      return conn_->close(close_reason(
+          fmt::format("more than {} status batches or {} bytes unacknowledged; send them again "
+                      "after reconnecting",
+                      status_backlog_.max_batches(), status_backlog_.max_bytes())));
     }
     auto self = weak_from_this();
     auto conn = conn_;
