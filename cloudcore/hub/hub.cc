@@ -171,7 +171,11 @@ namespace {
 class SessionCore : public NodeListener, public std::enable_shared_from_this<SessionCore> {
  public:
   SessionCore(std::shared_ptr<Hub::Impl> hub, std::string node)
-      : hub_(std::move(hub)), node_(std::move(node)), dispatch_(hub_->options.max_frame_bytes) {}
+      : hub_(std::move(hub)),
+        node_(std::move(node)),
+        dispatch_(hub_->options.max_frame_bytes),
+        status_backlog_(hub_->options.max_status_batches_pending,
+                        hub_->options.max_status_bytes_pending) {}
 
   const std::string& node() const { return node_; }
 
@@ -558,21 +562,19 @@ class SessionCore : public NodeListener, public std::enable_shared_from_this<Ses
   void on_status_delta(v1::StatusDelta delta) {
     ++hub_->stats.status_batches;
     const size_t bytes = delta.ByteSizeLong();
-    if (status_pending_ + 1 > hub_->options.max_status_batches_pending ||
-        status_pending_bytes_ + bytes > hub_->options.max_status_bytes_pending) {
+    if (!status_backlog_.admit(bytes)) {
       spdlog::warn(
           "hub: closing node {}: {} status batches ({} bytes) unacknowledged, over the bound of "
           "{} batches / {} bytes (the store may be unavailable)",
-          node_, status_pending_ + 1, status_pending_bytes_ + bytes,
-          hub_->options.max_status_batches_pending, hub_->options.max_status_bytes_pending);
+          node_, status_backlog_.batches() + 1, status_backlog_.bytes() + bytes,
+          status_backlog_.max_batches(), status_backlog_.max_bytes());
       closed_ = true;
       subscription_.reset();
-      return conn_->close(close_reason(fmt::format(
-          "more than {} status batches unacknowledged; send them again after reconnecting",
-          hub_->options.max_status_batches_pending)));
+      return conn_->close(close_reason(
+          fmt::format("more than {} status batches or {} bytes unacknowledged; send them again "
+                      "after reconnecting",
+                      status_backlog_.max_batches(), status_backlog_.max_bytes())));
     }
-    ++status_pending_;
-    status_pending_bytes_ += bytes;
     auto self = weak_from_this();
     auto conn = conn_;
     hub_->writer->submit(
@@ -581,8 +583,7 @@ class SessionCore : public NodeListener, public std::enable_shared_from_this<Ses
           conn->post([self, plan, error, bytes] {
             auto s = self.lock();
             if (!s) return;
-            --s->status_pending_;
-            s->status_pending_bytes_ -= bytes;
+            s->status_backlog_.release(bytes);
             if (s->closed_) return;
             if (!plan.violation.ok()) return s->violation(plan.violation.message());
             if (!error.ok()) {
@@ -658,8 +659,7 @@ class SessionCore : public NodeListener, public std::enable_shared_from_this<Ses
   std::unique_ptr<Registry::Subscription> subscription_;
   bool hello_seen_ = false;
   std::atomic<bool> closed_{false};  // also read by the status writer (a held batch's `wanted`)
-  size_t status_pending_ = 0;        // status batches submitted, not yet answered
-  size_t status_pending_bytes_ = 0;
+  StatusBacklog status_backlog_;     // status batches submitted, not yet answered
   bool holds_resync_slot_ = false;
   std::chrono::steady_clock::time_point last_seen_;
   std::unordered_map<uint32_t, OpenLog> logs_;

@@ -43,6 +43,37 @@ struct StatusWriterOptions {
   std::chrono::milliseconds retry_max{5000};
 };
 
+// One node's status batches received and not yet answered by the writer, bounded. While the
+// store is unavailable the writer holds batches unacknowledged; the reference edge keeps at most
+// 4 in flight, so only an edge that does not wait for acks reaches the bound, and the hub then
+// closes that node's connection (the edge sends the batches again on its next one). The hub's
+// defaults: HubOptions::max_status_batches_pending (32) / max_status_bytes_pending (8 MiB).
+class StatusBacklog {
+ public:
+  StatusBacklog(size_t max_batches, size_t max_bytes)
+      : max_batches_(max_batches), max_bytes_(max_bytes) {}
+  // Takes a batch of `bytes`; false (nothing taken): it would be past either bound.
+  [[nodiscard]] bool admit(size_t bytes) {
+    if (batches_ + 1 > max_batches_ || bytes_ + bytes > max_bytes_) return false;
+    ++batches_;
+    bytes_ += bytes;
+    return true;
+  }
+  // An admitted batch was answered (acknowledged, refused or failed).
+  void release(size_t bytes) {
+    --batches_;
+    bytes_ -= bytes;
+  }
+  size_t batches() const { return batches_; }
+  size_t bytes() const { return bytes_; }
+  size_t max_batches() const { return max_batches_; }
+  size_t max_bytes() const { return max_bytes_; }
+
+ private:
+  size_t max_batches_, max_bytes_;
+  size_t batches_ = 0, bytes_ = 0;
+};
+
 class StatusWriter {
  public:
   // `events` (optional) gets the nodes' Ready transitions (NodeReady / NodeNotReady, including

@@ -391,7 +391,8 @@ class EtcdStoreImpl final : public EtcdStore {
   // A read error at revision `at`: compacted and future revisions get RocksStore's messages.
   Status read_error(const grpc::Status& s, Revision at, std::string_view what) const;
   Result<pb::RangeResponse> range(pb::RangeRequest& req, std::string_view what) const;
-  void maintain();  // the sync/compaction thread
+  void maintain();         // the sync/compaction thread
+  void keep_connecting();  // the thread that drives the channel's reconnects
 
   std::shared_ptr<Connection> conn_;
   std::atomic<bool> auto_compact_on_{true};
@@ -407,6 +408,8 @@ class EtcdStoreImpl final : public EtcdStore {
   std::condition_variable maintain_cv_;
   bool closing_ = false;
   std::thread maintainer_;
+  std::atomic<bool> closing_connector_{false};
+  std::thread connector_;
 };
 
 Status EtcdStoreImpl::open() {
@@ -456,9 +459,9 @@ Status EtcdStoreImpl::open() {
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
   args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  // (Not GRPC_ARG_MIN_RECONNECT_BACKOFF_MS: gRPC also takes it as the connect timeout, and a
-  // busy etcd then never gets its HTTP/2 handshake done in time.)
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  // (Not GRPC_ARG_MIN_RECONNECT_BACKOFF_MS: gRPC takes it as the connect timeout as well, 20 s
+  // by default; a connection attempt has no reason to give up sooner.)
   if (!options_.server_name.empty())
     args.SetString(GRPC_SSL_TARGET_NAME_OVERRIDE_ARG, options_.server_name);
   conn_ = std::make_shared<Connection>();
@@ -483,7 +486,22 @@ Status EtcdStoreImpl::open() {
   GANTRY_ASSIGN_OR_RETURN(Revision compacted, read_compacted());
   saw_compacted(compacted);
   maintainer_ = std::thread([this] { maintain(); });
+  connector_ = std::thread([this] { keep_connecting(); });
   return ok_status();
+}
+
+void EtcdStoreImpl::keep_connecting() {
+  // gRPC reads and writes a channel's sockets only on threads that wait on that channel (a call
+  // or a connectivity watch), and otherwise from its backup poller, every 5 s. While etcd is
+  // down every request fails at once, so nobody waits: a reconnect to a restarted etcd then
+  // advanced one step per backup poll (TCP connect, HTTP/2 preface, etcd's SETTINGS), and the
+  // first request got through 10-12 s after etcd was back. Watching the channel's state here
+  // keeps a thread on it, so it reconnects as soon as etcd (or another member) answers.
+  while (!closing_connector_.load()) {
+    grpc_connectivity_state state = conn_->channel->GetState(/*try_to_connect=*/true);
+    conn_->channel->WaitForStateChange(
+        state, std::chrono::system_clock::now() + std::chrono::milliseconds(250));
+  }
 }
 
 EtcdStoreImpl::~EtcdStoreImpl() {
@@ -493,6 +511,8 @@ EtcdStoreImpl::~EtcdStoreImpl() {
     maintain_cv_.notify_all();
   }
   if (maintainer_.joinable()) maintainer_.join();
+  closing_connector_.store(true);
+  if (connector_.joinable()) connector_.join();
   std::vector<std::shared_ptr<EtcdWatch>> live;
   {
     std::lock_guard lock(watches_mu_);

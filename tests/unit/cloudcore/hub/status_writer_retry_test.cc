@@ -1,10 +1,12 @@
 // The status writer while the store is unavailable (etcd down): batches are held unacknowledged,
 // written again with back-off, acknowledged only once durable, in order; other errors fail at
 // once; a held batch whose session ended is dropped; stopping while down completes with the
-// error.
+// error. And the hub's per-node bound on what is held (StatusBacklog, as hub.cc's sessions use
+// it): a node past it is closed, the others go on, nothing acknowledged is lost.
 #include <catch2/catch.hpp>
 #include <mutex>
 
+#include "cloudcore/hub/hub.h"  // HubOptions: the bound's defaults
 #include "cloudcore/hub/status_writer.h"
 #include "cloudcore/registry/keys.h"
 #include "cloudcore/registry/objects.h"
@@ -243,6 +245,164 @@ TEST_CASE("a held batch whose session ended is dropped, stopping while down fail
   REQUIRE(acks.size() == 1);
   std::lock_guard lock(acks.mu);
   CHECK(acks.errors[0].code() == Code::kUnavailable);
+}
+
+// One node's session as hub.cc's SessionCore handles status batches: each is admitted to the
+// node's StatusBacklog or the connection is closed; the writer's answer releases it and, if the
+// session is open, acknowledges it; a closed session's held batches are not wanted any more.
+struct Session {
+  std::string node;
+  std::mutex mu;
+  StatusBacklog backlog{HubOptions{}.max_status_batches_pending,
+                        HubOptions{}.max_status_bytes_pending};
+  bool closed = false;
+  std::vector<uint64_t> acked;  // sequences acknowledged to the edge, in order
+
+  explicit Session(std::string n) : node(std::move(n)) {}
+  // false: refused, and the connection closed.
+  bool send(StatusWriter& writer, v1::StatusDelta delta) {
+    const size_t bytes = delta.ByteSizeLong();
+    const uint64_t seq = delta.sequence();
+    {
+      std::lock_guard lock(mu);
+      if (closed) return false;
+      if (!backlog.admit(bytes)) {
+        closed = true;
+        return false;
+      }
+    }
+    writer.submit(
+        node, std::move(delta),
+        [this, bytes, seq](const UpstreamPlan& plan, const Status& error) {
+          std::lock_guard lock(mu);
+          backlog.release(bytes);
+          if (!closed && error.ok() && plan.violation.ok()) acked.push_back(seq);
+        },
+        [this] {
+          std::lock_guard lock(mu);
+          return !closed;
+        });
+    return true;
+  }
+  bool is_closed() {
+    std::lock_guard lock(mu);
+    return closed;
+  }
+  std::vector<uint64_t> acks() {
+    std::lock_guard lock(mu);
+    return acked;
+  }
+};
+
+v1::StatusDelta empty_batch(uint64_t seq, size_t padding = 0) {
+  v1::StatusDelta batch;
+  batch.set_sequence(seq);
+  if (padding > 0) {
+    // Bytes on the wire only: a node status entry whose message is long.
+    auto* e = batch.add_entries();
+    e->set_kind(v1::OBJECT_KIND_POD);
+    e->set_namespace_("default");
+    e->set_name("web");
+    e->set_uid("uid-web");
+    e->set_full(true);
+    e->mutable_pod()->set_message(std::string(padding, 'x'));
+  }
+  return batch;
+}
+
+std::vector<uint64_t> range(uint64_t from, uint64_t to) {
+  std::vector<uint64_t> out;
+  for (uint64_t s = from; s <= to; ++s) out.push_back(s);
+  return out;
+}
+
+uint64_t stored_sequence_of(Fixture& f, const std::string& node) {
+  auto kv = f.rocks->get(keys::hub_sequence_key(node));
+  REQUIRE(kv.ok());
+  return kv->has_value() ? std::stoull((*kv)->value) : 0;
+}
+
+TEST_CASE("a node past 32 held status batches is closed, another node is not, no ack is lost",
+          "[hub]") {
+  REQUIRE(HubOptions{}.max_status_batches_pending == 32);
+  Fixture f;
+  // Declared before the writer, which calls into them until it is gone. n1 is the node's first
+  // session, n1_again its next one after the close.
+  Session first("n1"), n1_again("n1"), n2("n2");
+  Session* n1 = &first;
+  auto writer = f.writer();
+  REQUIRE(n1->send(*writer, empty_batch(1)));
+  REQUIRE(n2.send(*writer, empty_batch(1)));
+  REQUIRE(test::eventually([&] { return n1->acks().size() == 1 && n2.acks().size() == 1; }));
+
+  f.store->down = true;
+  // n1's edge does not wait for acks: 32 batches are held, the 33rd closes its connection.
+  for (uint64_t seq = 2; seq <= 33; ++seq) REQUIRE(n1->send(*writer, empty_batch(seq)));
+  REQUIRE(test::eventually([&] { return writer->stats().holding; }));
+  CHECK_FALSE(n1->send(*writer, empty_batch(34)));
+  CHECK(n1->is_closed());
+  // n2 is untouched: its batches are taken and held like any.
+  REQUIRE(n2.send(*writer, empty_batch(2)));
+  REQUIRE(n2.send(*writer, empty_batch(3)));
+  CHECK_FALSE(n2.is_closed());
+  REQUIRE(test::eventually([&] { return writer->stats().store_retries >= 2; }, 20s));
+  CHECK(n1->acks() == std::vector<uint64_t>{1});
+  CHECK(n2.acks() == std::vector<uint64_t>{1});
+
+  f.store->down = false;
+  // n2's held batches are stored and acknowledged, in order; n1's are dropped unacknowledged
+  // (its session is gone), and what it had acknowledged is still stored.
+  REQUIRE(test::eventually([&] { return n2.acks().size() == 3; }, 20s));
+  REQUIRE(test::eventually([&] { return !writer->stats().holding; }, 20s));
+  CHECK(n2.acks() == range(1, 3));
+  CHECK(stored_sequence_of(f, "n2") == 3);
+  CHECK(n1->acks() == std::vector<uint64_t>{1});
+  CHECK(stored_sequence_of(f, "n1") == 1);
+  CHECK(f.held.value() == 0);
+
+  // n1's edge reconnects and sends what was never acknowledged again: all of it is stored.
+  n1 = &n1_again;
+  for (uint64_t seq = 2; seq <= 33; ++seq) REQUIRE(n1->send(*writer, empty_batch(seq)));
+  REQUIRE(test::eventually([&] { return n1->acks().size() == 32; }, 20s));
+  CHECK(n1->acks() == range(2, 33));
+  CHECK(stored_sequence_of(f, "n1") == 33);
+}
+
+TEST_CASE("a node past 8 MiB of held status batches is closed before 32 batches", "[hub]") {
+  REQUIRE(HubOptions{}.max_status_bytes_pending == size_t(8) << 20);
+  Fixture f;
+  Session n1("n1"), n2("n2");
+  auto writer = f.writer();
+  f.store->down = true;
+  // 1 MiB batches: the eighth would pass 8 MiB.
+  int admitted = 0;
+  for (uint64_t seq = 1; seq <= 10 && n1.send(*writer, empty_batch(seq, 1 << 20)); ++seq)
+    ++admitted;
+  CHECK(admitted == 7);
+  CHECK(n1.is_closed());
+  REQUIRE(n2.send(*writer, empty_batch(1)));
+  CHECK_FALSE(n2.is_closed());
+  f.store->down = false;
+  REQUIRE(test::eventually([&] { return n2.acks().size() == 1; }, 20s));
+  REQUIRE(test::eventually([&] { return !writer->stats().holding; }, 20s));
+  CHECK(n1.acks().empty());
+  CHECK(stored_sequence_of(f, "n1") == 0);
+}
+
+TEST_CASE("StatusBacklog: admits up to either bound, a refusal takes nothing, release frees",
+          "[hub]") {
+  StatusBacklog b(3, 100);
+  CHECK(b.admit(40));
+  CHECK(b.admit(40));
+  CHECK_FALSE(b.admit(21));  // 101 bytes
+  CHECK(b.batches() == 2);
+  CHECK(b.bytes() == 80);
+  CHECK(b.admit(20));
+  CHECK_FALSE(b.admit(0));  // a fourth batch
+  b.release(40);
+  CHECK(b.admit(0));
+  CHECK(b.batches() == 3);
+  CHECK(b.bytes() == 60);
 }
 
 }  // namespace

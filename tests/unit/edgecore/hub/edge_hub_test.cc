@@ -1,7 +1,11 @@
 // EdgeHub over a real loopback TLS WebSocket against a scripted cloud (common/net's WsServer).
 #include "edgecore/hub/edge_hub.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <openssl/ssl.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <mutex>
@@ -295,6 +299,78 @@ TEST_CASE("hub: several cloudcore addresses: a random start, stays while it work
 
   hub.stop();
   for (auto& s : servers) s->stop();
+  loop.stop();
+}
+
+TEST_CASE("hub: cloudcore addresses that do not answer listed first: it still connects") {
+  Pki pki;
+  test::TempDir dir;
+  common::EventLoop loop(1);
+  loop.run();
+  auto server_tls = common::TlsContext::create(
+      common::TlsRole::kServer,
+      {.cert_pem = pki.server_cert, .key_pem = pki.server_key, .ca_pem = pki.ca_pem});
+  REQUIRE(server_tls.ok());
+  auto log = std::make_shared<CloudLog>();
+  common::WsServerOptions so;
+  so.address = "127.0.0.1";
+  so.handler_factory = [log](const common::PeerInfo&) {
+    return std::make_unique<ScriptedCloud>(log);
+  };
+  auto live = common::WsServer::start(loop, *server_tls, so);
+  REQUIRE(live.ok());
+  // Two addresses that do not work: nothing listens on one (refused at once); the other accepts
+  // TCP connections and never answers the TLS handshake (a hung replica: the handshake timeout).
+  const uint16_t refused = test::free_port();
+  int silent_fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(silent_fd >= 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(silent_fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  REQUIRE(::listen(silent_fd, 16) == 0);
+  socklen_t len = sizeof addr;
+  REQUIRE(::getsockname(silent_fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+  const uint16_t silent = ntohs(addr.sin_port);
+
+  EdgeHubOptions options;
+  options.addresses = {
+      {"127.0.0.1", refused}, {"127.0.0.1", silent}, {"127.0.0.1", (*live)->port()}};
+  options.handshake_timeout = 300ms;
+  options.backoff = {20ms, 100ms};
+  options.batch_interval = 0ms;
+  auto meta = std::move(MetaStore::open(dir / "meta")).value();
+  auto tracker = std::move(StatusTracker::load(*meta, {.node_name = "e1"})).value();
+  auto client_tls = common::TlsContext::create(
+      common::TlsRole::kClient,
+      {.cert_pem = pki.client_cert, .key_pem = pki.client_key, .ca_pem = pki.ca_pem});
+  REQUIRE(client_tls.ok());
+
+  // The order is random: take a seed whose order starts with the refused address, and one
+  // whose order starts with the silent one.
+  const uint16_t first = GENERATE(0, 1) == 0 ? refused : silent;
+  const std::string first_text = "127.0.0.1:" + std::to_string(first);
+  uint64_t seed = 0;
+  for (uint64_t s = 1; s <= 100 && seed == 0; ++s) {
+    common::SeededRandom r(s);
+    EdgeHub probe(loop, *client_tls, *meta, *tracker, options, common::system_clock(), r);
+    if (probe.stats().cloudcore == first_text) seed = s;
+  }
+  REQUIRE(seed != 0);
+  common::SeededRandom random(seed);
+  EdgeHub hub(loop, *client_tls, *meta, *tracker, options, common::system_clock(), random);
+  hub.start();
+  REQUIRE(test::eventually([&] { return hub.stats().connected; }, 20s));
+  CHECK(hub.stats().cloudcore == "127.0.0.1:" + std::to_string((*live)->port()));
+  CHECK(hub.stats().connect_failures >= 1);
+  CHECK(hub.stats().address_changes >= 1);
+  CHECK(log->of(v1::Frame::kHello).size() == 1);
+  // And it syncs there as anywhere.
+  REQUIRE(test::eventually([&] { return meta->applied_revision() == 5; }));
+
+  hub.stop();
+  (*live)->stop();
+  ::close(silent_fd);
   loop.stop();
 }
 
