@@ -124,11 +124,20 @@ TEST_CASE("legacy discovery lists each kind of a group version", "[api][kinds]")
   CHECK_FALSE(api_resource_list(kinds, "apps", "v2"));
 
   json groups = api_group_list(kinds);
-  REQUIRE(groups["groups"].size() == 3);  // gantry.io, apps (workloads), events.k8s.io
+  // gantry.io, apps (workloads), events.k8s.io, then the groups of subresource bodies only.
+  REQUIRE(groups["groups"].size() == 5);
   CHECK(groups["groups"][0]["name"] == "gantry.io");
   CHECK(groups["groups"][0]["preferredVersion"]["groupVersion"] == "gantry.io/v1");
   CHECK(groups["groups"][1]["name"] == "apps");
   CHECK(groups["groups"][2]["name"] == "events.k8s.io");
+  CHECK(groups["groups"][3]["name"] == "policy");       // pods/eviction: Eviction
+  CHECK(groups["groups"][4]["name"] == "autoscaling");  // deployments/scale: Scale
+  // ... served with no resources, as kubectl 1.20's drain looks for the policy group.
+  auto policy = api_resource_list(kinds, "policy", "v1");
+  REQUIRE(policy);
+  CHECK((*policy)["groupVersion"] == "policy/v1");
+  CHECK((*policy)["resources"].empty());
+  CHECK_FALSE(api_resource_list(kinds, "policy", "v1beta1"));
   CHECK(api_group(kinds, "events.k8s.io"));
   CHECK(api_group(kinds, "gantry.io"));
   CHECK(api_group(kinds, "apps"));
