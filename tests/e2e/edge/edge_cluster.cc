@@ -142,6 +142,17 @@ void EdgeCluster::kill_edgecore() {
   edgecore_->wait();
 }
 
+void EdgeCluster::power_cut_containers() {
+  auto tasks = containerd_->ctr({"tasks", "ls", "-q"});
+  for (std::istringstream ids(tasks.output);;) {
+    std::string id;
+    if (!std::getline(ids, id)) break;
+    if (!id.empty()) containerd_->ctr({"tasks", "kill", "-s", "SIGKILL", id});
+  }
+  containerd_->stop_daemon(true);
+  containerd_->start_daemon();
+}
+
 std::string EdgeCluster::edgecore_log() const {
   return read_text(tmp_ / "edgecore.log");
 }

@@ -33,6 +33,9 @@ class EdgeCluster {
   void kill_cloudcore();  // SIGKILL
   void start_edgecore();
   void kill_edgecore();  // SIGKILL
+  // What a power cut does to the node's containers (with edgecore already killed): every
+  // container process dies, containerd restarts.
+  void power_cut_containers();
 
   // kubectl --kubeconfig admin.kubeconfig ARGS...
   Output kubectl(const std::vector<std::string>& args,

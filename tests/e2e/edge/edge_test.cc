@@ -146,15 +146,7 @@ TEST_CASE("With the cloud down a killed edgecore and a restarted machine bring t
 
   c.kill_cloudcore();
   c.kill_edgecore();
-  // What a power cut does to the node: every container process dies, containerd restarts.
-  auto kill_tasks = c.containerd().ctr({"tasks", "ls", "-q"});
-  for (std::istringstream ids(kill_tasks.output);;) {
-    std::string id;
-    if (!std::getline(ids, id)) break;
-    if (!id.empty()) c.containerd().ctr({"tasks", "kill", "-s", "SIGKILL", id});
-  }
-  c.containerd().stop_daemon(true);
-  c.containerd().start_daemon();
+  c.power_cut_containers();
   REQUIRE(eventually([&] { return c.running_containers_of("keep").empty(); }, 30s));
 
   auto started = std::chrono::steady_clock::now();

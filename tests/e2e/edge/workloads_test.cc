@@ -183,4 +183,80 @@ spec:
   CHECK(eventually([&] { return running_on_node(c, "gw-") == 0; }));
 }
 
+TEST_CASE(
+    "With the cloud down a power-cut edge brings its workload pods back, and the cloud's "
+    "return creates no duplicates",
+    "[edge][workloads]") {
+  EdgeCluster c;
+  REQUIRE(c.kubectl({"label", "node", EdgeCluster::kNode, "gantry.test/gateway=yes"}).exit_code ==
+          0);
+  REQUIRE(c.kubectl({"create", "deployment", "web", "--replicas=2",
+                     std::string("--image=") + test::kBusyboxImage, "--", "sh", "-c", kScript})
+              .exit_code == 0);
+  REQUIRE(c.kubectl_apply(fmt::format(R"(apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: gw
+  namespace: default
+spec:
+  selector:
+    matchLabels: {{app: gw}}
+  template:
+    metadata:
+      labels: {{app: gw}}
+    spec:
+      nodeSelector: {{gantry.test/gateway: "yes"}}
+      containers:
+      - name: gw
+        image: {}
+        command: ["sh", "-c", "{}"]
+)",
+                                      test::kBusyboxImage, kScript))
+              .exit_code == 0);
+  REQUIRE(c.kubectl({"rollout", "status", "deployment/web", "--timeout=120s"}, 130s).exit_code ==
+          0);
+  REQUIRE(c.kubectl({"rollout", "status", "daemonset/gw", "--timeout=120s"}, 130s).exit_code == 0);
+  auto uids = [&] { return pods_field(c, "app in (web,gw)", "{.items[*].metadata.uid}"); };
+  auto started = [&] {
+    return pods_field(c, "app in (web,gw)",
+                      "{.items[*].status.containerStatuses[0].state.running.startedAt}");
+  };
+  std::string uids_before = uids();
+  std::string started_before = started();
+  REQUIRE(std::count(uids_before.begin(), uids_before.end(), ' ') == 2);  // three pods
+
+  c.kill_cloudcore();
+  c.kill_edgecore();
+  c.power_cut_containers();
+  REQUIRE(eventually([&] { return running_on_node(c, "web-") + running_on_node(c, "gw-") == 0; }));
+  c.start_edgecore();  // no cloud: the node restarts its workload pods from its own store
+  INFO(c.edgecore_log());
+  REQUIRE(eventually(
+      [&] { return running_on_node(c, "web-") == 2 && running_on_node(c, "gw-") == 1; }, 60s));
+
+  c.start_cloudcore();
+  // The statuses of what the edge restarted offline reach the cloud ...
+  REQUIRE(eventually(
+      [&] {
+        std::string now = started();
+        return std::count(now.begin(), now.end(), ' ') == 2 && now != started_before;
+      },
+      60s));
+  REQUIRE(eventually(
+      [&] {
+        return c.kubectl({"get", "deployment", "web", "-o", "jsonpath={.status.readyReplicas}"})
+                       .text == "2" &&
+               c.kubectl({"get", "daemonset", "gw", "-o", "jsonpath={.status.numberReady}"}).text ==
+                   "1";
+      },
+      60s));
+  // ... and no controller made another pod: the same three pods, one ReplicaSet, three containers.
+  CHECK(uids() == uids_before);
+  CHECK(std::count(uids_before.begin(), uids_before.end(), ' ') == 2);
+  auto rs = c.kubectl({"get", "replicasets", "-l", "app=web", "-o", "name"});
+  CHECK(std::count(rs.text.begin(), rs.text.end(), '\n') == 1);
+  CHECK(running_on_node(c, "web-") == 2);
+  CHECK(running_on_node(c, "gw-") == 1);
+}
+
 }  // namespace gantry::edge_test
