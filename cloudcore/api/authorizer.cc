@@ -17,8 +17,8 @@ namespace {
 
 using nlohmann::json;
 
-// kWorkloads: the apps/v1 kinds with a pod template (deployments, replicasets, daemonsets),
-// judged as their namespace's objects and admitted through their template as pods are.
+// kWorkloads: the kinds with a pod template (apps/v1 deployments, replicasets, daemonsets; batch/v1
+// jobs), judged as their namespace's objects and admitted through their template as pods are.
 // kControllerRevisions: written by the workload controllers only, read as workloads.
 enum class Kind {
   kPods,
@@ -39,7 +39,8 @@ Kind kind_of(std::string_view resource) {
   if (resource == "configmaps") return Kind::kConfigMaps;
   if (resource == "secrets") return Kind::kSecrets;
   if (resource == "events") return Kind::kEvents;
-  if (resource == "deployments" || resource == "replicasets" || resource == "daemonsets")
+  if (resource == "deployments" || resource == "replicasets" || resource == "daemonsets" ||
+      resource == "jobs")
     return Kind::kWorkloads;
   if (resource == "controllerrevisions") return Kind::kControllerRevisions;
   return Kind::kOther;
@@ -466,7 +467,7 @@ AccessAnswer Authorizer::decide(const Identity& who, const AccessQuery& q) const
   }
   const Kind k = kind_of(q.resource);
   const bool apps = k == Kind::kWorkloads || k == Kind::kControllerRevisions;
-  bool core = apps ? q.group == "apps"
+  bool core = apps ? q.group == (q.resource == "jobs" ? "batch" : "apps")
                    : q.group.empty() || (k == Kind::kEvents && q.group == "events.k8s.io");
   if (!core || k == Kind::kOther)
     return {false,
@@ -479,7 +480,8 @@ AccessAnswer Authorizer::decide(const Identity& who, const AccessQuery& q) const
     } else if ((k == Kind::kPods || k == Kind::kNodes || k == Kind::kWorkloads) &&
                q.subresource == "status") {
       // As the object itself.
-    } else if (k == Kind::kWorkloads && q.subresource == "scale" && q.resource != "daemonsets") {
+    } else if (k == Kind::kWorkloads && q.subresource == "scale" && q.resource != "daemonsets" &&
+               q.resource != "jobs") {
       // As the object itself (kubectl scale).
     } else if (k == Kind::kPods && (q.subresource == "exec" || q.subresource == "attach")) {
       // kube asks `create` (the WebSocket GET is authorized as `get` too); either way it runs
@@ -554,12 +556,14 @@ RulesAnswer Authorizer::rules(const Identity& who, const std::string& ns) const 
       rule({"create", "get"}, {""}, {"pods/exec", "pods/attach"});
       rule(kAll, {"apps"},
            {"deployments", "replicasets", "daemonsets", "deployments/scale", "replicasets/scale"});
+      rule(kAll, {"batch"}, {"jobs"});
       rule(kRead, {"apps"}, {"controllerrevisions"});
     } else if (p.can_read(info.province)) {
       rule(kRead, {""}, {"pods", "configmaps", "events"});
       rule(kRead, {"events.k8s.io"}, {"events"});
       rule({"get"}, {""}, {"pods/log"});
       rule(kRead, {"apps"}, {"deployments", "replicasets", "daemonsets", "controllerrevisions"});
+      rule(kRead, {"batch"}, {"jobs"});
     }
   } else if (!p.read_provinces.empty()) {
     // Pods bound to the caller's nodes only.

@@ -19,6 +19,8 @@ Kind deployment();
 Kind replica_set();
 Kind daemon_set();
 Kind controller_revision();
+// batch/v1 (controller in cloudcore/controllers/workloads_job.cc)
+Kind job();
 // gantry.io/v1 Rollout (controller in cloudcore/controllers/rollout*)
 Kind rollout();
 

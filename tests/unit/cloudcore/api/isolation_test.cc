@@ -704,6 +704,26 @@ TEST_CASE_METHOD(Workloads,
             .code == 403);
 }
 
+TEST_CASE_METHOD(Workloads, "batch/v1 jobs are a province's workloads like the apps/v1 ones",
+                 "[api][isolation][workloads][job]") {
+  json job = {{"apiVersion", "batch/v1"},
+              {"kind", "Job"},
+              {"metadata", {{"name", "export"}}},
+              {"spec",
+               {{"template",
+                 {{"spec",
+                   {{"restartPolicy", "Never"},
+                    {"containers", {{{"name", "main"}, {"image", "busybox:1.36"}}}}}}}}}}};
+  auto jobs = [](const std::string& ns) { return "/apis/batch/v1/namespaces/" + ns + "/jobs"; };
+  CHECK(call("POST", jobs("zj-apps"), kJiangsuOperatorToken, job.dump()).code == 403);
+  CHECK(call("POST", jobs("zj-apps"), kZhejiangViewerToken, job.dump()).code == 403);
+  CHECK(call("POST", jobs("zj-apps"), kZhejiangOperatorToken, job.dump()).code == 201);
+  CHECK(call("GET", jobs("zj-apps") + "/export", kZhejiangViewerToken).code == 200);
+  CHECK(call("GET", jobs("zj-apps") + "/export", kJiangsuOperatorToken).code == 403);
+  CHECK(call("DELETE", jobs("zj-apps") + "/export", kJiangsuOperatorToken).code == 403);
+  CHECK(call("DELETE", jobs("zj-apps") + "/export", kZhejiangOperatorToken).code == 200);
+}
+
 TEST_CASE_METHOD(Workloads,
                  "side door: a workload's pod template is admitted as its pods would be "
                  "(nodeName, nodeSelector, Pod Security, secret references)",

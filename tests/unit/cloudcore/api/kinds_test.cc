@@ -124,15 +124,28 @@ TEST_CASE("legacy discovery lists each kind of a group version", "[api][kinds]")
   CHECK_FALSE(api_resource_list(kinds, "apps", "v2"));
 
   json groups = api_group_list(kinds);
-  REQUIRE(groups["groups"].size() == 3);  // gantry.io, apps (workloads), events.k8s.io
+  // gantry.io, apps (workloads), batch (jobs), events.k8s.io
+  REQUIRE(groups["groups"].size() == 4);
   CHECK(groups["groups"][0]["name"] == "gantry.io");
   CHECK(groups["groups"][0]["preferredVersion"]["groupVersion"] == "gantry.io/v1");
   CHECK(groups["groups"][1]["name"] == "apps");
-  CHECK(groups["groups"][2]["name"] == "events.k8s.io");
+  CHECK(groups["groups"][2]["name"] == "batch");
+  CHECK(groups["groups"][2]["preferredVersion"]["groupVersion"] == "batch/v1");
+  CHECK(groups["groups"][3]["name"] == "events.k8s.io");
   CHECK(api_group(kinds, "events.k8s.io"));
   CHECK(api_group(kinds, "gantry.io"));
   CHECK(api_group(kinds, "apps"));
-  CHECK_FALSE(api_group(kinds, "batch"));
+  CHECK(api_group(kinds, "batch"));
+  CHECK_FALSE(api_group(kinds, "autoscaling"));
+  auto batch = api_resource_list(kinds, "batch", "v1");
+  REQUIRE(batch);
+  const json* jobs = resource_named(*batch, "jobs");
+  REQUIRE(jobs);
+  CHECK((*jobs)["namespaced"] == true);
+  CHECK((*jobs)["kind"] == "Job");
+  CHECK((*jobs)["categories"] == json({"all"}));
+  CHECK_FALSE((*jobs).contains("shortNames"));
+  CHECK(resource_named(*batch, "jobs/status"));
 }
 
 TEST_CASE("aggregated discovery is chosen by the Accept header, as client-go asks for it",

@@ -92,6 +92,10 @@ TEST_CASE("prune_unknown_fields drops what the kind's schema does not have, nami
        "ControllerRevision",
        {{"revision", 1}, {"data", {{"anything", 1}}}, {"revisions", 2}},
        {"revisions"}},
+      {"batch",
+       "Job",
+       {{"spec", {{"completions", 1}, {"backofLimit", 2}, {"podFailurePolicy", {{"rules", 1}}}}}},
+       {"spec.backofLimit"}},
       // Maps keep every key; x-kubernetes-preserve-unknown-fields parts (status, probes) are kept.
       {"",
        "Pod",

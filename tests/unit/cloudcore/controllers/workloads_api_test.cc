@@ -3,6 +3,8 @@
 // its image with a strategic merge patch, see the ReplicaSets' revisions, delete with each
 // propagation policy; bad input is 422 with the field path and writes nothing.
 #include <catch2/catch.hpp>
+#include <functional>
+#include <set>
 
 #include "cloudcore/controllers/workloads.h"
 #include "cloudcore/registry/keys.h"
@@ -185,6 +187,156 @@ TEST_CASE_METHOD(WorkloadsApi, "delete cascades: background takes the pods, orph
   r = call("DELETE", std::string(kDeployments) + "/x", kAdminToken,
            R"({"propagationPolicy":"Sideways"})");
   CHECK(r.code == 422);  // the options are checked first, as Kubernetes does
+}
+
+const char* kJobs = "/apis/batch/v1/namespaces/default/jobs";
+
+json job(const std::string& name) {
+  return {{"apiVersion", "batch/v1"},
+          {"kind", "Job"},
+          {"metadata", {{"name", name}}},
+          {"spec",
+           {{"template",
+             {{"spec",
+               {{"restartPolicy", "Never"},
+                {"containers", {{{"name", "main"}, {"image", "busybox:1.36"}}}}}}}}}}};
+}
+
+TEST_CASE_METHOD(WorkloadsApi, "a Job created through the API gets Kubernetes' defaults and a pod",
+                 "[controllers][workloads][api][job]") {
+  // Discovery: the batch group, jobs with their status subresource.
+  json groups = get("/apis");
+  bool batch = false;
+  for (const auto& g : groups["groups"])
+    if (g["name"] == "batch") batch = g["preferredVersion"]["groupVersion"] == "batch/v1";
+  CHECK(batch);
+  json resources = get("/apis/batch/v1");
+  std::set<std::string> names;
+  for (const auto& r : resources["resources"]) names.insert(r["name"].get<std::string>());
+  CHECK(names == std::set<std::string>{"jobs", "jobs/status"});
+
+  auto r = call("POST", kJobs, kAdminToken, job("pi").dump());
+  REQUIRE(r.code == 201);
+  json j = r.json();
+  std::string uid = j["metadata"]["uid"];
+  CHECK(j["spec"]["completions"] == 1);
+  CHECK(j["spec"]["parallelism"] == 1);
+  CHECK(j["spec"]["backoffLimit"] == 6);
+  CHECK(j["spec"]["completionMode"] == "NonIndexed");
+  CHECK(j["spec"]["suspend"] == false);
+  CHECK(j["spec"]["selector"] ==
+        json{{"matchLabels", {{"batch.kubernetes.io/controller-uid", uid}}}});
+  CHECK(j["spec"]["template"]["metadata"]["labels"] ==
+        json{{"batch.kubernetes.io/controller-uid", uid},
+             {"batch.kubernetes.io/job-name", "pi"},
+             {"controller-uid", uid},
+             {"job-name", "pi"}});
+  CHECK(j["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"] == "IfNotPresent");
+
+  REQUIRE(eventually([&] { return items("/api/v1/namespaces/default/pods") == 1; }));
+  json pod = get("/api/v1/namespaces/default/pods")["items"][0];
+  CHECK(pod["metadata"]["labels"]["job-name"] == "pi");
+  CHECK(pod["metadata"]["ownerReferences"][0]["kind"] == "Job");
+  CHECK(pod["metadata"]["ownerReferences"][0]["uid"] == uid);
+  CHECK(eventually([&] {
+    json s = get(std::string(kJobs) + "/pi")["status"];
+    return s.value("active", 0) == 1 && s.contains("startTime");
+  }));
+
+  // kubectl get jobs: NAME STATUS COMPLETIONS DURATION AGE.
+  auto table = call("GET", kJobs, kAdminToken, "", "application/json",
+                    {"Accept: application/json;as=Table;v=v1;g=meta.k8s.io"});
+  json t = table.json();
+  std::vector<std::string> columns;
+  for (const auto& c : t["columnDefinitions"])
+    if (c["priority"] == 0) columns.push_back(c["name"]);
+  CHECK(columns == std::vector<std::string>{"Name", "Status", "Completions", "Duration", "Age"});
+  CHECK(t["rows"][0]["cells"][1] == "Running");
+  CHECK(t["rows"][0]["cells"][2] == "0/1");
+
+  // The pod succeeds: the Job completes.
+  put_pod_status("default", pod["metadata"]["name"], v1::POD_PHASE_SUCCEEDED, false);
+  CHECK(eventually([&] {
+    json s = get(std::string(kJobs) + "/pi")["status"];
+    return s.value("succeeded", 0) == 1 && s.contains("completionTime");
+  }));
+  t = call("GET", kJobs, kAdminToken, "", "application/json",
+           {"Accept: application/json;as=Table;v=v1;g=meta.k8s.io"})
+          .json();
+  CHECK(t["rows"][0]["cells"][1] == "Complete");
+  CHECK(t["rows"][0]["cells"][2] == "1/1");
+
+  // kubectl delete job (background): its pods go too.
+  REQUIRE(call("DELETE", std::string(kJobs) + "/pi", kAdminToken).code == 200);
+  CHECK(eventually([&] { return items("/api/v1/namespaces/default/pods") == 0; }));
+}
+
+TEST_CASE_METHOD(WorkloadsApi, "bad Jobs are 422 with the field path and write nothing",
+                 "[controllers][workloads][api][job]") {
+  struct Case {
+    std::function<void(json&)> edit;
+    std::string message;
+  };
+  std::vector<Case> cases = {
+      {[](json& j) { j["spec"]["template"]["spec"].erase("restartPolicy"); },
+       "spec.template.spec.restartPolicy: Unsupported value: \"Always\""},
+      {[](json& j) { j["spec"]["template"]["spec"]["restartPolicy"] = "Always"; },
+       "spec.template.spec.restartPolicy: Unsupported value: \"Always\""},
+      {[](json& j) { j["spec"]["completions"] = -1; }, "spec.completions: Invalid value: -1"},
+      {[](json& j) { j["spec"]["parallelism"] = -2; }, "spec.parallelism: Invalid value: -2"},
+      {[](json& j) { j["spec"]["backoffLimit"] = -1; }, "spec.backoffLimit: Invalid value: -1"},
+      {[](json& j) {
+         j["spec"]["manualSelector"] = true;
+         j["spec"]["selector"] = {{"matchLabels", {{"app", "other"}}}};
+         j["spec"]["template"]["metadata"]["labels"] = {{"app", "pi"}};
+       },
+       "`selector` does not match template `labels`"},
+      {[](json& j) { j["spec"]["manualSelector"] = true; }, "spec.selector: Required value"},
+      {[](json& j) {
+         j["spec"]["selector"] = {{"matchLabels", {{"batch.kubernetes.io/controller-uid", "x"}}}};
+       },
+       "spec.selector: Invalid value"},
+      {[](json& j) { j["spec"]["completionMode"] = "Indexed"; },
+       "spec.completionMode: Unsupported value: \"Indexed\""},
+      {[](json& j) { j["spec"]["template"]["spec"]["containers"][0].erase("image"); },
+       "spec.template.spec.containers"},
+  };
+  for (const auto& c : cases) {
+    json j = job("pi");
+    c.edit(j);
+    INFO(j.dump());
+    auto r = call("POST", kJobs, kAdminToken, j.dump());
+    CHECK(r.code == 422);
+    CHECK(r.json()["message"].get<std::string>().find(c.message) != std::string::npos);
+  }
+  CHECK(items(kJobs) == 0);
+  CHECK(items("/api/v1/namespaces/default/pods") == 0);
+
+  // Immutable after create: template, selector, completions. Parallelism may change.
+  REQUIRE(call("POST", kJobs, kAdminToken, job("pi").dump()).code == 201);
+  auto put = [&](const std::function<void(json&)>& edit) {
+    json j = get(std::string(kJobs) + "/pi");
+    j["metadata"].erase("resourceVersion");  // the controller writes status meanwhile
+    edit(j);
+    return call("PUT", std::string(kJobs) + "/pi", kAdminToken, j.dump());
+  };
+  for (auto [edit, field] : std::vector<std::pair<std::function<void(json&)>, std::string>>{
+           {[](json& j) { j["spec"]["template"]["spec"]["containers"][0]["image"] = "busybox:2"; },
+            "spec.template"},
+           {[](json& j) { j["spec"]["completions"] = 3; }, "spec.completions"},
+           {[](json& j) { j["spec"]["selector"]["matchLabels"]["x"] = "y"; }, "spec.selector"}}) {
+    auto r = put(edit);
+    CHECK(r.code == 422);
+    std::string m = r.json()["message"];
+    INFO(m);
+    CHECK(m.find(field + ": Invalid value") != std::string::npos);
+    CHECK(m.find("field is immutable") != std::string::npos);
+  }
+  CHECK(get(std::string(kJobs) + "/pi")["spec"]["template"]["spec"]["containers"][0]["image"] ==
+        "busybox:1.36");
+  auto r = put([](json& j) { j["spec"]["parallelism"] = 2; });
+  CHECK(r.code == 200);
+  CHECK(r.json()["spec"]["parallelism"] == 2);
 }
 
 }  // namespace
