@@ -616,10 +616,13 @@ TEST_CASE("kubectl create job runs a Job that kubectl get jobs and kubectl wait 
   CHECK(contains(o0, "batch/v1"));
 
   // kubectl 1.33 sends this body as protobuf; older ones as JSON.
-  auto [c1, o1] = k.run({"create", "job", "hello", "--image=busybox:1.36", "--", "echo", "hi"});
+  auto [c1, o1] =
+      k.run({"create", "job", "hello", "--image=busybox:1.36", "-v=7", "--", "echo", "hi"});
   INFO(o1);
   REQUIRE(c1 == 0);
   CHECK(contains(o1, "job.batch/hello created"));
+  if (contains(binary, "1.33"))
+    CHECK(contains(o1, "Content-Type: application/vnd.kubernetes.protobuf"));
   auto job = api.call("GET", "/apis/batch/v1/namespaces/default/jobs/hello", kAdminToken).json();
   CHECK(job["spec"]["template"]["spec"]["restartPolicy"] == "Never");
   CHECK(job["spec"]["template"]["spec"]["containers"][0]["command"] ==
