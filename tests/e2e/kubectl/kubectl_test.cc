@@ -656,5 +656,11 @@ TEST_CASE("kubectl create job runs a Job that kubectl get jobs and kubectl wait 
   INFO(o4);
   CHECK(contains(o4, "Complete"));
   CHECK(contains(o4, "1/1"));
+  // describe lists the Job's pods by its generated selector.
+  auto [c5, o5] = k.run({"describe", "job", "hello"});
+  INFO(o5);
+  CHECK(c5 == 0);
+  CHECK(contains(o5, "batch.kubernetes.io/controller-uid="));
+  CHECK(contains(o5, "1 Succeeded"));
   controllers->stop();
 }
