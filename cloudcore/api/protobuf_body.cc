@@ -202,12 +202,28 @@ const Message kJobSpec{"JobSpec",
 // status (3) is not read: a Job's status is the controller's.
 const Message kJob{
     "Job", {{1, "metadata", Type::kMessage, &kObjectMeta}, {2, "spec", Type::kMessage, &kJobSpec}}};
+// batch/v1 CronJob, for `kubectl create cronjob`.
+const Message kJobTemplateSpec{
+    "JobTemplateSpec",
+    {{1, "metadata", Type::kMessage, &kObjectMeta}, {2, "spec", Type::kMessage, &kJobSpec}}};
+const Message kCronJobSpec{"CronJobSpec",
+                           {{1, "schedule", Type::kString},
+                            {2, "startingDeadlineSeconds", Type::kInt, nullptr, true},
+                            {3, "concurrencyPolicy", Type::kString},
+                            {4, "suspend", Type::kBool},
+                            {5, "jobTemplate", Type::kMessage, &kJobTemplateSpec},
+                            {6, "successfulJobsHistoryLimit", Type::kInt, nullptr, true},
+                            {7, "failedJobsHistoryLimit", Type::kInt, nullptr, true},
+                            {8, "timeZone", Type::kString}}};
+const Message kCronJob{
+    "CronJob",
+    {{1, "metadata", Type::kMessage, &kObjectMeta}, {2, "spec", Type::kMessage, &kCronJobSpec}}};
 
 // runtime.Unknown and its TypeMeta.
 const Message kTypeMeta{"TypeMeta", {{1, "apiVersion", Type::kString}, {2, "kind", Type::kString}}};
 
 const Message* message_of(std::string_view group, std::string_view kind) {
-  if (group == "batch") return kind == "Job" ? &kJob : nullptr;
+  if (group == "batch") return kind == "Job" ? &kJob : kind == "CronJob" ? &kCronJob : nullptr;
   if (!group.empty()) return nullptr;
   if (kind == "ConfigMap") return &kConfigMap;
   if (kind == "Secret") return &kSecret;

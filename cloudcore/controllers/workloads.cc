@@ -12,10 +12,10 @@ namespace gantry::cloud::controllers {
 
 namespace {
 
-constexpr std::string_view kPrefixes[kWKinds] = {kReplicaSetsPrefix, kDeploymentsPrefix,
-                                                 kDaemonSetsPrefix,  kControllerRevisionsPrefix,
-                                                 kRolloutsPrefix,    kJobsPrefix};
-constexpr const char* kQueueTags[kWKinds] = {"rs", "deploy", "ds", "cr", "ro", "job"};
+constexpr std::string_view kPrefixes[kWKinds] = {
+    kReplicaSetsPrefix, kDeploymentsPrefix, kDaemonSetsPrefix, kControllerRevisionsPrefix,
+    kRolloutsPrefix,    kJobsPrefix,        kCronJobsPrefix};
+constexpr const char* kQueueTags[kWKinds] = {"rs", "deploy", "ds", "cr", "ro", "job", "cj"};
 
 std::pair<std::string, std::string> ns_name(std::string_view key, std::string_view prefix) {
   key.remove_prefix(prefix.size());
@@ -250,6 +250,8 @@ void WorkloadControllers::Impl::apply_obj(WKind kind, const std::string& key, co
         auto o = by_uid.find(c->uid);
         if (o != by_uid.end() && o->second.starts_with(kDeploymentsPrefix))
           queue.add(queue_key(WKind::kDeployment, o->second));
+        if (o != by_uid.end() && o->second.starts_with(kCronJobsPrefix))
+          queue.add(queue_key(WKind::kCronJob, o->second));
       }
     }
     by_uid.erase(it->second.uid);
@@ -286,6 +288,8 @@ void WorkloadControllers::Impl::apply_obj(WKind kind, const std::string& key, co
       queue.add("gc|" + key);
     else if (o->second.starts_with(kDeploymentsPrefix))
       queue.add(queue_key(WKind::kDeployment, o->second));
+    else if (o->second.starts_with(kCronJobsPrefix))
+      queue.add(queue_key(WKind::kCronJob, o->second));
   }
   if (r.deleting) queue.add("gc|" + key);  // foreground / orphan deletion in progress
   m[key] = std::move(r);
@@ -467,6 +471,8 @@ void WorkloadControllers::Impl::process(const std::string& qkey) {
     s = reconcile_rollout(qkey, key);
   else if (tag == "job")
     s = reconcile_job(qkey, key);
+  else if (tag == "cj")
+    s = reconcile_cronjob(qkey, key);
   else if (tag == "gc")
     s = collect(qkey, key);
   if (s.ok()) {

@@ -61,6 +61,7 @@ struct WorkloadControllers::Impl {
   Status collect(const std::string& qkey, const std::string& key);
   Status reconcile_rollout(const std::string& qkey, const std::string& key);
   Status reconcile_job(const std::string& qkey, const std::string& key);
+  Status reconcile_cronjob(const std::string& qkey, const std::string& key);
   // Jobs (workloads_job.cc; worker thread): per Job store key, the failures last seen and when
   // the count last grew, for the delay before a failed pod is replaced.
   struct JobBackoff {

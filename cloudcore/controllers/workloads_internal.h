@@ -28,8 +28,16 @@ struct OwnerRef {
   bool controller = false;
 };
 
-enum class WKind { kReplicaSet, kDeployment, kDaemonSet, kControllerRevision, kRollout, kJob };
-inline constexpr int kWKinds = 6;
+enum class WKind {
+  kReplicaSet,
+  kDeployment,
+  kDaemonSet,
+  kControllerRevision,
+  kRollout,
+  kJob,
+  kCronJob
+};
+inline constexpr int kWKinds = 7;
 
 struct PodRec {
   std::string key, ns, name, uid;

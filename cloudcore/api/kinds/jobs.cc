@@ -183,6 +183,22 @@ common::Status check_immutable(const json& old_obj, json new_obj) {
 
 }  // namespace
 
+common::Status prepare_job_template(json& tmpl, const std::string& path) {
+  if (!tmpl.is_object()) return make_error(Code::kInvalidArgument, "{}: Required value", path);
+  if (!tmpl.contains("spec") || !tmpl["spec"].is_object())
+    return make_error(Code::kInvalidArgument, "{}.spec: Required value", path);
+  // The rules of a Job's spec, checked on a probe (the defaults and the generated selector are
+  // the Job's, made when the CronJob controller creates it).
+  json probe = {{"metadata", {{"name", "probe"}, {"uid", "probe"}}}, {"spec", tmpl["spec"]}};
+  if (auto s = prepare_job(probe); !s.ok()) {
+    std::string m = s.message();
+    if (m.starts_with("spec.")) return make_error(Code::kInvalidArgument, "{}.{}", path, m);
+    return make_error(Code::kInvalidArgument, "{}.spec: {}", path, m);
+  }
+  // Stored with its pod template's defaults, as Kubernetes stores it.
+  return prepare_pod_template(tmpl["spec"]["template"], path + ".spec.template");
+}
+
 Kind job() {
   Kind k;
   k.group = "batch";

@@ -21,6 +21,7 @@ Kind daemon_set();
 Kind controller_revision();
 // batch/v1 (controller in cloudcore/controllers/workloads_job.cc)
 Kind job();
+Kind cron_job();  // controller in cloudcore/controllers/workloads_cronjob.cc
 // gantry.io/v1 Rollout (controller in cloudcore/controllers/rollout*)
 Kind rollout();
 

@@ -4,6 +4,7 @@
 #include "cloudcore/controllers/workloads.h"
 
 #include <catch2/catch.hpp>
+#include <ctime>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -1142,6 +1143,184 @@ TEST_CASE_METHOD(JobFixture, "a suspended Job makes no pods until it is resumed"
   CHECK(eventually([&] { return unreported("later").size() == 1; }));
   CHECK(
       eventually([&] { return condition(job_status("later"), "Suspended", "status") == "False"; }));
+}
+
+// ---------------------------------------------------------------------------------------------
+// batch/v1 CronJob
+
+class CronJobFixture : public JobFixture {
+ public:
+  json cron_job(const std::string& name, const std::string& schedule,
+                json spec_extra = json::object()) {
+    json j = {{"apiVersion", "batch/v1"},
+              {"kind", "CronJob"},
+              {"metadata",
+               {{"name", name},
+                {"namespace", "default"},
+                {"uid", "uid-" + name},
+                {"generation", 1},
+                {"creationTimestamp", rfc3339(clock_.unix_ms())}}},
+              {"spec",
+               {{"schedule", schedule},
+                {"concurrencyPolicy", "Allow"},
+                {"suspend", false},
+                {"successfulJobsHistoryLimit", 3},
+                {"failedJobsHistoryLimit", 1},
+                {"jobTemplate",
+                 {{"metadata", {{"labels", {{"app", name}}}}},
+                  {"spec",
+                   {{"template",
+                     {{"spec",
+                       {{"restartPolicy", "OnFailure"},
+                        {"containers", {{{"name", "main"}, {"image", "busybox:1.36"}}}}}}}}}}}}}}};
+    j["spec"].update(spec_extra);
+    return j;
+  }
+  static std::string rfc3339(int64_t unix_ms) {
+    std::time_t t = static_cast<std::time_t>(unix_ms / 1000);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
+  }
+  std::string cron_key(const std::string& name) {
+    return std::string(kCronJobsPrefix) + "default/" + name;
+  }
+  json cron_status(const std::string& name) {
+    auto j = get_json(cron_key(name));
+    return j && j->contains("status") ? (*j)["status"] : json::object();
+  }
+  std::vector<json> jobs_of(const std::string& cron_uid) {
+    ListOptions lo;
+    lo.prefix = std::string(kJobsPrefix);
+    auto list = store_->list(lo);
+    REQUIRE(list.ok());
+    std::vector<json> out;
+    for (const auto& kv : list->items) {
+      v1::StoredObject so;
+      REQUIRE(so.ParseFromString(kv.value));
+      json j = json::parse(so.json());
+      if (j["metadata"].contains("ownerReferences") &&
+          j["metadata"]["ownerReferences"][0]["uid"] == cron_uid)
+        out.push_back(j);
+    }
+    return out;
+  }
+  // Pods labelled with the run's job-name (any state).
+  size_t pods_of_run(const std::string& job_name) {
+    return count([&](const PodSeen& p) {
+      auto l = p.labels.find("job-name");
+      return l != p.labels.end() && l->second == job_name;
+    });
+  }
+  // The run's pod succeeds (the Job controller makes the pod, then completes the Job).
+  void finish_run(const json& job) {
+    std::string name = job["metadata"]["name"];
+    std::string uid = job["metadata"]["uid"];
+    auto pod_of_run = [&]() -> std::string {
+      for (const auto& p : pods())
+        if (p.owner_uid == uid && !p.terminating) return p.name;
+      return "";
+    };
+    REQUIRE(eventually([&] { return !pod_of_run().empty(); }));
+    report_phase(pod_of_run(), v1::POD_PHASE_SUCCEEDED);
+    REQUIRE(
+        eventually([&] { return condition(job_status(name), "Complete", "status") == "True"; }));
+  }
+};
+
+TEST_CASE_METHOD(CronJobFixture,
+                 "a CronJob runs a Job at each scheduled minute and keeps its history limit",
+                 "[controllers][workloads][cronjob]") {
+  start();
+  const int64_t t0 = clock_.unix_ms() / 1000;  // a multiple of 5 minutes
+  put_json(cron_key("report"), cron_job("report", "*/5 * * * *"));
+  REQUIRE(settled());
+  CHECK(jobs_of("uid-report").empty());  // the creation minute itself is not a run
+  for (int run = 1; run <= 5; ++run) {
+    advance(5min);
+    std::string name = "report-" + std::to_string((t0 + run * 300) / 60);
+    REQUIRE(eventually([&] { return get_json(job_key(name)).has_value(); }));
+    json job = *get_json(job_key(name));
+    CHECK(job["metadata"]["ownerReferences"][0]["kind"] == "CronJob");
+    CHECK(job["metadata"]["ownerReferences"][0]["controller"] == true);
+    CHECK(job["metadata"]["labels"]["app"] == "report");
+    CHECK(job["metadata"]["annotations"]["batch.kubernetes.io/cronjob-scheduled-timestamp"] ==
+          rfc3339((t0 + run * 300) * 1000));
+    std::string uid = job["metadata"]["uid"];
+    CHECK(job["spec"]["selector"]["matchLabels"]["batch.kubernetes.io/controller-uid"] == uid);
+    CHECK(job["spec"]["template"]["metadata"]["labels"]["job-name"] == name);
+    CHECK(job["spec"]["backoffLimit"] == 6);
+    REQUIRE(eventually([&] {
+      json s = cron_status("report");
+      return s.contains("active") && s["active"].size() == 1 && s["active"][0]["name"] == name &&
+             s.value("lastScheduleTime", "") == rfc3339((t0 + run * 300) * 1000);
+    }));
+    finish_run(job);
+    REQUIRE(eventually([&] {
+      json s = cron_status("report");
+      return !s.contains("active") && s.contains("lastSuccessfulTime");
+    }));
+  }
+  // successfulJobsHistoryLimit 3: the two oldest runs are gone, with their pods.
+  REQUIRE(eventually([&] { return jobs_of("uid-report").size() == 3; }));
+  CHECK(eventually([&] { return pods_of_run("report-" + std::to_string((t0 + 300) / 60)) == 0; }));
+  CHECK(get_json(job_key("report-" + std::to_string((t0 + 5 * 300) / 60))).has_value());
+}
+
+TEST_CASE_METHOD(CronJobFixture,
+                 "concurrencyPolicy: Allow runs alongside, Forbid skips, Replace replaces",
+                 "[controllers][workloads][cronjob]") {
+  std::string policy = GENERATE(as<std::string>{}, "Allow", "Forbid", "Replace");
+  INFO(policy);
+  start();
+  const int64_t t0 = clock_.unix_ms() / 1000;
+  put_json(cron_key("sync"), cron_job("sync", "*/5 * * * *", {{"concurrencyPolicy", policy}}));
+  advance(5min);
+  std::string first = "sync-" + std::to_string((t0 + 300) / 60);
+  std::string second = "sync-" + std::to_string((t0 + 600) / 60);
+  REQUIRE(eventually([&] { return get_json(job_key(first)).has_value(); }));
+  REQUIRE(settled());
+  advance(5min);  // the first run is still going
+  if (policy == "Allow") {
+    REQUIRE(eventually([&] { return jobs_of("uid-sync").size() == 2; }));
+    CHECK(eventually([&] { return cron_status("sync")["active"].size() == 2; }));
+  } else if (policy == "Forbid") {
+    REQUIRE(settled());
+    CHECK(jobs_of("uid-sync").size() == 1);
+    CHECK(cron_status("sync").value("lastScheduleTime", "") == rfc3339((t0 + 300) * 1000));
+  } else {
+    REQUIRE(eventually([&] {
+      auto js = jobs_of("uid-sync");
+      return js.size() == 1 && js[0]["metadata"]["name"] == second;
+    }));
+    CHECK(eventually([&] { return pods_of_run(first) == 0; }));
+  }
+}
+
+TEST_CASE_METHOD(CronJobFixture,
+                 "a suspended CronJob runs nothing, and startingDeadlineSeconds skips a late run",
+                 "[controllers][workloads][cronjob]") {
+  start();
+  const int64_t t0 = clock_.unix_ms() / 1000;
+  put_json(cron_key("nightly"), cron_job("nightly", "*/5 * * * *", {{"suspend", true}}));
+  advance(12min);
+  REQUIRE(settled());
+  CHECK(jobs_of("uid-nightly").empty());
+  // Resumed 2 minutes after a scheduled minute, with 60 s to start: that minute is missed.
+  json cj = *get_json(cron_key("nightly"));
+  cj["spec"]["suspend"] = false;
+  cj["spec"]["startingDeadlineSeconds"] = 60;
+  put_json(cron_key("nightly"), cj);
+  REQUIRE(settled());
+  CHECK(jobs_of("uid-nightly").empty());
+  advance(3min);
+  CHECK(eventually([&] {
+    auto js = jobs_of("uid-nightly");
+    return js.size() == 1 &&
+           js[0]["metadata"]["name"] == "nightly-" + std::to_string((t0 + 900) / 60);
+  }));
 }
 
 }  // namespace
