@@ -664,3 +664,37 @@ TEST_CASE("kubectl create job runs a Job that kubectl get jobs and kubectl wait 
   CHECK(contains(o5, "1 Succeeded"));
   controllers->stop();
 }
+
+TEST_CASE("kubectl create cronjob makes a CronJob that kubectl get cronjobs shows",
+          "[e2e][kubectl][cronjob]") {
+  auto binaries = kubectl_binaries();
+  REQUIRE_FALSE(binaries.empty());
+  auto binary = GENERATE_COPY(from_range(binaries));
+  ApiFixture api;
+  Kubectl k(api, binary, kAdminToken);
+  INFO(binary);
+  auto [c1, o1] = k.run({"create", "cronjob", "nightly", "--image=busybox:1.36",
+                         "--schedule=0 2 * * *", "--", "date"});
+  INFO(o1);
+  REQUIRE(c1 == 0);
+  CHECK(contains(o1, "cronjob.batch/nightly created"));
+  auto cj =
+      api.call("GET", "/apis/batch/v1/namespaces/default/cronjobs/nightly", kAdminToken).json();
+  CHECK(cj["spec"]["schedule"] == "0 2 * * *");
+  CHECK(cj["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["command"] ==
+        nlohmann::json::array({"date"}));
+  auto [c2, o2] = k.run({"get", "cronjobs"});
+  INFO(o2);
+  REQUIRE(c2 == 0);
+  CHECK(contains(o2, "SCHEDULE"));
+  CHECK(contains(o2, "0 2 * * *"));
+  CHECK(contains(o2, "False"));
+  // kubectl create job --from=cronjob: a manual run owned by the CronJob.
+  auto [c3, o3] = k.run({"create", "job", "by-hand", "--from=cronjob/nightly"});
+  INFO(o3);
+  REQUIRE(c3 == 0);
+  auto job = api.call("GET", "/apis/batch/v1/namespaces/default/jobs/by-hand", kAdminToken).json();
+  CHECK(job["metadata"]["ownerReferences"][0]["kind"] == "CronJob");
+  CHECK(job["spec"]["template"]["spec"]["containers"][0]["command"] ==
+        nlohmann::json::array({"date"}));
+}

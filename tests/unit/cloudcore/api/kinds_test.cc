@@ -146,6 +146,11 @@ TEST_CASE("legacy discovery lists each kind of a group version", "[api][kinds]")
   CHECK((*jobs)["categories"] == json({"all"}));
   CHECK_FALSE((*jobs).contains("shortNames"));
   CHECK(resource_named(*batch, "jobs/status"));
+  const json* cronjobs = resource_named(*batch, "cronjobs");
+  REQUIRE(cronjobs);
+  CHECK((*cronjobs)["shortNames"] == json({"cj"}));
+  CHECK((*cronjobs)["categories"] == json({"all"}));
+  CHECK(resource_named(*batch, "cronjobs/status"));
 }
 
 TEST_CASE("aggregated discovery is chosen by the Accept header, as client-go asks for it",

@@ -96,6 +96,13 @@ TEST_CASE("prune_unknown_fields drops what the kind's schema does not have, nami
        "Job",
        {{"spec", {{"completions", 1}, {"backofLimit", 2}, {"podFailurePolicy", {{"rules", 1}}}}}},
        {"spec.backofLimit"}},
+      {"batch",
+       "CronJob",
+       {{"spec",
+         {{"schedule", "@daily"},
+          {"jobTemplate",
+           {{"spec", {{"template", {{"spec", {{"restartPolicy", "Never"}}}}}}}, {"specc", 1}}}}}},
+       {"spec.jobTemplate.specc"}},
       // Maps keep every key; x-kubernetes-preserve-unknown-fields parts (status, probes) are kept.
       {"",
        "Pod",

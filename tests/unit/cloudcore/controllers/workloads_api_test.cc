@@ -339,5 +339,78 @@ TEST_CASE_METHOD(WorkloadsApi, "bad Jobs are 422 with the field path and write n
   CHECK(r.json()["spec"]["parallelism"] == 2);
 }
 
+const char* kCronJobs = "/apis/batch/v1/namespaces/default/cronjobs";
+
+json cron_job(const std::string& name, const std::string& schedule) {
+  return {{"apiVersion", "batch/v1"},
+          {"kind", "CronJob"},
+          {"metadata", {{"name", name}}},
+          {"spec", {{"schedule", schedule}, {"jobTemplate", {{"spec", job(name)["spec"]}}}}}};
+}
+
+TEST_CASE_METHOD(WorkloadsApi, "a CronJob through the API: defaults, table, and 422s",
+                 "[controllers][workloads][api][cronjob]") {
+  auto r = call("POST", kCronJobs, kAdminToken, cron_job("nightly", "0 2 * * *").dump());
+  REQUIRE(r.code == 201);
+  json c = r.json();
+  CHECK(c["spec"]["concurrencyPolicy"] == "Allow");
+  CHECK(c["spec"]["suspend"] == false);
+  CHECK(c["spec"]["successfulJobsHistoryLimit"] == 3);
+  CHECK(c["spec"]["failedJobsHistoryLimit"] == 1);
+  // The pod template gets its defaults; the Job's own defaults come when a run is made.
+  CHECK(c["spec"]["jobTemplate"]["spec"]["template"]["spec"]["dnsPolicy"] == "ClusterFirst");
+  CHECK_FALSE(c["spec"]["jobTemplate"]["spec"].contains("selector"));
+
+  auto t = call("GET", kCronJobs, kAdminToken, "", "application/json",
+                {"Accept: application/json;as=Table;v=v1;g=meta.k8s.io"})
+               .json();
+  std::vector<std::string> columns;
+  for (const auto& col : t["columnDefinitions"])
+    if (col["priority"] == 0) columns.push_back(col["name"]);
+  CHECK(columns == std::vector<std::string>{"Name", "Schedule", "Timezone", "Suspend", "Active",
+                                            "Last Schedule", "Age"});
+  CHECK(t["rows"][0]["cells"][1] == "0 2 * * *");
+  CHECK(t["rows"][0]["cells"][2] == "<none>");
+  CHECK(t["rows"][0]["cells"][3] == "False");
+  CHECK(t["rows"][0]["cells"][4] == 0);
+  CHECK(t["rows"][0]["cells"][5] == "<none>");
+
+  struct Case {
+    std::function<void(json&)> edit;
+    std::string message;
+  };
+  std::vector<Case> cases = {
+      {[](json& j) { j["spec"]["schedule"] = "61 * * * *"; },
+       "spec.schedule: Invalid value: \"61 * * * *\": minute out of range"},
+      {[](json& j) { j["spec"].erase("schedule"); }, "spec.schedule: Required value"},
+      {[](json& j) { j["spec"]["schedule"] = "CRON_TZ=UTC 0 2 * * *"; }, "use timeZone field"},
+      {[](json& j) { j["spec"]["timeZone"] = "Asia/Shanghai"; }, "spec.timeZone: Invalid value"},
+      {[](json& j) { j["spec"]["concurrencyPolicy"] = "Sometimes"; },
+       "spec.concurrencyPolicy: Unsupported value"},
+      {[](json& j) { j["spec"]["successfulJobsHistoryLimit"] = -1; },
+       "spec.successfulJobsHistoryLimit: Invalid value: -1"},
+      {[](json& j) {
+         j["spec"]["jobTemplate"]["spec"]["template"]["spec"]["restartPolicy"] = "Always";
+       },
+       "spec.jobTemplate.spec.template.spec.restartPolicy: Unsupported value: \"Always\""},
+      {[](json& j) { j["spec"]["jobTemplate"]["spec"]["backoffLimit"] = -3; },
+       "spec.jobTemplate.spec.backoffLimit: Invalid value: -3"},
+      {[](json& j) { j["metadata"]["name"] = std::string(53, 'a'); },
+       "must be no more than 52 characters"},
+  };
+  for (const auto& cs : cases) {
+    json j = cron_job("bad", "0 2 * * *");
+    cs.edit(j);
+    INFO(j.dump());
+    auto bad = call("POST", kCronJobs, kAdminToken, j.dump());
+    CHECK(bad.code == 422);
+    CHECK(bad.json()["message"].get<std::string>().find(cs.message) != std::string::npos);
+  }
+  CHECK(items(kCronJobs) == 1);
+  // Deleting it takes its Jobs (none yet) with it.
+  CHECK(call("DELETE", std::string(kCronJobs) + "/nightly", kAdminToken).code == 200);
+  CHECK(items(kCronJobs) == 0);
+}
+
 }  // namespace
 }  // namespace gantry::cloud::controllers
