@@ -19,17 +19,17 @@ TEST_CASE("cron schedules parse as Kubernetes parses them, and bad ones say why"
     const char* text;
     const char* message;
   };
-  for (const Bad& b : std::initializer_list<Bad>{
-           {"* * * *", "expected exactly 5 fields, found 4"},
-           {"60 * * * *", "minute out of range (0-59)"},
-           {"* 24 * * *", "hour out of range (0-23)"},
-           {"* * 0 * *", "day of month out of range (1-31)"},
-           {"* * * 13 *", "month out of range (1-12)"},
-           {"* * * * 8", "day of week out of range (0-7)"},
-           {"*/0 * * * *", "step of range should be a positive number"},
-           {"5-2 * * * *", "beginning of range (5) beyond end of range (2)"},
-           {"x * * * *", "failed to parse int from x"},
-           {"@every 5m", "unrecognized descriptor"}}) {
+  for (const Bad& b :
+       std::initializer_list<Bad>{{"* * * *", "expected exactly 5 fields, found 4"},
+                                  {"60 * * * *", "minute out of range (0-59)"},
+                                  {"* 24 * * *", "hour out of range (0-23)"},
+                                  {"* * 0 * *", "day of month out of range (1-31)"},
+                                  {"* * * 13 *", "month out of range (1-12)"},
+                                  {"* * * * 8", "day of week out of range (0-7)"},
+                                  {"*/0 * * * *", "step of range should be a positive number"},
+                                  {"5-2 * * * *", "beginning of range (5) beyond end of range (2)"},
+                                  {"x * * * *", "failed to parse int from x"},
+                                  {"@every 5m", "unrecognized descriptor"}}) {
     auto s = CronSchedule::parse(b.text);
     INFO(b.text);
     REQUIRE_FALSE(s.ok());
@@ -47,7 +47,7 @@ TEST_CASE("the next and last scheduled minutes", "[base][cron]") {
            {"* * * * *", kFriday8am, kFriday8am + 60},
            {"*/5 * * * *", kFriday8am + 1, kFriday8am + 300},
            {"30 8 * * *", kFriday8am, kFriday8am + 1800},
-           {"0 9 * * MON", kFriday8am, kFriday8am + 3 * 86400 + 3600},  // Monday 09:00
+           {"0 9 * * MON", kFriday8am, kFriday8am + 3 * 86400 + 3600},    // Monday 09:00
            {"0 0 * * 0", kFriday8am, kFriday8am + 2 * 86400 - 8 * 3600},  // Sunday 00:00
            {"0 0 * * 7", kFriday8am, kFriday8am + 2 * 86400 - 8 * 3600},  // 7 is Sunday
            // Day of month and day of week both restricted: either matches (Saturday the 16th).
