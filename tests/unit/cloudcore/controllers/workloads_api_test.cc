@@ -213,7 +213,7 @@ TEST_CASE_METHOD(WorkloadsApi, "a Job created through the API gets Kubernetes' d
   json resources = get("/apis/batch/v1");
   std::set<std::string> names;
   for (const auto& r : resources["resources"]) names.insert(r["name"].get<std::string>());
-  CHECK(names == std::set<std::string>{"jobs", "jobs/status"});
+  CHECK(names == std::set<std::string>{"jobs", "jobs/status", "cronjobs", "cronjobs/status"});
 
   auto r = call("POST", kJobs, kAdminToken, job("pi").dump());
   REQUIRE(r.code == 201);
