@@ -69,3 +69,31 @@ TEST_CASE("A Job runs to completion on the edge and a failing one backs off to i
   auto pods = c.kubectl({"get", "pods", "-l", "job-name=bad", "-o", "name"});
   CHECK(std::count(pods.text.begin(), pods.text.end(), '\n') == 2);
 }
+
+TEST_CASE("A Job pod that ends offline completes its Job when the cloud returns, no second pod",
+          "[edge][job]") {
+  EdgeCluster c;
+  REQUIRE(c.kubectl_apply(job_yaml("offline", "echo up; sleep 8; echo done", 6)).exit_code == 0);
+  std::string pod;
+  REQUIRE(eventually(
+      [&] {
+        auto out = c.kubectl(
+            {"get", "pods", "-l", "job-name=offline", "-o", "jsonpath={.items[0].metadata.name}"});
+        pod = out.exit_code == 0 ? out.text : "";
+        return !pod.empty() && c.pod_field(pod, "{.status.phase}") == "Running";
+      },
+      60s));
+  c.kill_cloudcore();
+  c.kill_edgecore();   // SIGKILL; the container keeps running under containerd
+  c.start_edgecore();  // no cloud
+  // The pod runs to its end offline.
+  REQUIRE(eventually([&] { return c.running_containers_of(pod).empty(); }, 60s));
+  c.start_cloudcore();
+  auto done = c.kubectl({"wait", "--for=condition=complete", "job/offline", "--timeout=90s"}, 100s);
+  INFO(done.text);
+  INFO(c.edgecore_log());
+  REQUIRE(done.exit_code == 0);
+  auto pods = c.kubectl({"get", "pods", "-l", "job-name=offline", "-o", "name"});
+  CHECK(std::count(pods.text.begin(), pods.text.end(), '\n') == 1);
+  CHECK(c.kubectl({"get", "job", "offline", "-o", "jsonpath={.status.succeeded}"}).text == "1");
+}
