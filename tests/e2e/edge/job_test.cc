@@ -42,6 +42,7 @@ spec:
 TEST_CASE("A Job runs to completion on the edge and a failing one backs off to its limit",
           "[edge][job]") {
   EdgeCluster c;
+  auto started = std::chrono::steady_clock::now();
   auto r = c.kubectl_apply(job_yaml("ok", "echo counted; exit 0", 6));
   INFO(r.text);
   REQUIRE(r.exit_code == 0);
@@ -49,6 +50,11 @@ TEST_CASE("A Job runs to completion on the edge and a failing one backs off to i
   INFO(done.text);
   INFO(c.cloudcore_log());
   REQUIRE(done.exit_code == 0);
+  // Figure for docs/benchmarks.md: kubectl apply -> Complete seen by kubectl wait.
+  WARN(fmt::format("job latency (kubectl apply -> condition Complete): {} ms",
+                   std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::steady_clock::now() - started)
+                       .count()));
   auto got = c.kubectl({"get", "job", "ok"});
   CHECK(contains(got.text, "Complete"));
   CHECK(contains(got.text, "1/1"));
