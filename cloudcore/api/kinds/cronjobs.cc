@@ -1,5 +1,6 @@
-// batch/v1 CronJob: defaults and validation as Kubernetes has them (schedules in UTC only), status
-// written by the CronJob controller (cloudcore/controllers/workloads_cronjob.cc).
+// batch/v1 CronJob (also served as batch/v1beta1): defaults and validation as Kubernetes has them
+// (schedules in UTC only), status written by the CronJob controller
+// (cloudcore/controllers/workloads_cronjob.cc).
 #include <fmt/format.h>
 
 #include "cloudcore/api/kinds/kinds.h"
@@ -80,10 +81,12 @@ std::string join_containers(const json& obj, const char* field) {
 
 }  // namespace
 
-Kind cron_job() {
+namespace {
+
+Kind cron_job_in(const char* version) {
   Kind k;
   k.group = "batch";
-  k.version = "v1";
+  k.version = version;
   k.kind = "CronJob";
   k.plural = "cronjobs";
   k.singular = "cronjob";
@@ -94,7 +97,10 @@ Kind cron_job() {
   k.tracks_generation = true;
   k.cascades = true;
   k.subresources = {{"status", "", "", "", kGet | kUpdate | kPatch}};
-  k.prepare = prepare_cron_job;
+  k.prepare = [](json& obj) {
+    obj["apiVersion"] = "batch/v1";  // stored as v1 whichever version wrote it
+    return prepare_cron_job(obj);
+  };
   k.columns = {
       name_column(),
       {"Schedule", "string", "The schedule in Cron format.", 0, "",
@@ -136,6 +142,18 @@ Kind cron_job() {
        }},
   };
   return k;
+}
+
+}  // namespace
+
+Kind cron_job() {
+  return cron_job_in("v1");
+}
+
+// kubectl before 1.21 creates and reads CronJobs as batch/v1beta1 (`kubectl create cronjob` of
+// Debian's 1.20); the fields Gantry serves are the same in both versions.
+Kind cron_job_v1beta1() {
+  return cron_job_in("v1beta1");
 }
 
 }  // namespace gantry::cloud::api::kinds

@@ -151,6 +151,10 @@ TEST_CASE("legacy discovery lists each kind of a group version", "[api][kinds]")
   CHECK((*cronjobs)["shortNames"] == json({"cj"}));
   CHECK((*cronjobs)["categories"] == json({"all"}));
   CHECK(resource_named(*batch, "cronjobs/status"));
+  auto v1beta1 = api_resource_list(kinds, "batch", "v1beta1");  // kubectl < 1.21's CronJobs
+  REQUIRE(v1beta1);
+  CHECK(resource_named(*v1beta1, "cronjobs"));
+  CHECK_FALSE(resource_named(*v1beta1, "jobs"));
 }
 
 TEST_CASE("aggregated discovery is chosen by the Accept header, as client-go asks for it",

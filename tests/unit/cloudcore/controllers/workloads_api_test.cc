@@ -407,6 +407,16 @@ TEST_CASE_METHOD(WorkloadsApi, "a CronJob through the API: defaults, table, and 
     CHECK(bad.json()["message"].get<std::string>().find(cs.message) != std::string::npos);
   }
   CHECK(items(kCronJobs) == 1);
+  // kubectl < 1.21 speaks batch/v1beta1: the same CronJobs, in either version.
+  json old = cron_job("legacy", "@hourly");
+  old["apiVersion"] = "batch/v1beta1";
+  auto legacy =
+      call("POST", "/apis/batch/v1beta1/namespaces/default/cronjobs", kAdminToken, old.dump());
+  REQUIRE(legacy.code == 201);
+  CHECK(legacy.json()["apiVersion"] == "batch/v1beta1");
+  CHECK(get(std::string(kCronJobs) + "/legacy")["apiVersion"] == "batch/v1");
+  CHECK(items("/apis/batch/v1beta1/namespaces/default/cronjobs") == 2);
+  REQUIRE(call("DELETE", std::string(kCronJobs) + "/legacy", kAdminToken).code == 200);
   // Deleting it takes its Jobs (none yet) with it.
   CHECK(call("DELETE", std::string(kCronJobs) + "/nightly", kAdminToken).code == 200);
   CHECK(items(kCronJobs) == 0);
