@@ -689,7 +689,10 @@ TEST_CASE("kubectl create cronjob makes a CronJob that kubectl get cronjobs show
   CHECK(contains(o2, "SCHEDULE"));
   CHECK(contains(o2, "0 2 * * *"));
   CHECK(contains(o2, "False"));
-  // kubectl create job --from=cronjob: a manual run owned by the CronJob.
+  // kubectl create job --from=cronjob: a manual run owned by the CronJob. kubectl 1.20 reads the
+  // CronJob in the preferred version (batch/v1), which its scheme does not know ("no kind
+  // \"CronJob\" is registered for version \"batch/v1\""), as against any Kubernetes >= 1.21.
+  if (contains(binary, "1.20")) return;
   auto [c3, o3] = k.run({"create", "job", "by-hand", "--from=cronjob/nightly"});
   INFO(o3);
   REQUIRE(c3 == 0);
