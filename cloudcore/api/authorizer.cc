@@ -17,8 +17,8 @@ namespace {
 
 using nlohmann::json;
 
-// kWorkloads: the apps/v1 kinds with a pod template (deployments, replicasets, daemonsets),
-// judged as their namespace's objects and admitted through their template as pods are.
+// kWorkloads: the kinds with a pod template (apps/v1 deployments, replicasets, daemonsets; batch/v1
+// jobs), judged as their namespace's objects and admitted through their template as pods are.
 // kControllerRevisions: written by the workload controllers only, read as workloads.
 enum class Kind {
   kPods,
@@ -39,7 +39,8 @@ Kind kind_of(std::string_view resource) {
   if (resource == "configmaps") return Kind::kConfigMaps;
   if (resource == "secrets") return Kind::kSecrets;
   if (resource == "events") return Kind::kEvents;
-  if (resource == "deployments" || resource == "replicasets" || resource == "daemonsets")
+  if (resource == "deployments" || resource == "replicasets" || resource == "daemonsets" ||
+      resource == "jobs" || resource == "cronjobs")
     return Kind::kWorkloads;
   if (resource == "controllerrevisions") return Kind::kControllerRevisions;
   return Kind::kOther;
@@ -312,11 +313,12 @@ std::optional<Denial> Authorizer::admit(const Identity& who, const Permissions& 
   // A workload: its pod template is admitted as the pods its controller will make from it (the
   // controllers write those pods directly, so this is where they are judged), and gets the same
   // province nodeSelector.
+  // A CronJob's pod template is in its jobTemplate.
+  const bool cron = resource == "cronjobs";
   auto as_pod = [&](const json& workload) -> std::optional<json> {
-    auto spec = workload.find("spec");
-    if (spec == workload.end() || !spec->is_object()) return std::nullopt;
-    auto tmpl = spec->find("template");
-    if (tmpl == spec->end() || !tmpl->is_object()) return std::nullopt;
+    const json* tmpl = cron ? common::json_at(workload, {"spec", "jobTemplate", "spec", "template"})
+                            : common::json_at(workload, {"spec", "template"});
+    if (!tmpl || !tmpl->is_object()) return std::nullopt;
     auto pod_spec = tmpl->find("spec");
     if (pod_spec == tmpl->end() || !pod_spec->is_object()) return std::nullopt;
     return json{{"metadata",
@@ -327,9 +329,10 @@ std::optional<Denial> Authorizer::admit(const Identity& who, const Permissions& 
   auto pod = as_pod(obj);
   if (!pod) return std::nullopt;  // validation refuses a workload without a template
   std::optional<json> old_pod = old ? as_pod(*old) : std::nullopt;
-  in.spec_path = "spec.template.spec";
+  in.spec_path = cron ? "spec.jobTemplate.spec.template.spec" : "spec.template.spec";
   if (auto d = admit_pod(*pod, old_pod ? &*old_pod : nullptr, in)) return d;
-  obj["spec"]["template"]["spec"] = std::move((*pod)["spec"]);
+  json& tmpl = cron ? obj["spec"]["jobTemplate"]["spec"]["template"] : obj["spec"]["template"];
+  tmpl["spec"] = std::move((*pod)["spec"]);
   return std::nullopt;
 }
 
@@ -466,8 +469,9 @@ AccessAnswer Authorizer::decide(const Identity& who, const AccessQuery& q) const
   }
   const Kind k = kind_of(q.resource);
   const bool apps = k == Kind::kWorkloads || k == Kind::kControllerRevisions;
-  bool core = apps ? q.group == "apps"
-                   : q.group.empty() || (k == Kind::kEvents && q.group == "events.k8s.io");
+  bool core = apps
+                  ? q.group == (q.resource == "jobs" || q.resource == "cronjobs" ? "batch" : "apps")
+                  : q.group.empty() || (k == Kind::kEvents && q.group == "events.k8s.io");
   if (!core || k == Kind::kOther)
     return {false,
             fmt::format("user \"{}\" has a province-scoped role, which does not cover {}{}{}",
@@ -479,7 +483,8 @@ AccessAnswer Authorizer::decide(const Identity& who, const AccessQuery& q) const
     } else if ((k == Kind::kPods || k == Kind::kNodes || k == Kind::kWorkloads) &&
                q.subresource == "status") {
       // As the object itself.
-    } else if (k == Kind::kWorkloads && q.subresource == "scale" && q.resource != "daemonsets") {
+    } else if (k == Kind::kWorkloads && q.subresource == "scale" && q.resource != "daemonsets" &&
+               q.resource != "jobs" && q.resource != "cronjobs") {
       // As the object itself (kubectl scale).
     } else if (k == Kind::kPods && (q.subresource == "exec" || q.subresource == "attach")) {
       // kube asks `create` (the WebSocket GET is authorized as `get` too); either way it runs
@@ -554,12 +559,14 @@ RulesAnswer Authorizer::rules(const Identity& who, const std::string& ns) const 
       rule({"create", "get"}, {""}, {"pods/exec", "pods/attach"});
       rule(kAll, {"apps"},
            {"deployments", "replicasets", "daemonsets", "deployments/scale", "replicasets/scale"});
+      rule(kAll, {"batch"}, {"jobs", "cronjobs"});
       rule(kRead, {"apps"}, {"controllerrevisions"});
     } else if (p.can_read(info.province)) {
       rule(kRead, {""}, {"pods", "configmaps", "events"});
       rule(kRead, {"events.k8s.io"}, {"events"});
       rule({"get"}, {""}, {"pods/log"});
       rule(kRead, {"apps"}, {"deployments", "replicasets", "daemonsets", "controllerrevisions"});
+      rule(kRead, {"batch"}, {"jobs", "cronjobs"});
     }
   } else if (!p.read_provinces.empty()) {
     // Pods bound to the caller's nodes only.

@@ -149,10 +149,81 @@ const Message kNamespace{"Namespace",
                           {2, "spec", Type::kMessage, &kNamespaceSpec},
                           {3, "status", Type::kMessage, &kNamespaceStatus}}};
 
+// batch/v1 Job, for `kubectl create job` (kubectl >= 1.33 sends its typed clients' bodies as
+// protobuf): the fields kubectl and common manifests set. Non-pointer Go bools of PodSpec and
+// Container (hostNetwork, stdin, tty, ...) and resources (Quantity values) are not read.
+const Message kEnvVar{"EnvVar", {{1, "name", Type::kString}, {2, "value", Type::kString}}};
+const Message kContainer{"Container",
+                         {{1, "name", Type::kString},
+                          {2, "image", Type::kString},
+                          {3, "command", Type::kStringList},
+                          {4, "args", Type::kStringList},
+                          {5, "workingDir", Type::kString},
+                          {7, "env", Type::kMessageList, &kEnvVar},
+                          {13, "terminationMessagePath", Type::kString},
+                          {14, "imagePullPolicy", Type::kString},
+                          {20, "terminationMessagePolicy", Type::kString}}};
+const Message kPodSpec{"PodSpec",
+                       {{2, "containers", Type::kMessageList, &kContainer},
+                        {3, "restartPolicy", Type::kString},
+                        {4, "terminationGracePeriodSeconds", Type::kInt, nullptr, true},
+                        {5, "activeDeadlineSeconds", Type::kInt},
+                        {6, "dnsPolicy", Type::kString},
+                        {7, "nodeSelector", Type::kStringMap},
+                        {8, "serviceAccountName", Type::kString},
+                        {10, "nodeName", Type::kString},
+                        {16, "hostname", Type::kString},
+                        {19, "schedulerName", Type::kString},
+                        {20, "initContainers", Type::kMessageList, &kContainer}}};
+const Message kPodTemplateSpec{
+    "PodTemplateSpec",
+    {{1, "metadata", Type::kMessage, &kObjectMeta}, {2, "spec", Type::kMessage, &kPodSpec}}};
+const Message kLabelSelectorRequirement{
+    "LabelSelectorRequirement",
+    {{1, "key", Type::kString}, {2, "operator", Type::kString}, {3, "values", Type::kStringList}}};
+const Message kLabelSelector{
+    "LabelSelector",
+    {{1, "matchLabels", Type::kStringMap},
+     {2, "matchExpressions", Type::kMessageList, &kLabelSelectorRequirement}}};
+// Pointer ints (parallelism, completions, backoffLimit, ttlSecondsAfterFinished) keep a 0.
+const Message kJobSpec{"JobSpec",
+                       {{1, "parallelism", Type::kInt, nullptr, true},
+                        {2, "completions", Type::kInt, nullptr, true},
+                        {3, "activeDeadlineSeconds", Type::kInt},
+                        {4, "selector", Type::kMessage, &kLabelSelector},
+                        {5, "manualSelector", Type::kBool},
+                        {6, "template", Type::kMessage, &kPodTemplateSpec},
+                        {7, "backoffLimit", Type::kInt, nullptr, true},
+                        {8, "ttlSecondsAfterFinished", Type::kInt, nullptr, true},
+                        {9, "completionMode", Type::kString},
+                        {10, "suspend", Type::kBool},
+                        {14, "podReplacementPolicy", Type::kString},
+                        {15, "managedBy", Type::kString}}};
+// status (3) is not read: a Job's status is the controller's.
+const Message kJob{
+    "Job", {{1, "metadata", Type::kMessage, &kObjectMeta}, {2, "spec", Type::kMessage, &kJobSpec}}};
+// batch/v1 CronJob, for `kubectl create cronjob`.
+const Message kJobTemplateSpec{
+    "JobTemplateSpec",
+    {{1, "metadata", Type::kMessage, &kObjectMeta}, {2, "spec", Type::kMessage, &kJobSpec}}};
+const Message kCronJobSpec{"CronJobSpec",
+                           {{1, "schedule", Type::kString},
+                            {2, "startingDeadlineSeconds", Type::kInt, nullptr, true},
+                            {3, "concurrencyPolicy", Type::kString},
+                            {4, "suspend", Type::kBool},
+                            {5, "jobTemplate", Type::kMessage, &kJobTemplateSpec},
+                            {6, "successfulJobsHistoryLimit", Type::kInt, nullptr, true},
+                            {7, "failedJobsHistoryLimit", Type::kInt, nullptr, true},
+                            {8, "timeZone", Type::kString}}};
+const Message kCronJob{
+    "CronJob",
+    {{1, "metadata", Type::kMessage, &kObjectMeta}, {2, "spec", Type::kMessage, &kCronJobSpec}}};
+
 // runtime.Unknown and its TypeMeta.
 const Message kTypeMeta{"TypeMeta", {{1, "apiVersion", Type::kString}, {2, "kind", Type::kString}}};
 
 const Message* message_of(std::string_view group, std::string_view kind) {
+  if (group == "batch") return kind == "Job" ? &kJob : kind == "CronJob" ? &kCronJob : nullptr;
   if (!group.empty()) return nullptr;
   if (kind == "ConfigMap") return &kConfigMap;
   if (kind == "Secret") return &kSecret;
@@ -265,7 +336,8 @@ common::Status decode_field(const Message& m, const Field& f, uint32_t wire_type
   return common::ok_status();
 }
 
-// The tables are not recursive, so nesting is bounded by them (ObjectMeta -> OwnerReference).
+// The tables are not recursive, so nesting is bounded by them (Job -> JobSpec -> PodTemplateSpec
+// -> ObjectMeta -> OwnerReference).
 common::Result<json> decode(const Message& m, std::string_view data) {
   json out = json::object();
   Reader r(data);

@@ -1,12 +1,13 @@
 // Kubernetes' protobuf request bodies (`application/vnd.kubernetes.protobuf`), decoded into the
 // JSON the rest of the server reads. kubectl >= 1.33 sends them from its typed clients —
-// `kubectl create configmap|secret|namespace` — and does not retry with JSON after a 415, so
+// `kubectl create configmap|secret|namespace|job` — and does not retry with JSON after a 415, so
 // kube-apiserver's behaviour (accept them) is the only one that makes those commands work.
 //
 // The body is the 4 bytes "k8s\0" and a runtime.Unknown message (typeMeta: apiVersion and kind;
 // raw: the object's own message; contentEncoding: empty). The object's message is read by a
 // field table per kind (the field numbers of k8s.io/api's generated.proto): ConfigMap, Secret and
-// Namespace with ObjectMeta (labels, annotations, ownerReferences, finalizers, timestamps).
+// Namespace with ObjectMeta (labels, annotations, ownerReferences, finalizers, timestamps), and
+// batch/v1 Job with the parts of its pod template kubectl and common manifests set.
 // Unknown field numbers are skipped as protobuf readers do; empty strings and zero numbers are
 // left out as Go's `omitempty` leaves them out of the JSON form. Other kinds answer 415 with a
 // message naming the media type to send instead. Answers are JSON (every client that sends

@@ -474,6 +474,51 @@ struct Schemas {
          {"metadata", object_meta},
          {"data", any("The serialized representation of the state.")},
          {"revision", integer("The revision of the state represented by data.")}});
+
+    // batch/v1 (kinds/jobs.cc). The policies Gantry stores without honouring them are kept
+    // whole (`any`): they are reported back as warnings, not pruned.
+    auto batch = [](const char* name) { return std::string("io.k8s.api.batch.v1.") + name; };
+    Ptr job_spec =
+        object(batch("JobSpec"), "Specification of the desired behavior of a job.",
+               {{"parallelism", integer("Pods to run at any time. Defaults to 1.")},
+                {"completions", integer("Successful pods the job needs. Defaults to 1.")},
+                {"activeDeadlineSeconds", integer()},
+                {"backoffLimit", integer("Retries before the job fails. Defaults to 6.")},
+                {"selector", selector},
+                {"manualSelector", boolean()},
+                {"template", template_spec},
+                {"ttlSecondsAfterFinished", integer()},
+                {"completionMode", str("NonIndexed (default).")},
+                {"suspend", boolean()},
+                {"podReplacementPolicy", str()},
+                {"podFailurePolicy", any()},
+                {"successPolicy", any()},
+                {"backoffLimitPerIndex", integer()},
+                {"maxFailedIndexes", integer()},
+                {"managedBy", str()}});
+    kinds["batch/Job"] = object(batch("Job"), "Job represents the configuration of a single job.",
+                                {{"apiVersion", str()},
+                                 {"kind", str()},
+                                 {"metadata", object_meta},
+                                 {"spec", job_spec},
+                                 {"status", any("Current status of a job. Read-only.")}});
+    kinds["batch/CronJob"] = object(
+        batch("CronJob"), "CronJob represents the configuration of a single cron job.",
+        {{"apiVersion", str()},
+         {"kind", str()},
+         {"metadata", object_meta},
+         {"spec",
+          object(batch("CronJobSpec"), "When the job runs and what it runs.",
+                 {{"schedule", str("The schedule in Cron format (UTC).")},
+                  {"timeZone", str()},
+                  {"startingDeadlineSeconds", integer()},
+                  {"concurrencyPolicy", str("Allow (default), Forbid or Replace.")},
+                  {"suspend", boolean()},
+                  {"jobTemplate", object(batch("JobTemplateSpec"), "The Job each run creates.",
+                                         {{"metadata", object_meta}, {"spec", job_spec}})},
+                  {"successfulJobsHistoryLimit", integer()},
+                  {"failedJobsHistoryLimit", integer()}})},
+         {"status", any("Current status of a cron job. Read-only.")}});
   }
 };
 

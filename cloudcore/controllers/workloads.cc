@@ -12,10 +12,10 @@ namespace gantry::cloud::controllers {
 
 namespace {
 
-constexpr std::string_view kPrefixes[kWKinds] = {kReplicaSetsPrefix, kDeploymentsPrefix,
-                                                 kDaemonSetsPrefix, kControllerRevisionsPrefix,
-                                                 kRolloutsPrefix};
-constexpr const char* kQueueTags[kWKinds] = {"rs", "deploy", "ds", "cr", "ro"};
+constexpr std::string_view kPrefixes[kWKinds] = {
+    kReplicaSetsPrefix, kDeploymentsPrefix, kDaemonSetsPrefix, kControllerRevisionsPrefix,
+    kRolloutsPrefix,    kJobsPrefix,        kCronJobsPrefix};
+constexpr const char* kQueueTags[kWKinds] = {"rs", "deploy", "ds", "cr", "ro", "job", "cj"};
 
 std::pair<std::string, std::string> ns_name(std::string_view key, std::string_view prefix) {
   key.remove_prefix(prefix.size());
@@ -176,14 +176,16 @@ void WorkloadControllers::Impl::apply_pod_status(const std::string& key, const K
     r.phase = st.pod().phase();
     r.ready = st.pod().ready();
     r.ready_since = st.pod().ready_since();
-    for (const auto& c : st.pod().containers())
+    for (const auto& c : st.pod().containers()) {
       if (c.has_image()) r.images[c.name()] = c.image();
+      r.restarts += c.restart_count();
+    }
     r.failure = pod_failure(st.pod());
     auto [it, inserted] = pod_status.try_emplace(pod_key, r);
     if (!inserted) {
       if (it->second.phase == r.phase && it->second.ready == r.ready &&
           it->second.ready_since == r.ready_since && it->second.images == r.images &&
-          it->second.failure == r.failure)
+          it->second.failure == r.failure && it->second.restarts == r.restarts)
         return;  // nothing a controller counts changed
       it->second = r;
     }
@@ -248,6 +250,8 @@ void WorkloadControllers::Impl::apply_obj(WKind kind, const std::string& key, co
         auto o = by_uid.find(c->uid);
         if (o != by_uid.end() && o->second.starts_with(kDeploymentsPrefix))
           queue.add(queue_key(WKind::kDeployment, o->second));
+        if (o != by_uid.end() && o->second.starts_with(kCronJobsPrefix))
+          queue.add(queue_key(WKind::kCronJob, o->second));
       }
     }
     by_uid.erase(it->second.uid);
@@ -284,6 +288,8 @@ void WorkloadControllers::Impl::apply_obj(WKind kind, const std::string& key, co
       queue.add("gc|" + key);
     else if (o->second.starts_with(kDeploymentsPrefix))
       queue.add(queue_key(WKind::kDeployment, o->second));
+    else if (o->second.starts_with(kCronJobsPrefix))
+      queue.add(queue_key(WKind::kCronJob, o->second));
   }
   if (r.deleting) queue.add("gc|" + key);  // foreground / orphan deletion in progress
   m[key] = std::move(r);
@@ -463,6 +469,10 @@ void WorkloadControllers::Impl::process(const std::string& qkey) {
     s = reconcile_daemonset(qkey, key);
   else if (tag == "ro")
     s = reconcile_rollout(qkey, key);
+  else if (tag == "job")
+    s = reconcile_job(qkey, key);
+  else if (tag == "cj")
+    s = reconcile_cronjob(qkey, key);
   else if (tag == "gc")
     s = collect(qkey, key);
   if (s.ok()) {

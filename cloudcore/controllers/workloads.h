@@ -1,8 +1,8 @@
-// The workload controllers (apps/v1 ReplicaSet, Deployment, DaemonSet and the garbage collector
-// of their dependents), level-triggered from one informer over the store and one keyed work
-// queue, on one worker thread. Each reconcile reads the cache, writes the store with optimistic
-// concurrency and never trusts its own write until the watch shows it (expectations by revision),
-// so a burst of events never creates a pod twice.
+// The workload controllers (apps/v1 ReplicaSet, Deployment, DaemonSet, batch/v1 Job and CronJob,
+// and the garbage collector of their dependents), level-triggered from one informer over the store
+// and one keyed work queue, on one worker thread. Each reconcile reads the cache, writes the store
+// with optimistic concurrency and never trusts its own write until the watch shows it (expectations
+// by revision), so a burst of events never creates a pod twice.
 //
 // Edge semantics (docs/workloads.md): a node whose status is `unreachable` is normal at the edge.
 // Its pods keep counting as replicas (ready/available as last reported) and are never replaced
@@ -29,6 +29,8 @@ inline constexpr std::string_view kDeploymentsPrefix = "/deployments/";
 inline constexpr std::string_view kDaemonSetsPrefix = "/daemonsets/";
 inline constexpr std::string_view kControllerRevisionsPrefix = "/controllerrevisions/";
 inline constexpr std::string_view kRolloutsPrefix = "/rollouts/";  // gantry.io/v1 Rollout
+inline constexpr std::string_view kJobsPrefix = "/jobs/";          // batch/v1 Job
+inline constexpr std::string_view kCronJobsPrefix = "/cronjobs/";  // batch/v1 CronJob
 
 // The opt-in for replacing replicas on unreachable nodes: seconds a node must be unreachable
 // before its replica is given up (deleted gracefully: it stops when the node returns) and created

@@ -22,7 +22,8 @@ std::optional<std::string> prefix_of_kind(const std::string& kind) {
   if (kind == "Deployment") return std::string(kDeploymentsPrefix);
   if (kind == "DaemonSet") return std::string(kDaemonSetsPrefix);
   if (kind == "StatefulSet") return std::string("/statefulsets/");
-  if (kind == "Job") return std::string("/jobs/");
+  if (kind == "Job") return std::string(kJobsPrefix);
+  if (kind == "CronJob") return std::string(kCronJobsPrefix);
   return std::nullopt;
 }
 

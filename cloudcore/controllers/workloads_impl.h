@@ -60,6 +60,15 @@ struct WorkloadControllers::Impl {
   Status reconcile_daemonset(const std::string& qkey, const std::string& key);
   Status collect(const std::string& qkey, const std::string& key);
   Status reconcile_rollout(const std::string& qkey, const std::string& key);
+  Status reconcile_job(const std::string& qkey, const std::string& key);
+  Status reconcile_cronjob(const std::string& qkey, const std::string& key);
+  // Jobs (workloads_job.cc; worker thread): per Job store key, the failures last seen and when
+  // the count last grew, for the delay before a failed pod is replaced.
+  struct JobBackoff {
+    int64_t failed = 0;
+    int64_t since_ms = 0;
+  };
+  std::unordered_map<std::string, JobBackoff> job_backoff;
 
   // ----- rollouts (rollout_controller.cc; under `mu`)
   // Target store key ("/daemonsets/NS/NAME") -> the Rollouts naming it.

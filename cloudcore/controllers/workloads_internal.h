@@ -28,8 +28,16 @@ struct OwnerRef {
   bool controller = false;
 };
 
-enum class WKind { kReplicaSet, kDeployment, kDaemonSet, kControllerRevision, kRollout };
-inline constexpr int kWKinds = 5;
+enum class WKind {
+  kReplicaSet,
+  kDeployment,
+  kDaemonSet,
+  kControllerRevision,
+  kRollout,
+  kJob,
+  kCronJob
+};
+inline constexpr int kWKinds = 7;
 
 struct PodRec {
   std::string key, ns, name, uid;
@@ -55,6 +63,8 @@ struct PodStatusRec {
   // Why the pod cannot run (a container waiting in CrashLoopBackOff, ErrImagePull, ...; "Failed"
   // for a failed pod), "" when nothing is wrong. Rollouts count these as failures.
   std::string failure;
+  int64_t restarts =
+      0;  // the containers' restart counts, summed (a Job with OnFailure counts them)
 };
 
 struct NodeStatusRec {

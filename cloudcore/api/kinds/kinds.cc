@@ -16,7 +16,8 @@ const KindRegistry& builtin_kinds() {
     for (auto make :
          {kinds::pod, kinds::node, kinds::namespace_, kinds::config_map, kinds::secret,
           kinds::event, kinds::province, kinds::deployment, kinds::replica_set, kinds::daemon_set,
-          kinds::controller_revision, kinds::rollout, kinds::event_v1, kinds::image_pull_job}) {
+          kinds::controller_revision, kinds::job, kinds::cron_job, kinds::rollout, kinds::event_v1,
+          kinds::image_pull_job, kinds::cron_job_v1beta1}) {
       auto added = r.add(make());
       if (!added.ok()) {
         spdlog::critical("api kinds: {}", added.to_string());

@@ -19,6 +19,10 @@ Kind deployment();
 Kind replica_set();
 Kind daemon_set();
 Kind controller_revision();
+// batch/v1 (controller in cloudcore/controllers/workloads_job.cc)
+Kind job();
+Kind cron_job();          // controller in cloudcore/controllers/workloads_cronjob.cc
+Kind cron_job_v1beta1();  // the same stored CronJobs for kubectl < 1.21
 // gantry.io/v1 Rollout (controller in cloudcore/controllers/rollout*)
 Kind rollout();
 

@@ -15,6 +15,9 @@ namespace gantry::cloud::api::kinds {
 // dnsPolicy, schedulerName, per container imagePullPolicy and terminationMessage*), then checks
 // it makes a valid pod; errors name the field under `path` ("spec.template.spec.containers[0]...").
 common::Status prepare_pod_template(nlohmann::json& tmpl, const std::string& path);
+// A CronJob's jobTemplate (kinds/jobs.cc): its spec follows a Job's rules (errors under `path`,
+// "spec.jobTemplate.spec.template.spec.restartPolicy: ..."); its pod template gets the defaults.
+common::Status prepare_job_template(nlohmann::json& tmpl, const std::string& path);
 // spec.selector is required, not empty, and matches spec.template.metadata.labels.
 common::Status check_selector(const nlohmann::json& obj);
 // An int field that must be >= 0 when present ("spec.replicas: Invalid value: -1: must be

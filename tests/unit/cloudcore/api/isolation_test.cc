@@ -704,6 +704,52 @@ TEST_CASE_METHOD(Workloads,
             .code == 403);
 }
 
+TEST_CASE_METHOD(Workloads, "batch/v1 jobs are a province's workloads like the apps/v1 ones",
+                 "[api][isolation][workloads][job]") {
+  json job = {{"apiVersion", "batch/v1"},
+              {"kind", "Job"},
+              {"metadata", {{"name", "export"}}},
+              {"spec",
+               {{"template",
+                 {{"spec",
+                   {{"restartPolicy", "Never"},
+                    {"containers", {{{"name", "main"}, {"image", "busybox:1.36"}}}}}}}}}}};
+  auto jobs = [](const std::string& ns) { return "/apis/batch/v1/namespaces/" + ns + "/jobs"; };
+  CHECK(call("POST", jobs("zj-apps"), kJiangsuOperatorToken, job.dump()).code == 403);
+  CHECK(call("POST", jobs("zj-apps"), kZhejiangViewerToken, job.dump()).code == 403);
+  CHECK(call("POST", jobs("zj-apps"), kZhejiangOperatorToken, job.dump()).code == 201);
+  CHECK(call("GET", jobs("zj-apps") + "/export", kZhejiangViewerToken).code == 200);
+  CHECK(call("GET", jobs("zj-apps") + "/export", kJiangsuOperatorToken).code == 403);
+  CHECK(call("DELETE", jobs("zj-apps") + "/export", kJiangsuOperatorToken).code == 403);
+  CHECK(call("DELETE", jobs("zj-apps") + "/export", kZhejiangOperatorToken).code == 200);
+
+  // Their pod templates (a CronJob's in its jobTemplate) are admitted as pods: no side door.
+  json cron = {{"apiVersion", "batch/v1"},
+               {"kind", "CronJob"},
+               {"metadata", {{"name", "nightly"}}},
+               {"spec", {{"schedule", "@daily"}, {"jobTemplate", {{"spec", job["spec"]}}}}}};
+  auto cronjobs = [](const std::string& ns) {
+    return "/apis/batch/v1/namespaces/" + ns + "/cronjobs";
+  };
+  json moved_job = job;
+  moved_job["spec"]["template"]["spec"]["nodeName"] = "zj1";
+  auto r = call("POST", jobs("js-apps"), kJiangsuOperatorToken, moved_job.dump());
+  CHECK(r.code == 403);
+  CHECK_THAT(r.json()["message"].get<std::string>(),
+             Catch::Matchers::Contains("spec.template.spec.nodeName"));
+  json moved_cron = cron;
+  moved_cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["nodeName"] = "zj1";
+  r = call("POST", cronjobs("js-apps"), kJiangsuOperatorToken, moved_cron.dump());
+  CHECK(r.code == 403);
+  CHECK_THAT(r.json()["message"].get<std::string>(),
+             Catch::Matchers::Contains("spec.jobTemplate.spec.template.spec.nodeName"));
+  r = call("POST", cronjobs("js-apps"), kJiangsuOperatorToken, cron.dump());
+  REQUIRE(r.code == 201);
+  CHECK(r.json()["spec"]["jobTemplate"]["spec"]["template"]["spec"]["nodeSelector"]
+                ["topology.gantry.io/province"] == "jiangsu");
+  CHECK(call("GET", cronjobs("js-apps") + "/nightly", kZhejiangViewerToken).code == 403);
+}
+
 TEST_CASE_METHOD(Workloads,
                  "side door: a workload's pod template is admitted as its pods would be "
                  "(nodeName, nodeSelector, Pod Security, secret references)",

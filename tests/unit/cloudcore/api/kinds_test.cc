@@ -124,14 +124,17 @@ TEST_CASE("legacy discovery lists each kind of a group version", "[api][kinds]")
   CHECK_FALSE(api_resource_list(kinds, "apps", "v2"));
 
   json groups = api_group_list(kinds);
-  // gantry.io, apps (workloads), events.k8s.io, then the groups of subresource bodies only.
-  REQUIRE(groups["groups"].size() == 5);
+  // gantry.io, apps (workloads), batch (jobs), events.k8s.io, then the groups of subresource
+  // bodies only.
+  REQUIRE(groups["groups"].size() == 6);
   CHECK(groups["groups"][0]["name"] == "gantry.io");
   CHECK(groups["groups"][0]["preferredVersion"]["groupVersion"] == "gantry.io/v1");
   CHECK(groups["groups"][1]["name"] == "apps");
-  CHECK(groups["groups"][2]["name"] == "events.k8s.io");
-  CHECK(groups["groups"][3]["name"] == "policy");       // pods/eviction: Eviction
-  CHECK(groups["groups"][4]["name"] == "autoscaling");  // deployments/scale: Scale
+  CHECK(groups["groups"][2]["name"] == "batch");
+  CHECK(groups["groups"][2]["preferredVersion"]["groupVersion"] == "batch/v1");
+  CHECK(groups["groups"][3]["name"] == "events.k8s.io");
+  CHECK(groups["groups"][4]["name"] == "policy");       // pods/eviction: Eviction
+  CHECK(groups["groups"][5]["name"] == "autoscaling");  // deployments/scale: Scale
   // ... served with no resources, as kubectl 1.20's drain looks for the policy group.
   auto policy = api_resource_list(kinds, "policy", "v1");
   REQUIRE(policy);
@@ -141,7 +144,26 @@ TEST_CASE("legacy discovery lists each kind of a group version", "[api][kinds]")
   CHECK(api_group(kinds, "events.k8s.io"));
   CHECK(api_group(kinds, "gantry.io"));
   CHECK(api_group(kinds, "apps"));
-  CHECK_FALSE(api_group(kinds, "batch"));
+  CHECK(api_group(kinds, "batch"));
+  CHECK_FALSE(api_group(kinds, "networking.k8s.io"));
+  auto batch = api_resource_list(kinds, "batch", "v1");
+  REQUIRE(batch);
+  const json* jobs = resource_named(*batch, "jobs");
+  REQUIRE(jobs);
+  CHECK((*jobs)["namespaced"] == true);
+  CHECK((*jobs)["kind"] == "Job");
+  CHECK((*jobs)["categories"] == json({"all"}));
+  CHECK_FALSE((*jobs).contains("shortNames"));
+  CHECK(resource_named(*batch, "jobs/status"));
+  const json* cronjobs = resource_named(*batch, "cronjobs");
+  REQUIRE(cronjobs);
+  CHECK((*cronjobs)["shortNames"] == json({"cj"}));
+  CHECK((*cronjobs)["categories"] == json({"all"}));
+  CHECK(resource_named(*batch, "cronjobs/status"));
+  auto v1beta1 = api_resource_list(kinds, "batch", "v1beta1");  // kubectl < 1.21's CronJobs
+  REQUIRE(v1beta1);
+  CHECK(resource_named(*v1beta1, "cronjobs"));
+  CHECK_FALSE(resource_named(*v1beta1, "jobs"));
 }
 
 TEST_CASE("aggregated discovery is chosen by the Accept header, as client-go asks for it",

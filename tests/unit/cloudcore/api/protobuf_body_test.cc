@@ -90,6 +90,7 @@ TEST_CASE("kubectl's protobuf ConfigMap, Secret and Namespace bodies decode to t
                        {"finalizers", {"gantry.io/keep"}},
                        {"deletionGracePeriodSeconds", 0}}}});
   CHECK(protobuf_body_supported("", "ConfigMap"));
+  CHECK(protobuf_body_supported("batch", "Job"));
   CHECK_FALSE(protobuf_body_supported("", "Pod"));
   CHECK_FALSE(protobuf_body_supported("apps", "Deployment"));
 }
@@ -137,6 +138,35 @@ TEST_CASE("a protobuf body that is not such an object is refused with what is wr
   // Every prefix of a good body is an answer, not a crash.
   for (size_t n = 0; n < good.size(); ++n)
     (void)decode_protobuf_body("", "ConfigMap", good.substr(0, n));
+}
+
+TEST_CASE("kubectl create job's protobuf Job decodes to its JSON", "[api][protobuf][job]") {
+  // kubectl create job hello --image=busybox:1.36 -- echo hi: the container (with Go's empty
+  // resources message), restartPolicy Never, an empty template ObjectMeta and an empty status.
+  std::string container = field(1, "hello") + field(2, "busybox:1.36") + field(3, "echo") +
+                          field(3, "hi") + field(8, "") + field(14, "");
+  std::string pod_spec = field(2, container) + field(3, "Never");
+  std::string tmpl = field(1, meta("")) + field(2, pod_spec);
+  // A pointer int of 0 (completions: 0) is kept; an absent one is not there.
+  std::string spec = field(6, tmpl) + field_varint(2, 0) + field_varint(7, 3);
+  std::string job = field(1, meta("hello")) + field(2, spec) + field(3, "");
+  std::string body = std::string("k8s\0", 4) + field(1, field(1, "batch/v1") + field(2, "Job")) +
+                     field(2, job) + field(3, "") + field(4, "");
+  auto got = decode_protobuf_body("batch", "Job", body);
+  REQUIRE(got.ok());
+  CHECK(*got == json{{"apiVersion", "batch/v1"},
+                     {"kind", "Job"},
+                     {"metadata", {{"name", "hello"}}},
+                     {"spec",
+                      {{"completions", 0},
+                       {"backoffLimit", 3},
+                       {"template",
+                        {{"spec",
+                          {{"restartPolicy", "Never"},
+                           {"containers",
+                            {{{"name", "hello"},
+                              {"image", "busybox:1.36"},
+                              {"command", {"echo", "hi"}}}}}}}}}}}});
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include "cloudcore/controllers/workloads.h"
 
 #include <catch2/catch.hpp>
+#include <ctime>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -903,6 +904,423 @@ TEST_CASE_METHOD(WorkloadFixture,
   put_json(key, ds);
   REQUIRE(eventually([&] { return count([](const PodSeen& p) { return p.terminating; }) == 1; }));
   CHECK(controllers_->stats().pods_updated_in_place == 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// batch/v1 Job
+
+json job(const std::string& name, json spec_extra = json::object()) {
+  json j = {
+      {"apiVersion", "batch/v1"},
+      {"kind", "Job"},
+      {"metadata",
+       {{"name", name},
+        {"namespace", "default"},
+        {"uid", "uid-" + name},
+        {"generation", 1},
+        {"creationTimestamp", "2026-12-02T10:00:00Z"}}},
+      {"spec",
+       {{"parallelism", 1},
+        {"completions", 1},
+        {"backoffLimit", 6},
+        {"selector", {{"matchLabels", {{"batch.kubernetes.io/controller-uid", "uid-" + name}}}}},
+        {"template",
+         {{"metadata", {{"labels", {{"batch.kubernetes.io/controller-uid", "uid-" + name}}}}},
+          {"spec",
+           {{"restartPolicy", "Never"},
+            {"containers", {{{"name", "main"}, {"image", "busybox:1.36"}}}}}}}}}}};
+  j["spec"].update(spec_extra);
+  return j;
+}
+
+class JobFixture : public WorkloadFixture {
+ public:
+  std::string job_key(const std::string& name) {
+    return std::string(kJobsPrefix) + "default/" + name;
+  }
+  void put_job(const json& j) { put_json(job_key(j["metadata"]["name"]), j); }
+  json job_status(const std::string& name) {
+    auto j = get_json(job_key(name));
+    return j && j->contains("status") ? (*j)["status"] : json::object();
+  }
+  // The edge reports the pod in `phase` (Running: ready).
+  void report_phase(const std::string& name, v1::PodPhase phase) {
+    v1::StoredStatus st;
+    st.set_generation(1);
+    st.mutable_pod()->set_phase(phase);
+    st.mutable_pod()->set_ready(phase == v1::POD_PHASE_RUNNING);
+    REQUIRE(
+        store_->put(keys::status_key(v1::OBJECT_KIND_POD, "default", name), st.SerializeAsString())
+            .ok());
+  }
+  std::vector<PodSeen> job_pods(const std::string& name, bool live_only) {
+    std::vector<PodSeen> out;
+    for (auto& p : pods())
+      if (p.owner_uid == "uid-" + name && (!live_only || !p.terminating)) out.push_back(p);
+    return out;
+  }
+  // Pods of the Job that have no phase reported yet (the ones still to run).
+  std::vector<std::string> unreported(const std::string& name) {
+    std::vector<std::string> out;
+    for (auto& p : job_pods(name, true)) {
+      auto st = store_->get(keys::status_key(v1::OBJECT_KIND_POD, "default", p.name));
+      if (st.ok() && !*st) out.push_back(p.name);
+    }
+    return out;
+  }
+  bool settled() {
+    return eventually([&] { return controllers_->idle(); });
+  }
+};
+
+TEST_CASE_METHOD(JobFixture,
+                 "a Job runs parallelism pods at a time until completions have succeeded",
+                 "[controllers][workloads][job]") {
+  auto row = GENERATE(table<int, int>({{1, 1}, {5, 2}, {3, 3}, {2, 4}}));
+  const int completions = std::get<0>(row), parallelism = std::get<1>(row);
+  INFO(completions << " completions, parallelism " << parallelism);
+  start();
+  put_job(job("batch", {{"completions", completions}, {"parallelism", parallelism}}));
+  int succeeded = 0;
+  while (succeeded < completions) {
+    int want = std::min(parallelism, completions - succeeded);
+    REQUIRE(eventually([&] { return static_cast<int>(unreported("batch").size()) == want; }));
+    REQUIRE(settled());
+    // Never more running than parallelism, nor than the completions still needed.
+    CHECK(static_cast<int>(unreported("batch").size()) == want);
+    CHECK(eventually([&] { return job_status("batch").value("active", 0) == want; }));
+    report_phase(unreported("batch").front(), v1::POD_PHASE_SUCCEEDED);
+    ++succeeded;
+    CHECK(eventually([&] { return job_status("batch").value("succeeded", 0) == succeeded; }));
+  }
+  REQUIRE(
+      eventually([&] { return !condition(job_status("batch"), "Complete", "status").empty(); }));
+  json s = job_status("batch");
+  CHECK(condition(s, "Complete", "status") == "True");
+  CHECK(s.contains("startTime"));
+  CHECK(s.contains("completionTime"));
+  CHECK_FALSE(s.contains("active"));
+  REQUIRE(settled());
+  // Exactly `completions` pods were ever made; each is the Job's (controller: true).
+  auto ps = job_pods("batch", false);
+  CHECK(static_cast<int>(ps.size()) == completions);
+  for (const auto& p : ps) {
+    CHECK(p.controller);
+    CHECK(p.name.starts_with("batch-"));
+    CHECK(p.obj["metadata"]["ownerReferences"][0]["kind"] == "Job");
+    CHECK(p.obj["metadata"]["ownerReferences"][0]["apiVersion"] == "batch/v1");
+    CHECK(p.obj["spec"]["restartPolicy"] == "Never");
+  }
+}
+
+TEST_CASE_METHOD(
+    JobFixture, "a failing Job replaces failed pods after a back-off and fails at its backoffLimit",
+    "[controllers][workloads][job]") {
+  int limit = GENERATE(0, 2);
+  INFO("backoffLimit " << limit);
+  start();
+  put_job(job("flaky", {{"backoffLimit", limit}}));
+  for (int failure = 1; failure <= limit + 1; ++failure) {
+    REQUIRE(eventually([&] { return unreported("flaky").size() == 1; }));
+    report_phase(unreported("flaky").front(), v1::POD_PHASE_FAILED);
+    REQUIRE(eventually([&] { return job_status("flaky").value("failed", 0) == failure; }));
+    if (failure == limit + 1) break;
+    // Not replaced before the back-off (10 s, 20 s, ...) has passed.
+    REQUIRE(settled());
+    CHECK(unreported("flaky").empty());
+    advance(std::chrono::seconds(10 << (failure - 1)) - 1s);
+    REQUIRE(settled());
+    CHECK(unreported("flaky").empty());
+    advance(1s);
+  }
+  REQUIRE(eventually([&] { return condition(job_status("flaky"), "Failed", "status") == "True"; }));
+  CHECK(condition(job_status("flaky"), "Failed", "reason") == "BackoffLimitExceeded");
+  CHECK_FALSE(job_status("flaky").contains("completionTime"));
+  advance(1h);
+  REQUIRE(settled());
+  CHECK(static_cast<int>(job_pods("flaky", false).size()) == limit + 1);  // no more attempts
+}
+
+TEST_CASE_METHOD(JobFixture,
+                 "activeDeadlineSeconds fails the Job with DeadlineExceeded and stops its pods",
+                 "[controllers][workloads][job]") {
+  start();
+  put_job(job("slow", {{"parallelism", 2}, {"completions", 4}, {"activeDeadlineSeconds", 60}}));
+  REQUIRE(eventually([&] { return unreported("slow").size() == 2; }));
+  for (const auto& name : unreported("slow")) {
+    bind(name, "n1");
+    report_phase(name, v1::POD_PHASE_RUNNING);
+  }
+  node_reachable("n1", true);
+  REQUIRE(eventually([&] { return job_status("slow").value("ready", -1) == 2; }));
+  advance(59s);
+  REQUIRE(settled());
+  CHECK(condition(job_status("slow"), "Failed", "status").empty());
+  advance(1s);
+  REQUIRE(eventually(
+      [&] { return condition(job_status("slow"), "Failed", "reason") == "DeadlineExceeded"; }));
+  // Its running pods are deleted (gracefully: they are bound), and none is made after.
+  CHECK(eventually([&] { return job_pods("slow", true).empty(); }));
+  CHECK(job_pods("slow", false).size() == 2);
+}
+
+TEST_CASE_METHOD(JobFixture,
+                 "a Job pod on a node that goes Unknown mid-run is neither failed nor replaced",
+                 "[controllers][workloads][job][edge]") {
+  start();
+  put_job(job("toll", {{"parallelism", 2}, {"completions", 2}, {"backoffLimit", 0}}));
+  REQUIRE(eventually([&] { return unreported("toll").size() == 2; }));
+  auto names = unreported("toll");
+  bind(names[0], "n1");
+  bind(names[1], "n2");
+  node_reachable("n1", true);
+  node_reachable("n2", true);
+  report_phase(names[0], v1::POD_PHASE_RUNNING);
+  report_phase(names[1], v1::POD_PHASE_RUNNING);
+  REQUIRE(eventually([&] { return job_status("toll").value("ready", -1) == 2; }));
+  // n2 goes silent mid-run.
+  node_reachable("n2", false, clock_.unix_ms());
+  REQUIRE(eventually([&] {
+    json s = job_status("toll");
+    return s.value("unreachable", 0) == 1 && s.value("active", 0) == 2 &&
+           condition(s, "Reachable", "status") == "False";
+  }));
+  CHECK(condition(job_status("toll"), "Reachable", "message").starts_with("1 of 2 active pods"));
+  // A day later: still active, not failed, no replacement.
+  advance(24h);
+  REQUIRE(settled());
+  CHECK(job_pods("toll", false).size() == 2);
+  CHECK(job_status("toll").value("failed", 0) == 0);
+  CHECK(condition(job_status("toll"), "Failed", "status").empty());
+  // The reachable pod succeeds: the one on n2 still holds the last completion.
+  report_phase(names[0], v1::POD_PHASE_SUCCEEDED);
+  REQUIRE(eventually([&] { return job_status("toll").value("succeeded", 0) == 1; }));
+  REQUIRE(settled());
+  CHECK(job_pods("toll", false).size() == 2);
+  // A user deletes it while n2 is away: it may still run there, so its slot stays taken.
+  for (auto p : pods())
+    if (p.name == names[1]) {
+      p.obj["metadata"]["deletionTimestamp"] = "2026-12-02T11:00:00Z";
+      write_pod(p.obj);
+    }
+  REQUIRE(eventually([&] { return job_status("toll").value("terminating", 0) == 1; }));
+  REQUIRE(settled());
+  CHECK(job_pods("toll", false).size() == 2);
+  // n2 returns: the deletion takes effect there, and the pod is replaced (TerminatingOrFailed).
+  node_reachable("n2", true);
+  REQUIRE(eventually([&] { return unreported("toll").size() == 1; }));
+  report_phase(unreported("toll").front(), v1::POD_PHASE_SUCCEEDED);
+  CHECK(eventually([&] { return condition(job_status("toll"), "Complete", "status") == "True"; }));
+  CHECK(condition(job_status("toll"), "Reachable", "status") == "True");
+}
+
+TEST_CASE_METHOD(JobFixture, "a finished Job with ttlSecondsAfterFinished goes with its pods",
+                 "[controllers][workloads][job]") {
+  start();
+  put_job(job("once", {{"ttlSecondsAfterFinished", 100}}));
+  REQUIRE(eventually([&] { return unreported("once").size() == 1; }));
+  report_phase(unreported("once").front(), v1::POD_PHASE_SUCCEEDED);
+  REQUIRE(
+      eventually([&] { return condition(job_status("once"), "Complete", "status") == "True"; }));
+  advance(99s);
+  REQUIRE(settled());
+  CHECK(get_json(job_key("once")).has_value());
+  advance(1s);
+  CHECK(eventually([&] { return !get_json(job_key("once")) && job_pods("once", false).empty(); }));
+}
+
+TEST_CASE_METHOD(JobFixture, "a suspended Job makes no pods until it is resumed",
+                 "[controllers][workloads][job]") {
+  start();
+  put_job(job("later", {{"suspend", true}}));
+  REQUIRE(
+      eventually([&] { return condition(job_status("later"), "Suspended", "status") == "True"; }));
+  REQUIRE(settled());
+  CHECK(job_pods("later", false).empty());
+  json j = *get_json(job_key("later"));
+  j["spec"]["suspend"] = false;
+  put_job(j);
+  CHECK(eventually([&] { return unreported("later").size() == 1; }));
+  CHECK(
+      eventually([&] { return condition(job_status("later"), "Suspended", "status") == "False"; }));
+}
+
+// ---------------------------------------------------------------------------------------------
+// batch/v1 CronJob
+
+class CronJobFixture : public JobFixture {
+ public:
+  json cron_job(const std::string& name, const std::string& schedule,
+                json spec_extra = json::object()) {
+    json j = {{"apiVersion", "batch/v1"},
+              {"kind", "CronJob"},
+              {"metadata",
+               {{"name", name},
+                {"namespace", "default"},
+                {"uid", "uid-" + name},
+                {"generation", 1},
+                {"creationTimestamp", rfc3339(clock_.unix_ms())}}},
+              {"spec",
+               {{"schedule", schedule},
+                {"concurrencyPolicy", "Allow"},
+                {"suspend", false},
+                {"successfulJobsHistoryLimit", 3},
+                {"failedJobsHistoryLimit", 1},
+                {"jobTemplate",
+                 {{"metadata", {{"labels", {{"app", name}}}}},
+                  {"spec",
+                   {{"template",
+                     {{"spec",
+                       {{"restartPolicy", "OnFailure"},
+                        {"containers", {{{"name", "main"}, {"image", "busybox:1.36"}}}}}}}}}}}}}}};
+    j["spec"].update(spec_extra);
+    return j;
+  }
+  static std::string rfc3339(int64_t unix_ms) {
+    std::time_t t = static_cast<std::time_t>(unix_ms / 1000);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
+  }
+  std::string cron_key(const std::string& name) {
+    return std::string(kCronJobsPrefix) + "default/" + name;
+  }
+  json cron_status(const std::string& name) {
+    auto j = get_json(cron_key(name));
+    return j && j->contains("status") ? (*j)["status"] : json::object();
+  }
+  std::vector<json> jobs_of(const std::string& cron_uid) {
+    ListOptions lo;
+    lo.prefix = std::string(kJobsPrefix);
+    auto list = store_->list(lo);
+    REQUIRE(list.ok());
+    std::vector<json> out;
+    for (const auto& kv : list->items) {
+      v1::StoredObject so;
+      REQUIRE(so.ParseFromString(kv.value));
+      json j = json::parse(so.json());
+      if (j["metadata"].contains("ownerReferences") &&
+          j["metadata"]["ownerReferences"][0]["uid"] == cron_uid)
+        out.push_back(j);
+    }
+    return out;
+  }
+  // Pods labelled with the run's job-name (any state).
+  size_t pods_of_run(const std::string& job_name) {
+    return count([&](const PodSeen& p) {
+      auto l = p.labels.find("job-name");
+      return l != p.labels.end() && l->second == job_name;
+    });
+  }
+  // The run's pod succeeds (the Job controller makes the pod, then completes the Job).
+  void finish_run(const json& job) {
+    std::string name = job["metadata"]["name"];
+    std::string uid = job["metadata"]["uid"];
+    auto pod_of_run = [&]() -> std::string {
+      for (const auto& p : pods())
+        if (p.owner_uid == uid && !p.terminating) return p.name;
+      return "";
+    };
+    REQUIRE(eventually([&] { return !pod_of_run().empty(); }));
+    report_phase(pod_of_run(), v1::POD_PHASE_SUCCEEDED);
+    REQUIRE(
+        eventually([&] { return condition(job_status(name), "Complete", "status") == "True"; }));
+  }
+};
+
+TEST_CASE_METHOD(CronJobFixture,
+                 "a CronJob runs a Job at each scheduled minute and keeps its history limit",
+                 "[controllers][workloads][cronjob]") {
+  start();
+  const int64_t t0 = clock_.unix_ms() / 1000;  // a multiple of 5 minutes
+  put_json(cron_key("report"), cron_job("report", "*/5 * * * *"));
+  REQUIRE(settled());
+  CHECK(jobs_of("uid-report").empty());  // the creation minute itself is not a run
+  for (int run = 1; run <= 5; ++run) {
+    advance(5min);
+    std::string name = "report-" + std::to_string((t0 + run * 300) / 60);
+    REQUIRE(eventually([&] { return get_json(job_key(name)).has_value(); }));
+    json job = *get_json(job_key(name));
+    CHECK(job["metadata"]["ownerReferences"][0]["kind"] == "CronJob");
+    CHECK(job["metadata"]["ownerReferences"][0]["controller"] == true);
+    CHECK(job["metadata"]["labels"]["app"] == "report");
+    CHECK(job["metadata"]["annotations"]["batch.kubernetes.io/cronjob-scheduled-timestamp"] ==
+          rfc3339((t0 + run * 300) * 1000));
+    std::string uid = job["metadata"]["uid"];
+    CHECK(job["spec"]["selector"]["matchLabels"]["batch.kubernetes.io/controller-uid"] == uid);
+    CHECK(job["spec"]["template"]["metadata"]["labels"]["job-name"] == name);
+    CHECK(job["spec"]["backoffLimit"] == 6);
+    REQUIRE(eventually([&] {
+      json s = cron_status("report");
+      return s.contains("active") && s["active"].size() == 1 && s["active"][0]["name"] == name &&
+             s.value("lastScheduleTime", "") == rfc3339((t0 + run * 300) * 1000);
+    }));
+    finish_run(job);
+    REQUIRE(eventually([&] {
+      json s = cron_status("report");
+      return !s.contains("active") && s.contains("lastSuccessfulTime");
+    }));
+  }
+  // successfulJobsHistoryLimit 3: the two oldest runs are gone, with their pods.
+  REQUIRE(eventually([&] { return jobs_of("uid-report").size() == 3; }));
+  CHECK(eventually([&] { return pods_of_run("report-" + std::to_string((t0 + 300) / 60)) == 0; }));
+  CHECK(get_json(job_key("report-" + std::to_string((t0 + 5 * 300) / 60))).has_value());
+}
+
+TEST_CASE_METHOD(CronJobFixture,
+                 "concurrencyPolicy: Allow runs alongside, Forbid skips, Replace replaces",
+                 "[controllers][workloads][cronjob]") {
+  std::string policy = GENERATE(as<std::string>{}, "Allow", "Forbid", "Replace");
+  INFO(policy);
+  start();
+  const int64_t t0 = clock_.unix_ms() / 1000;
+  put_json(cron_key("sync"), cron_job("sync", "*/5 * * * *", {{"concurrencyPolicy", policy}}));
+  advance(5min);
+  std::string first = "sync-" + std::to_string((t0 + 300) / 60);
+  std::string second = "sync-" + std::to_string((t0 + 600) / 60);
+  REQUIRE(eventually([&] { return get_json(job_key(first)).has_value(); }));
+  REQUIRE(settled());
+  advance(5min);  // the first run is still going
+  if (policy == "Allow") {
+    REQUIRE(eventually([&] { return jobs_of("uid-sync").size() == 2; }));
+    CHECK(eventually([&] { return cron_status("sync")["active"].size() == 2; }));
+  } else if (policy == "Forbid") {
+    REQUIRE(settled());
+    CHECK(jobs_of("uid-sync").size() == 1);
+    CHECK(cron_status("sync").value("lastScheduleTime", "") == rfc3339((t0 + 300) * 1000));
+  } else {
+    REQUIRE(eventually([&] {
+      auto js = jobs_of("uid-sync");
+      return js.size() == 1 && js[0]["metadata"]["name"] == second;
+    }));
+    CHECK(eventually([&] { return pods_of_run(first) == 0; }));
+  }
+}
+
+TEST_CASE_METHOD(CronJobFixture,
+                 "a suspended CronJob runs nothing, and startingDeadlineSeconds skips a late run",
+                 "[controllers][workloads][cronjob]") {
+  start();
+  const int64_t t0 = clock_.unix_ms() / 1000;
+  put_json(cron_key("nightly"), cron_job("nightly", "*/5 * * * *", {{"suspend", true}}));
+  advance(12min);
+  REQUIRE(settled());
+  CHECK(jobs_of("uid-nightly").empty());
+  // Resumed 2 minutes after a scheduled minute, with 60 s to start: that minute is missed.
+  json cj = *get_json(cron_key("nightly"));
+  cj["spec"]["suspend"] = false;
+  cj["spec"]["startingDeadlineSeconds"] = 60;
+  put_json(cron_key("nightly"), cj);
+  REQUIRE(settled());
+  CHECK(jobs_of("uid-nightly").empty());
+  advance(3min);
+  CHECK(eventually([&] {
+    auto js = jobs_of("uid-nightly");
+    return js.size() == 1 &&
+           js[0]["metadata"]["name"] == "nightly-" + std::to_string((t0 + 900) / 60);
+  }));
 }
 
 }  // namespace
