@@ -340,6 +340,9 @@ struct ApiServer::Impl : std::enable_shared_from_this<ApiServer::Impl> {
   Authorizer authorizer;  // roles, province namespaces, admission (cloudcore/api/authorizer.h)
   std::unique_ptr<common::HttpServer> http;
   std::unique_ptr<Aggregates> aggregates;  // fleet aggregates for the dashboard (aggregates_api.h)
+  // /openapi/v2 in both encodings, derived from the kinds once.
+  const std::string openapi_protobuf = openapi_v2_protobuf(kinds, kGitVersion);
+  const std::string openapi_json = openapi_v2_json(kinds, kGitVersion).dump();
 
   struct Watch;
   struct LogSession;
@@ -2316,12 +2319,12 @@ Response ApiServer::Impl::handle(Request& req) {
       if (accept.find("protobuf") != std::string::npos) {
         Response r;
         r.status = 200;
-        r.body = openapi_v2_protobuf(kinds, kGitVersion);
+        r.body = openapi_protobuf;
         r.headers.emplace_back("Content-Type",
                                "application/com.github.proto-openapi.spec.v2.v1.0+protobuf");
         return r;
       }
-      return json_response(200, openapi_v2_json(kinds, kGitVersion));
+      return Response::json(200, openapi_json);
     }
   }
   constexpr std::string_view kProvinces = "/apis/gantry.io/v1/provinces";

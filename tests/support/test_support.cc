@@ -125,6 +125,26 @@ std::filesystem::path build_dir() {
   return std::filesystem::current_path();
 }
 
+bool gantryadm_init_on_loopback(const std::filesystem::path& dir, uint16_t tunnel, uint16_t api,
+                                uint16_t join) {
+  ChildProcess init({(build_dir() / "tools/gantryadm/gantryadm").string(), "init", "--data-dir",
+                     dir.string(), "--advertise-address", "127.0.0.1"},
+                    dir.string() + ".log");
+  if (init.wait() != 0) return false;
+  const auto yaml_path = dir / "cloudcore.yaml";
+  std::stringstream in;
+  in << std::ifstream(yaml_path).rdbuf();
+  std::string yaml = in.str();
+  for (auto [from, port] :
+       {std::pair{"0.0.0.0:10000", tunnel}, {"0.0.0.0:10443", api}, {"0.0.0.0:10002", join}}) {
+    const std::string to = "127.0.0.1:" + std::to_string(port);
+    for (size_t at = yaml.find(from); at != std::string::npos; at = yaml.find(from, at + to.size()))
+      yaml.replace(at, std::string_view(from).size(), to);
+  }
+  std::ofstream(yaml_path) << yaml;
+  return true;
+}
+
 std::vector<std::string> kubectl_binaries() {
   std::vector<std::string> out;
   for (const char* p : {"/usr/lib/google-cloud-sdk/bin/kubectl.1.27",

@@ -61,6 +61,12 @@ class ChildProcess {
 // Where the build tree is (binaries live there), from the environment ctest sets.
 std::filesystem::path build_dir();
 
+// `gantryadm init --data-dir DIR --advertise-address 127.0.0.1` with the cloudcore.yaml it writes
+// listening on these loopback ports instead of 0.0.0.0:10000 (tunnel), :10443 (API) and :10002
+// (join). False when init fails (its output is in DIR.log).
+bool gantryadm_init_on_loopback(const std::filesystem::path& dir, uint16_t tunnel, uint16_t api,
+                                uint16_t join);
+
 // The kubectl binaries on this machine to test against: the oldest and newest of the kubectl
 // package (1.27, 1.33), the ones in /usr/bin and /usr/local/bin, and Debian's 1.20 that
 // tools/deps.sh unpacks into /var/cache/gantry-kubectl/1.20, those that exist.

@@ -1,7 +1,6 @@
 // events.k8s.io/v1 Event: the stored (core v1) events in that version's shape — regarding, note,
 // reportingController, deprecated* — converted on every read and back before storage, as
 // kube-apiserver serves one storage in two versions (cloudcore/api/event_shapes.h).
-#include <cctype>
 
 #include "cloudcore/api/event_shapes.h"
 #include "cloudcore/api/kinds/kinds.h"
@@ -42,23 +41,7 @@ Kind event_v1() {
     obj = std::move(core).value();
     return common::ok_status();
   };
-  auto text = [](const char* field) {
-    return
-        [field](const json& obj, SystemTime) { return json(common::json_string_at(obj, {field})); };
-  };
-  k.columns = {
-      {"Last Seen", "string", "When the event was last seen.", 0, "",
-       [](const json& obj, SystemTime now) { return json(event_last_seen(obj, now)); }},
-      {"Type", "string", "Normal or Warning.", 0, "", text("type")},
-      {"Reason", "string", "Why.", 0, "", text("reason")},
-      {"Object", "string", "The object the event is about.", 0, "",
-       [](const json& obj, SystemTime) {
-         std::string object = common::json_string_at(obj, {"regarding", "kind"});
-         for (auto& c : object) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-         return json(object + "/" + common::json_string_at(obj, {"regarding", "name"}));
-       }},
-      {"Message", "string", "What happened.", 0, "", text("note")},
-  };
+  k.columns = event_columns("regarding", "note");
   return k;
 }
 

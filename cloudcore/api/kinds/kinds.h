@@ -13,6 +13,9 @@ Kind config_map();
 Kind secret();
 Kind event();
 Kind event_v1();  // events.k8s.io/v1: the same stored events in that version's shape
+// The columns both Event versions show: LAST SEEN, TYPE, REASON, OBJECT (kind/name under
+// `object_field`) and MESSAGE (`message_field`).
+std::vector<TableColumn> event_columns(const char* object_field, const char* message_field);
 Kind province();  // gantry.io/v1 aggregates, computed (not stored); served by the server itself
 // apps/v1 (controllers in cloudcore/controllers/workloads*)
 Kind deployment();

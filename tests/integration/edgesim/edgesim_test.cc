@@ -7,7 +7,6 @@
 
 #include <catch2/catch.hpp>
 #include <fstream>
-#include <regex>
 
 #include "tests/support/test_support.h"
 #include "tools/edgesim/sim.h"
@@ -16,11 +15,6 @@ namespace gantry::test {
 namespace {
 
 using namespace std::chrono_literals;
-
-std::string read_text(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
 
 TEST_CASE("edgesim: 300 nodes with 5 pods each all get Ready and every status change arrives") {
   constexpr int kNodes = 300;
@@ -33,21 +27,8 @@ TEST_CASE("edgesim: 300 nodes with 5 pods each all get Ready and every status ch
 
   TempDir dir;
   const auto cc = dir.path() / "cc";
-  ChildProcess init({(build_dir() / "tools/gantryadm/gantryadm").string(), "init", "--data-dir",
-                     cc.string(), "--advertise-address", "127.0.0.1"},
-                    dir.path() / "init.log");
-  REQUIRE(init.wait() == 0);
   const uint16_t tunnel = free_port(), api = free_port(), join = free_port();
-  {
-    std::string config = read_text(cc / "cloudcore.yaml");
-    config = std::regex_replace(config, std::regex("0\\.0\\.0\\.0:10000"),
-                                fmt::format("127.0.0.1:{}", tunnel));
-    config = std::regex_replace(config, std::regex("0\\.0\\.0\\.0:10443"),
-                                fmt::format("127.0.0.1:{}", api));
-    config = std::regex_replace(config, std::regex("0\\.0\\.0\\.0:10002"),
-                                fmt::format("127.0.0.1:{}", join));
-    std::ofstream(cc / "cloudcore.yaml") << config;
-  }
+  REQUIRE(gantryadm_init_on_loopback(cc, tunnel, api, join));
   sim::SeedOptions seed;
   seed.store_path = (cc / "data" / "store").string();
   seed.nodes = kNodes;

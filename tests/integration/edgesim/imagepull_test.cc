@@ -8,7 +8,6 @@
 #include <catch2/catch.hpp>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <regex>
 
 #include "cloudcore/store/rocks_store.h"
 #include "gantry/v1/objects.pb.h"
@@ -21,11 +20,6 @@ namespace {
 using namespace std::chrono_literals;
 using json = nlohmann::json;
 
-std::string read_file(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
 TEST_CASE("edgesim: an ImagePullJob reaches every connected node and waits for the offline ones",
           "[imagepull]") {
   constexpr int kNodes = 60;      // in the store, over 29 provinces
@@ -37,21 +31,8 @@ TEST_CASE("edgesim: an ImagePullJob reaches every connected node and waits for t
 
   TempDir dir;
   const auto cc = dir.path() / "cc";
-  ChildProcess init({(build_dir() / "tools/gantryadm/gantryadm").string(), "init", "--data-dir",
-                     cc.string(), "--advertise-address", "127.0.0.1"},
-                    dir.path() / "init.log");
-  REQUIRE(init.wait() == 0);
   const uint16_t tunnel = free_port(), api = free_port(), join = free_port();
-  {
-    std::string config = read_file(cc / "cloudcore.yaml");
-    config = std::regex_replace(config, std::regex("0\\.0\\.0\\.0:10000"),
-                                fmt::format("127.0.0.1:{}", tunnel));
-    config = std::regex_replace(config, std::regex("0\\.0\\.0\\.0:10443"),
-                                fmt::format("127.0.0.1:{}", api));
-    config = std::regex_replace(config, std::regex("0\\.0\\.0\\.0:10002"),
-                                fmt::format("127.0.0.1:{}", join));
-    std::ofstream(cc / "cloudcore.yaml") << config;
-  }
+  REQUIRE(gantryadm_init_on_loopback(cc, tunnel, api, join));
   const std::string store_path = (cc / "data" / "store").string();
   sim::SeedOptions seed;
   seed.store_path = store_path;

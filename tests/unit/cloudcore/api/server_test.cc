@@ -40,7 +40,16 @@ TEST_CASE_METHOD(ApiFixture, "discovery answers and health needs no token", "[ap
   CHECK(names.count("pods"));
   CHECK(names.count("pods/log"));
   CHECK(call("GET", "/apis", kAdminToken).json()["groups"][0]["name"] == "gantry.io");
-  CHECK(call("GET", "/openapi/v2", kAdminToken).json()["swagger"] == "2.0");
+  auto openapi = call("GET", "/openapi/v2", kAdminToken).json();
+  CHECK(openapi["swagger"] == "2.0");
+  // What kubectl < 1.27 reads to allow diff and --dry-run=server: the PATCH of each kind's item
+  // path with its group/version/kind and a dryRun query parameter.
+  const auto& patch =
+      openapi["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"];
+  CHECK(patch["x-kubernetes-group-version-kind"] ==
+        nlohmann::json({{"group", "apps"}, {"version", "v1"}, {"kind", "Deployment"}}));
+  CHECK(patch["parameters"][0]["name"] == "dryRun");
+  CHECK(openapi["paths"]["/api/v1/nodes"]["post"]["operationId"] == "createCoreV1Node");
   auto bad = call("GET", "/api/v1/pods", "wrong-token");
   CHECK(bad.code == 401);
   CHECK(bad.json()["kind"] == "Status");

@@ -5,6 +5,7 @@
 
 #include "cloudcore/controllers/imagepull.h"
 #include "tests/unit/cloudcore/api/api_fixture.h"
+#include "tests/unit/cloudcore/controllers/pull_reports.h"
 
 namespace gantry::cloud::controllers {
 namespace {
@@ -31,19 +32,7 @@ class InstantNodes : public PullTransport {
       std::lock_guard lock(mu_);
       todo.swap(pending_);
     }
-    for (const auto& [node, req] : todo) {
-      v1::ImagePullReport r;
-      r.set_job(req.job());
-      r.set_job_uid(req.job_uid());
-      for (const auto& i : req.images()) {
-        auto* x = r.add_images();
-        x->set_image(i);
-        x->set_phase(v1::IMAGE_PULL_PHASE_SUCCEEDED);
-        x->set_image_id("sha256:" + i);
-        x->set_attempts(1);
-      }
-      c.on_report(node, r);
-    }
+    for (const auto& [node, req] : todo) c.on_report(node, gantry::test::pulled_report(req));
   }
 
  private:

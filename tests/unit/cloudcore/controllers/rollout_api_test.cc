@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "cloudcore/controllers/imagepull.h"
+#include "tests/unit/cloudcore/controllers/pull_reports.h"
 #include "tests/unit/cloudcore/controllers/rollout_fleet.h"
 
 namespace gantry::cloud::controllers {
@@ -430,19 +431,7 @@ class PullEdge : public PullTransport {
       std::lock_guard lock(mu_);
       q.swap(queued_);
     }
-    for (const auto& [node, req] : q) {
-      v1::ImagePullReport report;
-      report.set_job(req.job());
-      report.set_job_uid(req.job_uid());
-      for (const auto& image : req.images()) {
-        auto* r = report.add_images();
-        r->set_image(image);
-        r->set_phase(v1::IMAGE_PULL_PHASE_SUCCEEDED);
-        r->set_image_id("sha256:" + image);
-        r->set_attempts(1);
-      }
-      c.on_report(node, report);
-    }
+    for (const auto& [node, req] : q) c.on_report(node, gantry::test::pulled_report(req));
   }
   std::set<std::string> asked() const {
     std::lock_guard lock(mu_);
